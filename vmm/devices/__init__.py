@@ -1,0 +1,1 @@
+"""Built-in devices. Each registers itself on a `Machine` through the public handler API."""

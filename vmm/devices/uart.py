@@ -1,0 +1,81 @@
+"""A 16550 UART: enough registers for polled drivers. Transmit goes to the console; the receive
+side reads from a byte queue the host can fill (`feed`)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ..exits import IoExit
+from .console import Console
+
+# register offsets
+RBR_THR, IER, IIR_FCR, LCR, MCR, LSR, MSR, SCR = range(8)
+LCR_DLAB = 0x80
+LSR_DR, LSR_THRE, LSR_TEMT = 0x01, 0x20, 0x40
+MSR_CTS, MSR_DSR, MSR_DCD = 0x10, 0x20, 0x80
+IIR_NONE, IIR_FIFO = 0x01, 0xC0
+
+
+class Uart16550:
+    def __init__(self, console: Console, base: int = 0x3F8) -> None:
+        self.console = console
+        self.base = base
+        self.rx: deque[int] = deque()
+        self.ier = self.lcr = self.mcr = self.scr = self.fcr = 0
+        self.divisor = 12  # 9600 baud, the usual reset value
+
+    def feed(self, data: bytes) -> None:
+        self.rx.extend(data)
+
+    def handle_io(self, ex: IoExit) -> None:
+        reg = ex.port - self.base
+        if ex.is_write:
+            self.write(reg, ex.value & 0xFF)
+        else:
+            ex.value = self.read(reg)
+
+    def write(self, reg: int, v: int) -> None:
+        dlab = self.lcr & LCR_DLAB
+        if reg == RBR_THR:
+            if dlab:
+                self.divisor = (self.divisor & 0xFF00) | v
+            else:
+                self.console.put(v)
+        elif reg == IER:
+            if dlab:
+                self.divisor = (self.divisor & 0xFF) | v << 8
+            else:
+                self.ier = v & 0x0F
+        elif reg == IIR_FCR:
+            self.fcr = v
+            if v & 0x02:
+                self.rx.clear()
+        elif reg == LCR:
+            self.lcr = v
+        elif reg == MCR:
+            self.mcr = v & 0x1F
+        elif reg == SCR:
+            self.scr = v
+
+    def read(self, reg: int) -> int:
+        dlab = self.lcr & LCR_DLAB
+        if reg == RBR_THR:
+            if dlab:
+                return self.divisor & 0xFF
+            return self.rx.popleft() if self.rx else 0
+        if reg == IER:
+            return self.divisor >> 8 if dlab else self.ier
+        if reg == IIR_FCR:
+            return IIR_NONE | (IIR_FIFO if self.fcr & 1 else 0)
+        if reg == LCR:
+            return self.lcr
+        if reg == MCR:
+            return self.mcr
+        if reg == LSR:
+            return LSR_THRE | LSR_TEMT | (LSR_DR if self.rx else 0)
+        if reg == MSR:
+            if self.mcr & 0x10:  # loopback: modem inputs follow the outputs
+                m = self.mcr
+                return (m & 1) << 5 | (m & 2) << 3 | (m & 4) << 4 | (m & 8) << 4
+            return MSR_CTS | MSR_DSR | MSR_DCD
+        return self.scr

@@ -1,0 +1,108 @@
+"""The exit dispatcher: handlers register by exit kind, by I/O port range or by MMIO range.
+
+Built-in devices register through exactly these calls, so a user script can replace any of them.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from typing import Any
+
+from .exits import Exit, IoExit, MmioExit
+from .verdict import Stop, Verdict
+
+Handler = Callable[[Any], Verdict]
+
+# Ranges up to this many ports go into the per-port table (one dict lookup on the hot path);
+# larger ones are searched after it.
+_PORT_TABLE_LIMIT = 4096
+
+
+class Dispatcher:
+    def __init__(self) -> None:
+        self._by_reason: dict[int, Handler] = {}
+        self._ports: dict[int, Handler] = {}
+        self._port_ranges: list[tuple[int, int, Handler]] = []
+        self._mmio_starts: list[int] = []
+        self._mmio: list[tuple[int, int, Handler]] = []  # sorted (start, end, handler)
+        self.unhandled_io: Handler = lambda ex: None
+        self.unhandled_mmio: Handler = lambda ex: None
+        self.unhandled_exit: Handler = lambda ex: Stop(14, f"no handler for exit {ex.name}", fatal=True)
+        self._by_reason[IoExit.reason] = self._route_io
+        self._by_reason[MmioExit.reason] = self._route_mmio
+
+    # --- registration ------------------------------------------------------------------
+    def on_exit(self, kind: type[Exit] | int, handler: Handler) -> None:
+        """Handle every exit of `kind` (an Exit class or a raw reason number); replaces the previous."""
+        reason = kind if isinstance(kind, int) else kind.reason
+        self._by_reason[reason] = handler
+
+    def exit_handler(self, kind: type[Exit] | int) -> Handler | None:
+        return self._by_reason.get(kind if isinstance(kind, int) else kind.reason)
+
+    def on_io(self, first: int, count: int, handler: Handler) -> None:
+        """Handle ports [first, first + count); a later registration wins where ranges overlap."""
+        if not (0 <= first and count > 0 and first + count <= 0x10000):
+            raise ValueError(f"bad port range {first:#x}+{count}")
+        if count <= _PORT_TABLE_LIMIT:
+            for p in range(first, first + count):
+                self._ports[p] = handler
+        else:
+            self._port_ranges.insert(0, (first, first + count, handler))
+
+    def on_mmio(self, base: int, size: int, handler: Handler) -> None:
+        """Handle guest-physical [base, base + size) where no RAM backs it (or it is read-only)."""
+        if base < 0 or size <= 0:
+            raise ValueError(f"bad MMIO range {base:#x}+{size:#x}")
+        end = base + size
+        for s, e, _ in self._mmio:
+            if base < e and s < end:
+                raise ValueError(f"MMIO range {base:#x}-{end:#x} overlaps {s:#x}-{e:#x}")
+        i = bisect.bisect(self._mmio_starts, base)
+        self._mmio_starts.insert(i, base)
+        self._mmio.insert(i, (base, end, handler))
+
+    def remove_mmio(self, base: int) -> None:
+        i = self._mmio_starts.index(base)
+        del self._mmio_starts[i]
+        del self._mmio[i]
+
+    # --- dispatch (the hot path) ---------------------------------------------------------
+    def dispatch(self, ex: Exit) -> Verdict:
+        return self._by_reason.get(ex.reason, self.unhandled_exit)(ex)
+
+    def port_handler(self, port: int) -> Handler:
+        h = self._ports.get(port)
+        if h is not None:
+            return h
+        for s, e, rh in self._port_ranges:
+            if s <= port < e:
+                return rh
+        return self.unhandled_io
+
+    def _route_io(self, ex: IoExit) -> Verdict:
+        h = self._ports.get(ex._io.port) or self.port_handler(ex._io.port)
+        count = ex._io.count
+        if count == 1:
+            return h(ex)
+        # string I/O (rep ins/outs): one exit carries `count` elements; hand them over one by one
+        verdict: Verdict = None
+        for i in range(count):
+            ex.index = i
+            verdict = h(ex)
+            if verdict is not None:
+                break
+        ex.index = 0
+        return verdict
+
+    def mmio_handler(self, addr: int) -> Handler:
+        i = bisect.bisect(self._mmio_starts, addr) - 1
+        if i >= 0:
+            s, e, h = self._mmio[i]
+            if addr < e:
+                return h
+        return self.unhandled_mmio
+
+    def _route_mmio(self, ex: MmioExit) -> Verdict:
+        return self.mmio_handler(ex._mmio.phys_addr)(ex)

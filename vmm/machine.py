@@ -1,0 +1,276 @@
+"""`Machine`: one VM with its RAM, boot vCPU, devices and the run loop.
+
+Where an exit is handled: `Machine.__init__` registers every built-in handler (exit kinds in
+`_install_exit_handlers`, ports in `_install_devices`) through the same `on_exit` / `on_io` /
+`on_mmio` calls a user script uses; `run()` is the loop.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO, TextIO
+
+from kvm_abi import exits as ke
+
+from . import layout as L
+from .boot import apply_boot_state
+from .devices.console import Console
+from .devices.debug_exit import DebugExit
+from .devices.debugcon import DebugConsole
+from .devices.uart import Uart16550
+from .devices.ucall import UcallPort
+from .dispatch import Dispatcher, Handler
+from .errors import ConfigError, ExitStatus, PyvmmError
+from .exits import (
+    Exit, FailEntryExit, ForeignExit, HltExit, HwUnknownExit, InternalErrorExit, IntrExit, IoExit,
+    MmioExit, ShutdownExit, Unknown,
+)  # fmt: skip
+from .image import place_flat
+from .kvm import Kvm
+from .modes import CpuMode, boot_state
+from .observe import ExitStats, ExitTrace
+from .report import guest_state
+from .verdict import Stop, Verdict
+
+RFLAGS_IF = 1 << 9
+
+
+@dataclass
+class RunResult:
+    status: int
+    reason: str
+    exits: int
+    seconds: float
+    report: str = ""  # guest state and, for handler errors, the traceback
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+
+class Machine:
+    def __init__(
+        self,
+        mem_size: int = L.DEFAULT_MEM,
+        *,
+        console: BinaryIO | None = None,
+        log: TextIO | None = None,
+        strict: bool = False,
+        kvm: Kvm | None = None,
+    ) -> None:
+        if mem_size % L.PAGE_SIZE or mem_size < 0x10000:
+            raise ConfigError(f"memory size {mem_size:#x} must be a multiple of 4 KiB and at least 64 KiB")
+        if mem_size > L.KVM_IDENTITY_MAP_ADDR:
+            raise ConfigError(f"memory size {mem_size:#x} is above the 4 GiB hole pyvmm keeps for KVM")
+        self.log = log if log is not None else sys.stderr
+        self.strict = strict
+        self.kvm = kvm if kvm is not None else Kvm()
+        self.vm = self.kvm.create_vm()
+        self.vm.set_tss_addr()
+        self.vm.set_identity_map_addr()
+        self.vm.add_ram(0, mem_size)
+        self.memory = self.vm.memory
+        self.mem_size = mem_size
+        self.vcpu = self.vm.create_vcpu()
+        self.vcpu.set_cpuid(self.kvm.supported_cpuid())
+        self.dispatcher = Dispatcher()
+        self.console = Console(console if console is not None else sys.stdout.buffer)
+        self.stats: ExitStats | None = None
+        self.trace: ExitTrace | None = None
+        self._pending_stop: Stop | None = None
+        self._install_exit_handlers()
+        self._install_devices()
+
+    # --- the public handler API (built-ins use it too) -----------------------------------
+    def on_exit(self, kind: type[Exit] | int, handler: Handler) -> None:
+        self.dispatcher.on_exit(kind, handler)
+
+    def on_io(self, first: int, count: int, handler: Handler) -> None:
+        self.dispatcher.on_io(first, count, handler)
+
+    def on_mmio(self, base: int, size: int, handler: Handler) -> None:
+        self.dispatcher.on_mmio(base, size, handler)
+
+    def _install_devices(self) -> None:
+        self.uart = Uart16550(self.console, L.COM1_PORT)
+        self.debugcon = DebugConsole(self.console)
+        self.debug_exit = DebugExit()
+        self.ucall = UcallPort(self.memory, self.console, strict=self.strict, log=self.log)
+        self.on_io(L.COM1_PORT, 8, self.uart.handle_io)
+        self.on_io(L.DEBUGCON_PORT, 1, self.debugcon.handle_io)
+        self.on_io(L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE, self.debug_exit.handle_io)
+        self.on_io(L.UCALL_PORT, 4, self.ucall.handle_io)
+        self.dispatcher.unhandled_io = self._unhandled_io
+        self.dispatcher.unhandled_mmio = self._unhandled_mmio
+
+    def _install_exit_handlers(self) -> None:
+        self.on_exit(HltExit, self._on_hlt)
+        self.on_exit(IntrExit, self._on_intr)
+        self.on_exit(ShutdownExit, lambda ex: Stop(ExitStatus.TRIPLE_FAULT, "guest triple-faulted (KVM_EXIT_SHUTDOWN)", fatal=True))
+        self.on_exit(InternalErrorExit, _on_internal_error)
+        self.on_exit(FailEntryExit, _on_fail_entry)
+        self.on_exit(HwUnknownExit, lambda ex: Stop(
+            ExitStatus.UNHANDLED_EXIT, f"KVM could not handle hardware exit {ex.hardware_exit_reason:#x}", fatal=True))
+        self.dispatcher.unhandled_exit = _on_unhandled_exit  # fmt: skip
+
+    # --- built-in exit handlers -----------------------------------------------------------
+    def _on_hlt(self, ex: HltExit) -> Verdict:
+        regs = ex.vcpu.kvm_run.s.regs.regs
+        if ex.vcpu.sync_regs and regs.rflags & RFLAGS_IF:
+            return Stop(ExitStatus.OK, "guest halted with interrupts enabled and no interrupt source")
+        return Stop(ExitStatus.OK, "guest halted")
+
+    def _on_intr(self, ex: IntrExit) -> Verdict:
+        ex.vcpu.clear_stop()
+        return self._pending_stop  # None: a signal meant for someone else; just re-enter
+
+    def _unhandled_io(self, ex: IoExit) -> Verdict:
+        if self.trace is not None:
+            self.trace.note("unhandled-io", port=ex.port, size=ex.size, write=ex.is_write)
+        if self.strict:
+            return Stop(ExitStatus.UNHANDLED_EXIT, f"no device at port {ex.port:#x} (--strict)", fatal=True)
+        if not ex.is_write:
+            ex.value = 0xFFFFFFFF  # an empty ISA bus reads as all-ones
+        return None
+
+    def _unhandled_mmio(self, ex: MmioExit) -> Verdict:
+        if self.trace is not None:
+            self.trace.note("unhandled-mmio", address=ex.address, length=ex.length, write=ex.is_write)
+        if self.strict:
+            return Stop(ExitStatus.UNHANDLED_EXIT, f"no device at address {ex.address:#x} (--strict)", fatal=True)
+        if not ex.is_write:
+            ex.value = (1 << (8 * ex.length)) - 1
+        return None
+
+    # --- loading ----------------------------------------------------------------------------
+    def load_flat(
+        self, image: bytes, mode: CpuMode = CpuMode.LONG, load: int | None = None, entry: int | None = None
+    ) -> None:
+        """Copy a flat binary into RAM and set the boot vCPU up to enter it in `mode`."""
+        place = place_flat(len(image), mode, self.mem_size, load, entry)
+        self.memory.write(place.load, image)
+        apply_boot_state(self.vcpu, self.memory, boot_state(mode, place.entry, place.stack))
+
+    # --- running ----------------------------------------------------------------------------
+    def stop(self, status: int, reason: str) -> None:
+        """Ask the run loop to end; safe from signal handlers and other threads."""
+        if self._pending_stop is None:
+            self._pending_stop = Stop(status, reason)
+        for v in self.vm.vcpus:
+            v.request_stop()
+
+    def run(self, timeout: float | None = None) -> RunResult:
+        self._pending_stop = None
+        start = time.perf_counter()
+        exits_before = self.vcpu.exits
+        report = ""
+        with self._stop_signals(timeout):
+            try:
+                verdict = self._loop()
+            except PyvmmError as e:
+                verdict = Stop(e.status, str(e), fatal=True)
+            except Exception:
+                verdict = Stop(ExitStatus.HANDLER_ERROR, "an exit handler raised an exception", fatal=True)
+                report = traceback.format_exc()
+        self.console.flush()
+        if verdict.fatal or verdict.status == ExitStatus.TIMEOUT:
+            report += guest_state(self.vcpu)
+        return RunResult(verdict.status, verdict.reason, self.vcpu.exits - exits_before,
+                         time.perf_counter() - start, report)  # fmt: skip
+
+    def _loop(self) -> Stop:
+        run = self.vcpu.run
+        dispatch = self.dispatcher.dispatch
+        if self.stats is not None:
+            dispatch = self.stats.wrap(dispatch)
+        if self.trace is not None:
+            dispatch = self.trace.wrap(dispatch)
+        while True:
+            verdict = dispatch(run())
+            if verdict is not None:
+                return verdict
+
+    @contextmanager
+    def _stop_signals(self, timeout: float | None) -> Iterator[None]:
+        """SIGALRM for --timeout and SIGINT for Ctrl-C both end the run through `stop()`; the
+        signal itself kicks the vCPU out of KVM_RUN (EINTR), immediate_exit covers the window
+        before it enters."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_alarm(signum: int, frame: Any) -> None:
+            self.stop(ExitStatus.TIMEOUT, f"timed out after {timeout:g} s")
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            self.stop(ExitStatus.INTERRUPTED, "interrupted (Ctrl-C)")
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C is immediate
+
+        old_int = signal.signal(signal.SIGINT, on_sigint)
+        old_alrm = signal.signal(signal.SIGALRM, on_alarm)
+        if timeout is not None:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old_alrm)
+            signal.signal(signal.SIGINT, old_int)
+
+    def close(self) -> None:
+        self.console.flush()
+        self.vm.close()
+        self.kvm.close()
+
+    def __enter__(self) -> Machine:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# --- fatal exits -------------------------------------------------------------------------
+def _on_internal_error(ex: InternalErrorExit) -> Verdict:
+    what = f"KVM internal error: {ex.suberror_name}"
+    insn = ex.insn_bytes
+    if insn is not None:
+        what += f" (instruction bytes {insn.hex(' ')})"
+    elif ex.data:
+        what += " (data " + " ".join(hex(d) for d in ex.data) + ")"
+    return Stop(ExitStatus.INTERNAL_ERROR, what, fatal=True)
+
+
+# VMX reports a failed entry as exit reason 33/34 with bit 31 set; SVM as VMEXIT_INVALID (-1).
+_ENTRY_HINTS = {
+    0x80000021: "invalid guest state: check segment registers, CR0/CR4/EFER and the GDT/TSS set-up",
+    0x80000022: "MSR loading failed during entry",
+    0xFFFFFFFFFFFFFFFF: "the CPU (SVM) rejected the guest state (VMEXIT_INVALID)",
+}
+
+
+def _on_fail_entry(ex: FailEntryExit) -> Verdict:
+    hw = ex.hardware_entry_failure_reason
+    hint = _ENTRY_HINTS.get(hw, "see the CPU manual's VM-entry checks")
+    return Stop(ExitStatus.FAIL_ENTRY, f"VM entry failed on CPU {ex.cpu}: hardware reason {hw:#x}: {hint}", fatal=True)
+
+
+def _on_unhandled_exit(ex: Exit) -> Verdict:
+    if isinstance(ex, (Unknown, ForeignExit)):
+        what = f"exit reason {ex.raw_reason} ({ke.EXIT_REASON_NAMES.get(ex.raw_reason, 'unknown to pyvmm')})"
+    else:
+        what = f"exit {ex.name}"
+    return Stop(ExitStatus.UNHANDLED_EXIT, f"no handler for {what}", fatal=True)
+
+
+def open_trace(path: str) -> IO[str]:
+    try:
+        return open(path, "w", buffering=1 << 16)
+    except OSError as e:
+        raise ConfigError(f"cannot write trace file {path!r}: {e.strerror}") from None

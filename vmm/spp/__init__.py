@@ -1,0 +1,1 @@
+"""Sub-page write protection: regions, events, policies and the two backends."""
