@@ -37,12 +37,7 @@ def _IOC(direction: int, type_: int, nr: int, size: int | str) -> int:
         raise ValueError(f"ioctl argument size {nbytes} does not fit in 14 bits")
     if not (0 <= nr < 256 and 0 <= type_ < 256):
         raise ValueError(f"ioctl type 0x{type_:x} / nr 0x{nr:x} out of range")
-    return (
-        (direction << _IOC_DIRSHIFT)
-        | (nbytes << _IOC_SIZESHIFT)
-        | (type_ << _IOC_TYPESHIFT)
-        | (nr << _IOC_NRSHIFT)
-    )
+    return (direction << _IOC_DIRSHIFT) | (nbytes << _IOC_SIZESHIFT) | (type_ << _IOC_TYPESHIFT) | (nr << _IOC_NRSHIFT)
 
 
 def _IO(type_: int, nr: int) -> int:
@@ -61,220 +56,114 @@ def _IOWR(type_: int, nr: int, size: int | str) -> int:
     return _IOC(_IOC_READ | _IOC_WRITE, type_, nr, size)
 
 
-SYSTEM_IOCTLS: Final[dict[str, int]] = {}
-VM_IOCTLS: Final[dict[str, int]] = {}
-VCPU_IOCTLS: Final[dict[str, int]] = {}
+def _mark() -> int:
+    return len(globals())
 
 
-def _register(group: dict[str, int], name: str, number: int) -> int:
-    if name in group:
-        raise ValueError(f"{name} registered twice")
-    group[name] = number
-    return number
+def _defined_since(mark: int) -> dict[str, int]:
+    # Module globals keep definition order, so the KVM_* names added after a
+    # mark are exactly the rows of that section of the table below.
+    names = list(globals())[mark:]
+    return {name: globals()[name] for name in names if name.startswith("KVM_")}
 
 
-def _system(name: str, number: int) -> int:
-    return _register(SYSTEM_IOCTLS, name, number)
-
-
-def _vm(name: str, number: int) -> int:
-    return _register(VM_IOCTLS, name, number)
-
-
-def _vcpu(name: str, number: int) -> int:
-    return _register(VCPU_IOCTLS, name, number)
-
-
-# The table.  The trailing comment on each line names the capability that has
-# to be reported by KVM_CHECK_EXTENSION before the ioctl may be used
-# ("basic" = guaranteed by KVM_API_VERSION 12).  An ioctl accepted on more than
-# one kind of fd is defined once and registered again in the later group.
+# The table, one section per kind of file descriptor.  The comment on each
+# row names the capability KVM_CHECK_EXTENSION must report before the ioctl
+# may be used ("basic": guaranteed by KVM_API_VERSION 12).  An ioctl accepted
+# on several kinds of fd is defined in the first section and added to the
+# others after it, with the capability it needs there.
 
 # --- system fd: open("/dev/kvm") ---
-KVM_GET_API_VERSION: Final = _system("KVM_GET_API_VERSION", _IO(KVMIO, 0x00))  # basic
-KVM_CREATE_VM: Final = _system("KVM_CREATE_VM", _IO(KVMIO, 0x01))  # basic
-KVM_GET_MSR_INDEX_LIST: Final = _system(
-    "KVM_GET_MSR_INDEX_LIST", _IOWR(KVMIO, 0x02, "struct kvm_msr_list")
-)  # basic
-KVM_CHECK_EXTENSION: Final = _system("KVM_CHECK_EXTENSION", _IO(KVMIO, 0x03))  # basic
-KVM_GET_VCPU_MMAP_SIZE: Final = _system(
-    "KVM_GET_VCPU_MMAP_SIZE", _IO(KVMIO, 0x04)
-)  # basic
-KVM_GET_SUPPORTED_CPUID: Final = _system(
-    "KVM_GET_SUPPORTED_CPUID", _IOWR(KVMIO, 0x05, "struct kvm_cpuid2")
-)  # KVM_CAP_EXT_CPUID
-KVM_GET_EMULATED_CPUID: Final = _system(
-    "KVM_GET_EMULATED_CPUID", _IOWR(KVMIO, 0x09, "struct kvm_cpuid2")
-)  # KVM_CAP_EXT_EMUL_CPUID
-KVM_GET_MSR_FEATURE_INDEX_LIST: Final = _system(
-    "KVM_GET_MSR_FEATURE_INDEX_LIST", _IOWR(KVMIO, 0x0A, "struct kvm_msr_list")
-)  # KVM_CAP_GET_MSR_FEATURES
-KVM_GET_MSRS: Final = _system(
-    "KVM_GET_MSRS", _IOWR(KVMIO, 0x88, "struct kvm_msrs")
-)  # KVM_CAP_GET_MSR_FEATURES (on a vCPU fd: basic)
-KVM_GET_SUPPORTED_HV_CPUID: Final = _system(
-    "KVM_GET_SUPPORTED_HV_CPUID", _IOWR(KVMIO, 0xC1, "struct kvm_cpuid2")
-)  # KVM_CAP_SYS_HYPERV_CPUID (on a vCPU fd: KVM_CAP_HYPERV_CPUID)
+_start = _mark()
+KVM_GET_API_VERSION: Final = _IO(KVMIO, 0x00)  # basic
+KVM_CREATE_VM: Final = _IO(KVMIO, 0x01)  # basic
+KVM_GET_MSR_INDEX_LIST: Final = _IOWR(KVMIO, 0x02, "struct kvm_msr_list")  # basic
+KVM_CHECK_EXTENSION: Final = _IO(KVMIO, 0x03)  # basic
+KVM_GET_VCPU_MMAP_SIZE: Final = _IO(KVMIO, 0x04)  # basic
+KVM_GET_SUPPORTED_CPUID: Final = _IOWR(KVMIO, 0x05, "struct kvm_cpuid2")  # KVM_CAP_EXT_CPUID
+KVM_GET_EMULATED_CPUID: Final = _IOWR(KVMIO, 0x09, "struct kvm_cpuid2")  # KVM_CAP_EXT_EMUL_CPUID
+KVM_GET_MSR_FEATURE_INDEX_LIST: Final = _IOWR(KVMIO, 0x0A, "struct kvm_msr_list")  # KVM_CAP_GET_MSR_FEATURES
+KVM_GET_MSRS: Final = _IOWR(KVMIO, 0x88, "struct kvm_msrs")  # KVM_CAP_GET_MSR_FEATURES
+KVM_GET_SUPPORTED_HV_CPUID: Final = _IOWR(KVMIO, 0xC1, "struct kvm_cpuid2")  # KVM_CAP_SYS_HYPERV_CPUID
+SYSTEM_IOCTLS: Final[dict[str, int]] = _defined_since(_start)
 
 # --- VM fd: returned by KVM_CREATE_VM ---
-_vm("KVM_CHECK_EXTENSION", KVM_CHECK_EXTENSION)  # KVM_CAP_CHECK_EXTENSION_VM
-KVM_CREATE_VCPU: Final = _vm("KVM_CREATE_VCPU", _IO(KVMIO, 0x41))  # basic
-KVM_GET_DIRTY_LOG: Final = _vm(
-    "KVM_GET_DIRTY_LOG", _IOW(KVMIO, 0x42, "struct kvm_dirty_log")
-)  # basic
-KVM_SET_USER_MEMORY_REGION: Final = _vm(
-    "KVM_SET_USER_MEMORY_REGION",
-    _IOW(KVMIO, 0x46, "struct kvm_userspace_memory_region"),
-)  # KVM_CAP_USER_MEMORY
-KVM_SET_TSS_ADDR: Final = _vm("KVM_SET_TSS_ADDR", _IO(KVMIO, 0x47))  # KVM_CAP_SET_TSS_ADDR
-KVM_SET_IDENTITY_MAP_ADDR: Final = _vm(
-    "KVM_SET_IDENTITY_MAP_ADDR", _IOW(KVMIO, 0x48, "__u64")
-)  # KVM_CAP_SET_IDENTITY_MAP_ADDR
-KVM_SET_USER_MEMORY_REGION2: Final = _vm(
-    "KVM_SET_USER_MEMORY_REGION2",
-    _IOW(KVMIO, 0x49, "struct kvm_userspace_memory_region2"),
-)  # KVM_CAP_USER_MEMORY2 (6.8+)
-KVM_CREATE_IRQCHIP: Final = _vm("KVM_CREATE_IRQCHIP", _IO(KVMIO, 0x60))  # KVM_CAP_IRQCHIP
-KVM_IRQ_LINE: Final = _vm(
-    "KVM_IRQ_LINE", _IOW(KVMIO, 0x61, "struct kvm_irq_level")
-)  # KVM_CAP_IRQCHIP
-KVM_GET_IRQCHIP: Final = _vm(
-    "KVM_GET_IRQCHIP", _IOWR(KVMIO, 0x62, "struct kvm_irqchip")
-)  # KVM_CAP_IRQCHIP
-# The direction bits of SET_IRQCHIP say "read" although data flows into the
-# kernel; the number is what it is and must be reproduced as such.
-KVM_SET_IRQCHIP: Final = _vm(
-    "KVM_SET_IRQCHIP", _IOR(KVMIO, 0x63, "struct kvm_irqchip")
-)  # KVM_CAP_IRQCHIP
-KVM_IRQ_LINE_STATUS: Final = _vm(
-    "KVM_IRQ_LINE_STATUS", _IOWR(KVMIO, 0x67, "struct kvm_irq_level")
-)  # KVM_CAP_IRQ_INJECT_STATUS
-KVM_REGISTER_COALESCED_MMIO: Final = _vm(
-    "KVM_REGISTER_COALESCED_MMIO",
-    _IOW(KVMIO, 0x67, "struct kvm_coalesced_mmio_zone"),
-)  # KVM_CAP_COALESCED_MMIO (zone.pio=1: KVM_CAP_COALESCED_PIO)
-KVM_UNREGISTER_COALESCED_MMIO: Final = _vm(
-    "KVM_UNREGISTER_COALESCED_MMIO",
-    _IOW(KVMIO, 0x68, "struct kvm_coalesced_mmio_zone"),
-)  # KVM_CAP_COALESCED_MMIO
-KVM_IRQFD: Final = _vm("KVM_IRQFD", _IOW(KVMIO, 0x76, "struct kvm_irqfd"))  # KVM_CAP_IRQFD
-KVM_CREATE_PIT2: Final = _vm(
-    "KVM_CREATE_PIT2", _IOW(KVMIO, 0x77, "struct kvm_pit_config")
-)  # KVM_CAP_PIT2
-KVM_SET_BOOT_CPU_ID: Final = _vm(
-    "KVM_SET_BOOT_CPU_ID", _IO(KVMIO, 0x78)
-)  # KVM_CAP_SET_BOOT_CPU_ID
-KVM_IOEVENTFD: Final = _vm(
-    "KVM_IOEVENTFD", _IOW(KVMIO, 0x79, "struct kvm_ioeventfd")
-)  # KVM_CAP_IOEVENTFD
-KVM_SET_CLOCK: Final = _vm(
-    "KVM_SET_CLOCK", _IOW(KVMIO, 0x7B, "struct kvm_clock_data")
-)  # KVM_CAP_ADJUST_CLOCK
-KVM_GET_CLOCK: Final = _vm(
-    "KVM_GET_CLOCK", _IOR(KVMIO, 0x7C, "struct kvm_clock_data")
-)  # KVM_CAP_ADJUST_CLOCK
-KVM_GET_PIT2: Final = _vm(
-    "KVM_GET_PIT2", _IOR(KVMIO, 0x9F, "struct kvm_pit_state2")
-)  # KVM_CAP_PIT_STATE2
-KVM_SET_PIT2: Final = _vm(
-    "KVM_SET_PIT2", _IOW(KVMIO, 0xA0, "struct kvm_pit_state2")
-)  # KVM_CAP_PIT_STATE2
-KVM_SET_TSC_KHZ: Final = _vm("KVM_SET_TSC_KHZ", _IO(KVMIO, 0xA2))  # KVM_CAP_VM_TSC_CONTROL
-KVM_GET_TSC_KHZ: Final = _vm("KVM_GET_TSC_KHZ", _IO(KVMIO, 0xA3))  # KVM_CAP_VM_TSC_CONTROL
-KVM_ENABLE_CAP: Final = _vm(
-    "KVM_ENABLE_CAP", _IOW(KVMIO, 0xA3, "struct kvm_enable_cap")
-)  # KVM_CAP_ENABLE_CAP_VM
-KVM_SIGNAL_MSI: Final = _vm(
-    "KVM_SIGNAL_MSI", _IOW(KVMIO, 0xA5, "struct kvm_msi")
-)  # KVM_CAP_SIGNAL_MSI
-KVM_X86_SET_MSR_FILTER: Final = _vm(
-    "KVM_X86_SET_MSR_FILTER", _IOW(KVMIO, 0xC6, "struct kvm_msr_filter")
-)  # KVM_CAP_X86_MSR_FILTER
-KVM_GET_STATS_FD: Final = _vm("KVM_GET_STATS_FD", _IO(KVMIO, 0xCE))  # KVM_CAP_BINARY_STATS_FD
+_start = _mark()
+KVM_CREATE_VCPU: Final = _IO(KVMIO, 0x41)  # basic
+KVM_GET_DIRTY_LOG: Final = _IOW(KVMIO, 0x42, "struct kvm_dirty_log")  # basic
+KVM_SET_USER_MEMORY_REGION: Final = _IOW(KVMIO, 0x46, "struct kvm_userspace_memory_region")  # KVM_CAP_USER_MEMORY
+KVM_SET_TSS_ADDR: Final = _IO(KVMIO, 0x47)  # KVM_CAP_SET_TSS_ADDR
+KVM_SET_IDENTITY_MAP_ADDR: Final = _IOW(KVMIO, 0x48, "__u64")  # KVM_CAP_SET_IDENTITY_MAP_ADDR
+KVM_SET_USER_MEMORY_REGION2: Final = _IOW(KVMIO, 0x49, "struct kvm_userspace_memory_region2")  # KVM_CAP_USER_MEMORY2
+KVM_CREATE_IRQCHIP: Final = _IO(KVMIO, 0x60)  # KVM_CAP_IRQCHIP
+KVM_IRQ_LINE: Final = _IOW(KVMIO, 0x61, "struct kvm_irq_level")  # KVM_CAP_IRQCHIP
+KVM_GET_IRQCHIP: Final = _IOWR(KVMIO, 0x62, "struct kvm_irqchip")  # KVM_CAP_IRQCHIP
+# _IOR although the data flows into the kernel: the header's number is what
+# the kernel matches, direction bits included.
+KVM_SET_IRQCHIP: Final = _IOR(KVMIO, 0x63, "struct kvm_irqchip")  # KVM_CAP_IRQCHIP
+KVM_IRQ_LINE_STATUS: Final = _IOWR(KVMIO, 0x67, "struct kvm_irq_level")  # KVM_CAP_IRQ_INJECT_STATUS
+# zone.pio = 1 additionally needs KVM_CAP_COALESCED_PIO.
+KVM_REGISTER_COALESCED_MMIO: Final = _IOW(KVMIO, 0x67, "struct kvm_coalesced_mmio_zone")  # KVM_CAP_COALESCED_MMIO
+KVM_UNREGISTER_COALESCED_MMIO: Final = _IOW(KVMIO, 0x68, "struct kvm_coalesced_mmio_zone")  # KVM_CAP_COALESCED_MMIO
+KVM_IRQFD: Final = _IOW(KVMIO, 0x76, "struct kvm_irqfd")  # KVM_CAP_IRQFD
+KVM_CREATE_PIT2: Final = _IOW(KVMIO, 0x77, "struct kvm_pit_config")  # KVM_CAP_PIT2
+KVM_SET_BOOT_CPU_ID: Final = _IO(KVMIO, 0x78)  # KVM_CAP_SET_BOOT_CPU_ID
+KVM_IOEVENTFD: Final = _IOW(KVMIO, 0x79, "struct kvm_ioeventfd")  # KVM_CAP_IOEVENTFD
+KVM_SET_CLOCK: Final = _IOW(KVMIO, 0x7B, "struct kvm_clock_data")  # KVM_CAP_ADJUST_CLOCK
+KVM_GET_CLOCK: Final = _IOR(KVMIO, 0x7C, "struct kvm_clock_data")  # KVM_CAP_ADJUST_CLOCK
+KVM_GET_PIT2: Final = _IOR(KVMIO, 0x9F, "struct kvm_pit_state2")  # KVM_CAP_PIT_STATE2
+KVM_SET_PIT2: Final = _IOW(KVMIO, 0xA0, "struct kvm_pit_state2")  # KVM_CAP_PIT_STATE2
+KVM_SET_TSC_KHZ: Final = _IO(KVMIO, 0xA2)  # KVM_CAP_VM_TSC_CONTROL
+KVM_GET_TSC_KHZ: Final = _IO(KVMIO, 0xA3)  # KVM_CAP_VM_TSC_CONTROL
+KVM_ENABLE_CAP: Final = _IOW(KVMIO, 0xA3, "struct kvm_enable_cap")  # KVM_CAP_ENABLE_CAP_VM
+KVM_SIGNAL_MSI: Final = _IOW(KVMIO, 0xA5, "struct kvm_msi")  # KVM_CAP_SIGNAL_MSI
+KVM_X86_SET_MSR_FILTER: Final = _IOW(KVMIO, 0xC6, "struct kvm_msr_filter")  # KVM_CAP_X86_MSR_FILTER
+KVM_GET_STATS_FD: Final = _IO(KVMIO, 0xCE)  # KVM_CAP_BINARY_STATS_FD
+VM_IOCTLS: Final[dict[str, int]] = _defined_since(_start)
+VM_IOCTLS["KVM_CHECK_EXTENSION"] = KVM_CHECK_EXTENSION  # KVM_CAP_CHECK_EXTENSION_VM
 
 # --- vCPU fd: returned by KVM_CREATE_VCPU ---
-KVM_RUN: Final = _vcpu("KVM_RUN", _IO(KVMIO, 0x80))  # basic
-KVM_GET_REGS: Final = _vcpu("KVM_GET_REGS", _IOR(KVMIO, 0x81, "struct kvm_regs"))  # basic
-KVM_SET_REGS: Final = _vcpu("KVM_SET_REGS", _IOW(KVMIO, 0x82, "struct kvm_regs"))  # basic
-KVM_GET_SREGS: Final = _vcpu(
-    "KVM_GET_SREGS", _IOR(KVMIO, 0x83, "struct kvm_sregs")
-)  # basic
-KVM_SET_SREGS: Final = _vcpu(
-    "KVM_SET_SREGS", _IOW(KVMIO, 0x84, "struct kvm_sregs")
-)  # basic
-KVM_TRANSLATE: Final = _vcpu(
-    "KVM_TRANSLATE", _IOWR(KVMIO, 0x85, "struct kvm_translation")
-)  # basic
-KVM_INTERRUPT: Final = _vcpu(
-    "KVM_INTERRUPT", _IOW(KVMIO, 0x86, "struct kvm_interrupt")
-)  # basic (only without an in-kernel irqchip)
-_vcpu("KVM_GET_MSRS", KVM_GET_MSRS)  # basic
-KVM_SET_MSRS: Final = _vcpu("KVM_SET_MSRS", _IOW(KVMIO, 0x89, "struct kvm_msrs"))  # basic
-KVM_SET_SIGNAL_MASK: Final = _vcpu(
-    "KVM_SET_SIGNAL_MASK", _IOW(KVMIO, 0x8B, "struct kvm_signal_mask")
-)  # basic
-KVM_GET_FPU: Final = _vcpu("KVM_GET_FPU", _IOR(KVMIO, 0x8C, "struct kvm_fpu"))  # basic
-KVM_SET_FPU: Final = _vcpu("KVM_SET_FPU", _IOW(KVMIO, 0x8D, "struct kvm_fpu"))  # basic
-KVM_GET_LAPIC: Final = _vcpu(
-    "KVM_GET_LAPIC", _IOR(KVMIO, 0x8E, "struct kvm_lapic_state")
-)  # KVM_CAP_IRQCHIP
-KVM_SET_LAPIC: Final = _vcpu(
-    "KVM_SET_LAPIC", _IOW(KVMIO, 0x8F, "struct kvm_lapic_state")
-)  # KVM_CAP_IRQCHIP
-KVM_SET_CPUID2: Final = _vcpu(
-    "KVM_SET_CPUID2", _IOW(KVMIO, 0x90, "struct kvm_cpuid2")
-)  # KVM_CAP_EXT_CPUID
-KVM_GET_CPUID2: Final = _vcpu(
-    "KVM_GET_CPUID2", _IOWR(KVMIO, 0x91, "struct kvm_cpuid2")
-)  # KVM_CAP_EXT_CPUID
-KVM_GET_MP_STATE: Final = _vcpu(
-    "KVM_GET_MP_STATE", _IOR(KVMIO, 0x98, "struct kvm_mp_state")
-)  # KVM_CAP_MP_STATE
-KVM_SET_MP_STATE: Final = _vcpu(
-    "KVM_SET_MP_STATE", _IOW(KVMIO, 0x99, "struct kvm_mp_state")
-)  # KVM_CAP_MP_STATE
-KVM_NMI: Final = _vcpu("KVM_NMI", _IO(KVMIO, 0x9A))  # KVM_CAP_USER_NMI
-KVM_SET_GUEST_DEBUG: Final = _vcpu(
-    "KVM_SET_GUEST_DEBUG", _IOW(KVMIO, 0x9B, "struct kvm_guest_debug")
-)  # KVM_CAP_SET_GUEST_DEBUG
-KVM_GET_VCPU_EVENTS: Final = _vcpu(
-    "KVM_GET_VCPU_EVENTS", _IOR(KVMIO, 0x9F, "struct kvm_vcpu_events")
-)  # KVM_CAP_VCPU_EVENTS
-KVM_SET_VCPU_EVENTS: Final = _vcpu(
-    "KVM_SET_VCPU_EVENTS", _IOW(KVMIO, 0xA0, "struct kvm_vcpu_events")
-)  # KVM_CAP_VCPU_EVENTS
-KVM_GET_DEBUGREGS: Final = _vcpu(
-    "KVM_GET_DEBUGREGS", _IOR(KVMIO, 0xA1, "struct kvm_debugregs")
-)  # KVM_CAP_DEBUGREGS
-KVM_SET_DEBUGREGS: Final = _vcpu(
-    "KVM_SET_DEBUGREGS", _IOW(KVMIO, 0xA2, "struct kvm_debugregs")
-)  # KVM_CAP_DEBUGREGS
-_vcpu("KVM_SET_TSC_KHZ", KVM_SET_TSC_KHZ)  # KVM_CAP_TSC_CONTROL
-_vcpu("KVM_GET_TSC_KHZ", KVM_GET_TSC_KHZ)  # KVM_CAP_GET_TSC_KHZ
-_vcpu("KVM_ENABLE_CAP", KVM_ENABLE_CAP)  # KVM_CAP_ENABLE_CAP
-KVM_GET_XSAVE: Final = _vcpu(
-    "KVM_GET_XSAVE", _IOR(KVMIO, 0xA4, "struct kvm_xsave")
-)  # KVM_CAP_XSAVE
-KVM_SET_XSAVE: Final = _vcpu(
-    "KVM_SET_XSAVE", _IOW(KVMIO, 0xA5, "struct kvm_xsave")
-)  # KVM_CAP_XSAVE
-KVM_GET_XCRS: Final = _vcpu("KVM_GET_XCRS", _IOR(KVMIO, 0xA6, "struct kvm_xcrs"))  # KVM_CAP_XCRS
-KVM_SET_XCRS: Final = _vcpu("KVM_SET_XCRS", _IOW(KVMIO, 0xA7, "struct kvm_xcrs"))  # KVM_CAP_XCRS
-KVM_KVMCLOCK_CTRL: Final = _vcpu(
-    "KVM_KVMCLOCK_CTRL", _IO(KVMIO, 0xAD)
-)  # KVM_CAP_KVMCLOCK_CTRL
-KVM_SMI: Final = _vcpu("KVM_SMI", _IO(KVMIO, 0xB7))  # KVM_CAP_X86_SMM
-_vcpu("KVM_GET_SUPPORTED_HV_CPUID", KVM_GET_SUPPORTED_HV_CPUID)  # KVM_CAP_HYPERV_CPUID
-KVM_GET_SREGS2: Final = _vcpu(
-    "KVM_GET_SREGS2", _IOR(KVMIO, 0xCC, "struct kvm_sregs2")
-)  # KVM_CAP_SREGS2
-KVM_SET_SREGS2: Final = _vcpu(
-    "KVM_SET_SREGS2", _IOW(KVMIO, 0xCD, "struct kvm_sregs2")
-)  # KVM_CAP_SREGS2
-_vcpu("KVM_GET_STATS_FD", KVM_GET_STATS_FD)  # KVM_CAP_BINARY_STATS_FD
-KVM_GET_XSAVE2: Final = _vcpu(
-    "KVM_GET_XSAVE2", _IOR(KVMIO, 0xCF, "struct kvm_xsave")
-)  # KVM_CAP_XSAVE2
+_start = _mark()
+KVM_RUN: Final = _IO(KVMIO, 0x80)  # basic
+KVM_GET_REGS: Final = _IOR(KVMIO, 0x81, "struct kvm_regs")  # basic
+KVM_SET_REGS: Final = _IOW(KVMIO, 0x82, "struct kvm_regs")  # basic
+KVM_GET_SREGS: Final = _IOR(KVMIO, 0x83, "struct kvm_sregs")  # basic
+KVM_SET_SREGS: Final = _IOW(KVMIO, 0x84, "struct kvm_sregs")  # basic
+KVM_TRANSLATE: Final = _IOWR(KVMIO, 0x85, "struct kvm_translation")  # basic
+KVM_INTERRUPT: Final = _IOW(KVMIO, 0x86, "struct kvm_interrupt")  # basic; only without KVM_CREATE_IRQCHIP
+KVM_SET_MSRS: Final = _IOW(KVMIO, 0x89, "struct kvm_msrs")  # basic
+KVM_SET_SIGNAL_MASK: Final = _IOW(KVMIO, 0x8B, "struct kvm_signal_mask")  # basic
+KVM_GET_FPU: Final = _IOR(KVMIO, 0x8C, "struct kvm_fpu")  # basic
+KVM_SET_FPU: Final = _IOW(KVMIO, 0x8D, "struct kvm_fpu")  # basic
+KVM_GET_LAPIC: Final = _IOR(KVMIO, 0x8E, "struct kvm_lapic_state")  # KVM_CAP_IRQCHIP
+KVM_SET_LAPIC: Final = _IOW(KVMIO, 0x8F, "struct kvm_lapic_state")  # KVM_CAP_IRQCHIP
+KVM_SET_CPUID2: Final = _IOW(KVMIO, 0x90, "struct kvm_cpuid2")  # KVM_CAP_EXT_CPUID
+KVM_GET_CPUID2: Final = _IOWR(KVMIO, 0x91, "struct kvm_cpuid2")  # KVM_CAP_EXT_CPUID
+KVM_GET_MP_STATE: Final = _IOR(KVMIO, 0x98, "struct kvm_mp_state")  # KVM_CAP_MP_STATE
+KVM_SET_MP_STATE: Final = _IOW(KVMIO, 0x99, "struct kvm_mp_state")  # KVM_CAP_MP_STATE
+KVM_NMI: Final = _IO(KVMIO, 0x9A)  # KVM_CAP_USER_NMI
+KVM_SET_GUEST_DEBUG: Final = _IOW(KVMIO, 0x9B, "struct kvm_guest_debug")  # KVM_CAP_SET_GUEST_DEBUG
+KVM_GET_VCPU_EVENTS: Final = _IOR(KVMIO, 0x9F, "struct kvm_vcpu_events")  # KVM_CAP_VCPU_EVENTS
+KVM_SET_VCPU_EVENTS: Final = _IOW(KVMIO, 0xA0, "struct kvm_vcpu_events")  # KVM_CAP_VCPU_EVENTS
+KVM_GET_DEBUGREGS: Final = _IOR(KVMIO, 0xA1, "struct kvm_debugregs")  # KVM_CAP_DEBUGREGS
+KVM_SET_DEBUGREGS: Final = _IOW(KVMIO, 0xA2, "struct kvm_debugregs")  # KVM_CAP_DEBUGREGS
+KVM_GET_XSAVE: Final = _IOR(KVMIO, 0xA4, "struct kvm_xsave")  # KVM_CAP_XSAVE
+KVM_SET_XSAVE: Final = _IOW(KVMIO, 0xA5, "struct kvm_xsave")  # KVM_CAP_XSAVE
+KVM_GET_XCRS: Final = _IOR(KVMIO, 0xA6, "struct kvm_xcrs")  # KVM_CAP_XCRS
+KVM_SET_XCRS: Final = _IOW(KVMIO, 0xA7, "struct kvm_xcrs")  # KVM_CAP_XCRS
+KVM_KVMCLOCK_CTRL: Final = _IO(KVMIO, 0xAD)  # KVM_CAP_KVMCLOCK_CTRL
+KVM_SMI: Final = _IO(KVMIO, 0xB7)  # KVM_CAP_X86_SMM
+KVM_GET_SREGS2: Final = _IOR(KVMIO, 0xCC, "struct kvm_sregs2")  # KVM_CAP_SREGS2
+KVM_SET_SREGS2: Final = _IOW(KVMIO, 0xCD, "struct kvm_sregs2")  # KVM_CAP_SREGS2
+KVM_GET_XSAVE2: Final = _IOR(KVMIO, 0xCF, "struct kvm_xsave")  # KVM_CAP_XSAVE2
+VCPU_IOCTLS: Final[dict[str, int]] = _defined_since(_start)
+VCPU_IOCTLS["KVM_GET_MSRS"] = KVM_GET_MSRS  # basic
+VCPU_IOCTLS["KVM_SET_TSC_KHZ"] = KVM_SET_TSC_KHZ  # KVM_CAP_TSC_CONTROL
+VCPU_IOCTLS["KVM_GET_TSC_KHZ"] = KVM_GET_TSC_KHZ  # KVM_CAP_GET_TSC_KHZ
+VCPU_IOCTLS["KVM_ENABLE_CAP"] = KVM_ENABLE_CAP  # KVM_CAP_ENABLE_CAP
+VCPU_IOCTLS["KVM_GET_SUPPORTED_HV_CPUID"] = KVM_GET_SUPPORTED_HV_CPUID  # KVM_CAP_HYPERV_CPUID
+VCPU_IOCTLS["KVM_GET_STATS_FD"] = KVM_GET_STATS_FD  # KVM_CAP_BINARY_STATS_FD
+del _start
 
 ALL_IOCTLS: Final[dict[str, int]] = {**SYSTEM_IOCTLS, **VM_IOCTLS, **VCPU_IOCTLS}
 
