@@ -82,18 +82,18 @@ class Dispatcher:
         return self.unhandled_io
 
     def _route_io(self, ex: IoExit) -> Verdict:
-        h = self._ports.get(ex._io.port) or self.port_handler(ex._io.port)
-        count = ex._io.count
-        if count == 1:
+        h = self._ports.get(ex.port)
+        if h is None:
+            h = self.port_handler(ex.port)
+        if ex.count == 1:
             return h(ex)
         # string I/O (rep ins/outs): one exit carries `count` elements; hand them over one by one
         verdict: Verdict = None
-        for i in range(count):
+        for i in range(ex.count):
             ex.index = i
             verdict = h(ex)
             if verdict is not None:
                 break
-        ex.index = 0
         return verdict
 
     def mmio_handler(self, addr: int) -> Handler:

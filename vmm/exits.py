@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from kvm_abi import exits as ke
 from kvm_abi import ffi
+from kvm_abi.constants import KVM_PIO_PAGE_OFFSET
 
 if TYPE_CHECKING:
     from .vcpu import Vcpu
 
 _U = {1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *", 8: "uint64_t *"}
+_PIO_DATA_OFFSET = KVM_PIO_PAGE_OFFSET * 4096
 
 
 class Exit:
@@ -55,52 +57,48 @@ def _fmt(v: Any) -> str:
 
 
 class IoExit(Exit):
-    """KVM_EXIT_IO: a port access. `value` is the datum of element `index` (string I/O has `count`)."""
+    """KVM_EXIT_IO: a port access. `port`, `size`, `count` and `is_write` are decoded once per exit
+    (`load`); `value` reads or writes the datum of element `index` (string I/O has `count` > 1)."""
 
-    __slots__ = ("_io", "index")
+    __slots__ = ("_data", "_io", "_typed", "count", "index", "is_write", "port", "size")
     reason = ke.KVM_EXIT_IO
     name = "IO"
 
     def __init__(self, vcpu: Vcpu, run: Any) -> None:
         super().__init__(vcpu, run)
         self._io = run.io
-        self.index = 0
+        # KVM always puts port data at the same offset; typed pointers to it are made once
+        base = ffi.cast("char *", run)
+        self._typed = {n: ffi.cast(t, base + _PIO_DATA_OFFSET) for n, t in _U.items()}
+        self.port = self.size = self.count = self.index = 0
+        self.is_write = False
+        self._data: Any = self._typed[1]
 
-    @property
-    def port(self) -> int:
-        return int(self._io.port)
-
-    @property
-    def size(self) -> int:
-        return int(self._io.size)
-
-    @property
-    def count(self) -> int:
-        return int(self._io.count)
-
-    @property
-    def is_write(self) -> bool:
-        return self._io.direction == ke.KVM_EXIT_IO_OUT
-
-    def _slot(self) -> Any:
+    def load(self) -> None:
         io = self._io
-        base = ffi.cast("char *", self._run) + io.data_offset + self.index * io.size
-        return ffi.cast(_U[io.size], base)
+        self.port = io.port
+        self.size = size = io.size
+        self.count = io.count
+        self.is_write = io.direction == 1
+        self.index = 0
+        data = self._typed.get(size)
+        if data is None or io.data_offset != _PIO_DATA_OFFSET:
+            data = ffi.cast(_U.get(size, "uint8_t *"), ffi.cast("char *", self._run) + io.data_offset)
+        self._data = data
 
     @property
     def value(self) -> int:
-        return int(self._slot()[0])
+        return int(self._data[self.index])
 
     @value.setter
     def value(self, v: int) -> None:
-        self._slot()[0] = v & ((1 << (8 * self._io.size)) - 1)
+        self._data[self.index] = v & ((1 << (8 * self.size)) - 1)
 
     def fields(self) -> dict[str, Any]:
         f: dict[str, Any] = {"port": self.port, "size": self.size, "write": self.is_write}
         if self.count != 1:
             f["count"] = self.count
-        if self.is_write:
-            f["value"] = self.value
+        f["value"] = self.value
         return f
 
 

@@ -193,7 +193,8 @@ class Machine:
         if self.trace is not None:
             dispatch = self.trace.wrap(dispatch)
         while True:
-            verdict = dispatch(run())
+            exit_ = run()
+            verdict = dispatch(exit_)
             if verdict is not None:
                 return verdict
 

@@ -37,6 +37,8 @@ class Vcpu:
             self.kvm_run.kvm_valid_regs = constants.KVM_SYNC_X86_REGS
         self._sync_gprs = self.kvm_run.s.regs.regs
         self._views: list[Exit] = [make_view(self, self.kvm_run, r) for r in range(_VIEW_TABLE_SIZE)]
+        # views whose common fields are decoded on every exit (I/O: read by every port handler)
+        self._loaders: list[Any] = [getattr(v, "load", None) for v in self._views]
         self._run_request = ioctls.KVM_RUN
         self._ioctl = libc.ioctl
         self.exits = 0
@@ -58,6 +60,9 @@ class Vcpu:
         self.exits += 1
         reason = self.kvm_run.exit_reason
         if reason < _VIEW_TABLE_SIZE:
+            load = self._loaders[reason]
+            if load is not None:
+                load()
             return self._views[reason]
         return make_view(self, self.kvm_run, reason)
 

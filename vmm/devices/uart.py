@@ -23,6 +23,8 @@ class Uart16550:
         self.rx: deque[int] = deque()
         self.ier = self.lcr = self.mcr = self.scr = self.fcr = 0
         self.divisor = 12  # 9600 baud, the usual reset value
+        self._writers = (self._w_data, self._w_ier, self._w_fcr, self._w_lcr, self._w_mcr,
+                         self._w_readonly, self._w_readonly, self._w_scr)  # fmt: skip
 
     def feed(self, data: bytes) -> None:
         self.rx.extend(data)
@@ -30,32 +32,42 @@ class Uart16550:
     def handle_io(self, ex: IoExit) -> None:
         reg = ex.port - self.base
         if ex.is_write:
-            self.write(reg, ex.value & 0xFF)
+            self._writers[reg](ex.value & 0xFF)
         else:
             ex.value = self.read(reg)
 
     def write(self, reg: int, v: int) -> None:
-        dlab = self.lcr & LCR_DLAB
-        if reg == RBR_THR:
-            if dlab:
-                self.divisor = (self.divisor & 0xFF00) | v
-            else:
-                self.console.put(v)
-        elif reg == IER:
-            if dlab:
-                self.divisor = (self.divisor & 0xFF) | v << 8
-            else:
-                self.ier = v & 0x0F
-        elif reg == IIR_FCR:
-            self.fcr = v
-            if v & 0x02:
-                self.rx.clear()
-        elif reg == LCR:
-            self.lcr = v
-        elif reg == MCR:
-            self.mcr = v & 0x1F
-        elif reg == SCR:
-            self.scr = v
+        self._writers[reg](v & 0xFF)
+
+    # one method per register, looked up by offset: the transmit path is a single indexed call
+    def _w_data(self, v: int) -> None:
+        if self.lcr & LCR_DLAB:
+            self.divisor = (self.divisor & 0xFF00) | v
+        else:
+            self.console.put(v)
+
+    def _w_ier(self, v: int) -> None:
+        if self.lcr & LCR_DLAB:
+            self.divisor = (self.divisor & 0xFF) | v << 8
+        else:
+            self.ier = v & 0x0F
+
+    def _w_fcr(self, v: int) -> None:
+        self.fcr = v
+        if v & 0x02:
+            self.rx.clear()
+
+    def _w_lcr(self, v: int) -> None:
+        self.lcr = v
+
+    def _w_mcr(self, v: int) -> None:
+        self.mcr = v & 0x1F
+
+    def _w_readonly(self, v: int) -> None:
+        pass  # LSR and MSR ignore writes
+
+    def _w_scr(self, v: int) -> None:
+        self.scr = v
 
     def read(self, reg: int) -> int:
         dlab = self.lcr & LCR_DLAB

@@ -101,6 +101,8 @@ class UcallPort:
             struct.pack_into("<i", buf, RESULT_OFFSET, call.result)
             return verdict
         except GuestMemoryError as e:
+            if self.memory.contains(gpa, SIZE):  # the struct itself is readable: tell the guest
+                struct.pack_into("<i", self.memory.view(gpa, SIZE), RESULT_OFFSET, -errno.EFAULT)
             return self._reject(gpa, str(e))
 
     def _reject(self, gpa: int, why: str) -> Verdict:
