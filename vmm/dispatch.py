@@ -49,6 +49,10 @@ class Dispatcher:
             for p in range(first, first + count):
                 self._ports[p] = handler
         else:
+            # the per-port table is searched first, so earlier small registrations inside this
+            # range must leave it, or they would shadow the later (winning) large one
+            for p in [p for p in self._ports if first <= p < first + count]:
+                del self._ports[p]
             self._port_ranges.insert(0, (first, first + count, handler))
 
     def on_mmio(self, base: int, size: int, handler: Handler) -> None:

@@ -18,7 +18,10 @@ MAX_CPUID_ENTRIES = 256
 class Kvm:
     """An open /dev/kvm. Creating one checks the API version; `create_vm` makes a `Vm`."""
 
-    def __init__(self, path: str = "/dev/kvm") -> None:
+    def __init__(self, path: str | None = None) -> None:
+        # PYVMM_KVM_DEVICE points pyvmm at another device node (tests use it to simulate a host without KVM)
+        if path is None:
+            path = os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm")
         self.path = path
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)

@@ -12,10 +12,10 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO, TextIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from kvm_abi import exits as ke
 
@@ -38,6 +38,10 @@ from .modes import CpuMode, boot_state
 from .observe import ExitStats, ExitTrace
 from .report import guest_state
 from .verdict import Stop, Verdict
+
+if TYPE_CHECKING:
+    from .spp.controller import Spp
+    from .vcpu import Vcpu
 
 RFLAGS_IF = 1 << 9
 
@@ -85,6 +89,9 @@ class Machine:
         self.stats: ExitStats | None = None
         self.trace: ExitTrace | None = None
         self._pending_stop: Stop | None = None
+        self.kick_hooks: list[Callable[[Vcpu], Verdict]] = []  # run at every interrupted KVM_RUN
+        self.spp: Spp | None = None
+        self._vcpu_thread: int | None = None
         self._install_exit_handlers()
         self._install_devices()
 
@@ -129,7 +136,15 @@ class Machine:
 
     def _on_intr(self, ex: IntrExit) -> Verdict:
         ex.vcpu.clear_stop()
-        return self._pending_stop  # None: a signal meant for someone else; just re-enter
+        if self._pending_stop is not None:
+            return self._pending_stop
+        if self.spp is not None:
+            self.spp.apply_pending()
+        for hook in self.kick_hooks:
+            verdict = hook(ex.vcpu)
+            if verdict is not None:
+                return verdict
+        return None  # a kick with nothing to do (or a signal meant for someone else): re-enter
 
     def _unhandled_io(self, ex: IoExit) -> Verdict:
         if self.trace is not None:
@@ -159,6 +174,21 @@ class Machine:
         apply_boot_state(self.vcpu, self.memory, boot_state(mode, place.entry, place.stack))
 
     # --- running ----------------------------------------------------------------------------
+    def enable_spp(self, backend: str = "software", abi: str | None = None) -> Spp:
+        """Turn on sub-page protection with the named backend (see vmm.spp.select)."""
+        from .spp.setup import attach_spp
+
+        if self.spp is None:
+            self.spp = attach_spp(self, backend, abi)
+        return self.spp
+
+    def kick(self) -> None:
+        """Bring the vCPU out of KVM_RUN to its exit handlers soon (from any thread)."""
+        for v in self.vm.vcpus:
+            v.request_stop()
+        if self._vcpu_thread is not None and self._vcpu_thread != threading.get_ident():
+            signal.pthread_kill(self._vcpu_thread, signal.SIGUSR1)
+
     def stop(self, status: int, reason: str) -> None:
         """Ask the run loop to end; safe from signal handlers and other threads."""
         if self._pending_stop is None:
@@ -171,11 +201,12 @@ class Machine:
         start = time.perf_counter()
         exits_before = self.vcpu.exits
         report = ""
-        with self._stop_signals(timeout):
+        with self._stop_signals(timeout), self._vcpu_thread_marked():
             try:
                 verdict = self._loop()
             except PyvmmError as e:
                 verdict = Stop(e.status, str(e), fatal=True)
+                report = getattr(e, "details", "")
             except Exception:
                 verdict = Stop(ExitStatus.HANDLER_ERROR, "an exit handler raised an exception", fatal=True)
                 report = traceback.format_exc()
@@ -199,6 +230,20 @@ class Machine:
                 return verdict
 
     @contextmanager
+    def _vcpu_thread_marked(self) -> Iterator[None]:
+        self._vcpu_thread = threading.get_ident()
+        if self.spp is not None:
+            self.spp.vcpu_thread = self._vcpu_thread
+            self.spp.backend_started(self._vcpu_thread)
+        try:
+            yield
+        finally:
+            self._vcpu_thread = None
+            if self.spp is not None:
+                self.spp.vcpu_thread = None
+                self.spp.backend_stopped()
+
+    @contextmanager
     def _stop_signals(self, timeout: float | None) -> Iterator[None]:
         """SIGALRM for --timeout and SIGINT for Ctrl-C both end the run through `stop()`; the
         signal itself kicks the vCPU out of KVM_RUN (EINTR), immediate_exit covers the window
@@ -216,6 +261,8 @@ class Machine:
 
         old_int = signal.signal(signal.SIGINT, on_sigint)
         old_alrm = signal.signal(signal.SIGALRM, on_alarm)
+        # SIGUSR1 only interrupts KVM_RUN (see kick()); installing a handler keeps it from killing us
+        old_usr1 = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
         if timeout is not None:
             signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
@@ -224,6 +271,7 @@ class Machine:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old_alrm)
             signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGUSR1, old_usr1)
 
     def close(self) -> None:
         self.console.flush()

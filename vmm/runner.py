@@ -10,6 +10,8 @@ from .image import read_image
 from .machine import Machine, open_trace
 from .modes import CpuMode
 from .observe import ExitStats, ExitTrace
+from .spp.policyfile import load_policy
+from .spp.spec import combine, read_spec_file
 from .userfile import call_entry, load_user_file
 
 
@@ -26,15 +28,31 @@ class RunOptions:
     trace_path: str | None = None
     strict: bool = False
     quiet: bool = False
+    spp_regions: list[str] = field(default_factory=list)
+    spp_files: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
+    spp_backend: str = "auto"
+    spp_abi: str | None = None
+
+    @property
+    def wants_spp(self) -> bool:
+        return bool(self.spp_regions or self.spp_files or self.policies or self.spp_backend != "auto")
 
 
 def run_image(o: RunOptions) -> int:
     image = read_image(o.image)  # before KVM: a bad path is reported even on a host without KVM
+    regions = spp_requests(o)
     trace_file = open_trace(o.trace_path) if o.trace_path else None
     err = sys.stderr
     try:
         with Machine(o.mem, strict=o.strict) as m:
             m.load_flat(image, o.mode, o.load, o.entry)
+            if o.wants_spp:
+                spp = m.enable_spp(o.spp_backend, o.spp_abi)
+                for page, mask in regions.items():
+                    spp.protect(page, mask)
+                for arg in o.policies:
+                    load_policy(arg, spp)
             for path in o.handler_files:
                 call_entry(load_user_file(path, "handlers"), path, "handlers", "setup", m)
             if o.stats:
@@ -55,3 +73,11 @@ def run_image(o: RunOptions) -> int:
     finally:
         if trace_file is not None:
             trace_file.close()
+
+
+def spp_requests(o: RunOptions) -> dict[int, int]:
+    """Every --spp and --spp-file request, checked for disagreement, as page -> mask."""
+    requests = [(f"--spp {r}", r) for r in o.spp_regions]
+    for path in o.spp_files:
+        requests += read_spec_file(path)
+    return combine(requests)

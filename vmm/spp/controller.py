@@ -1,0 +1,146 @@
+"""`Spp`: the protected regions of one machine, its policies, and the backend that enforces them.
+
+Both backends report violations here as `SppEvent`s; `judge()` asks the policies in order (the
+first verdict that is not None wins; with none, the write is denied). Protection changes made
+from a thread other than the vCPU's are handed to the vCPU thread and applied at its next exit.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from ..errors import ExitStatus, PyvmmError
+from .event import DENY, SppEvent, Verdict
+from .masks import FULL, PAGE, MaskTable, SppError, check_mask, check_page, mask_for_bytes
+
+if TYPE_CHECKING:
+    from ..machine import Machine
+
+Policy = Callable[[SppEvent], Verdict | None]
+
+
+class SppBackend(Protocol):
+    name: str
+
+    def apply(self, pages: list[int]) -> None:
+        """Enforce the table's current masks for `pages` (called on the vCPU thread, vCPUs out of KVM_RUN)."""
+
+    def start_watchdog(self, vcpu_thread: int) -> None: ...
+
+    def stop_watchdog(self) -> None: ...
+
+
+class PolicyError(PyvmmError):
+    """A policy raised; carries its traceback for the stop report."""
+
+    status = ExitStatus.HANDLER_ERROR
+
+    def __init__(self, policy: Policy, details: str) -> None:
+        super().__init__(f"SPP policy {getattr(policy, '__name__', policy)!r} raised an exception")
+        self.details = details
+
+
+class Spp:
+    def __init__(self, machine: Machine, make_backend: Callable[[Spp], SppBackend]) -> None:
+        self.machine = machine
+        self.table = MaskTable()
+        self.policies: list[Policy] = []
+        self.events: list[SppEvent] = []  # every violation judged, in order
+        self.keep_events = 10_000  # older events are dropped beyond this many
+        self._lock = threading.Lock()
+        self._pending: set[int] = set()
+        self._applied = threading.Condition(self._lock)
+        self.vcpu_thread: int | None = None  # ident of the thread running the vCPU, while it runs
+        self.backend = make_backend(self)
+
+    # --- protection ------------------------------------------------------------------------
+    def protect(self, gpa: int, mask: int = 0, npages: int = 1) -> None:
+        """Set the write mask of `npages` pages from `gpa` (bit i set = sub-page i writable)."""
+        check_page(gpa)
+        check_mask(mask)
+        if npages < 1:
+            raise SppError(f"page count {npages} must be at least 1")
+        pages = [gpa + i * PAGE for i in range(npages)]
+        self._check_ram(pages)
+        self._update({p: mask for p in pages})
+
+    def release(self, gpa: int, npages: int = 1) -> None:
+        self.protect(gpa, FULL, npages)
+
+    def protect_bytes(self, start: int, end: int) -> None:
+        """Deny writes to [start, end), rounded outward to whole 128-byte sub-pages."""
+        if not 0 <= start < end:
+            raise SppError(f"byte range {start:#x}-{end:#x} is empty or negative")
+        first = start & ~(PAGE - 1)
+        pages = list(range(first, end, PAGE))
+        self._check_ram(pages)
+        self._update({p: self.table.get(p) & mask_for_bytes(p, start, end) for p in pages})
+
+    def mask(self, gpa: int) -> int:
+        return self.table.get(gpa & ~(PAGE - 1))
+
+    def masks(self) -> dict[int, int]:
+        return dict(self.table.masks)
+
+    def _check_ram(self, pages: list[int]) -> None:
+        mem = self.machine.memory
+        for p in pages:
+            if not mem.contains(p, PAGE):
+                raise SppError(f"SPP page {p:#x} is not in guest RAM")
+
+    def _update(self, new: dict[int, int]) -> None:
+        with self._lock:
+            changed = [p for p, m in new.items() if self.table.get(p) != m]
+            for p, m in new.items():
+                self.table.set(p, m)
+            if not changed:
+                return
+            if self.vcpu_thread is None or self.vcpu_thread == threading.get_ident():
+                self.backend.apply(changed)
+                return
+            self._pending.update(changed)
+        # another thread: the vCPU applies the change at its next exit; kick it there and wait
+        self.machine.kick()
+        with self._lock:
+            self._applied.wait_for(lambda: not self._pending or self.vcpu_thread is None, timeout=5)
+            if self._pending and self.vcpu_thread is None:
+                self.backend.apply(sorted(self._pending))
+                self._pending.clear()
+
+    def backend_started(self, vcpu_thread: int) -> None:
+        self.backend.start_watchdog(vcpu_thread)
+
+    def backend_stopped(self) -> None:
+        self.backend.stop_watchdog()
+        with self._lock:
+            self._applied.notify_all()
+
+    def apply_pending(self) -> None:
+        """On the vCPU thread, at an exit: enforce changes other threads made."""
+        if not self._pending:
+            return
+        with self._lock:
+            pages = sorted(self._pending)
+            self._pending.clear()
+            self.backend.apply(pages)
+            self._applied.notify_all()
+
+    # --- policies --------------------------------------------------------------------------
+    def add_policy(self, policy: Policy) -> None:
+        self.policies.append(policy)
+
+    def judge(self, event: SppEvent) -> Verdict:
+        if len(self.events) >= self.keep_events:
+            del self.events[: self.keep_events // 2]
+        self.events.append(event)
+        for policy in self.policies:
+            try:
+                verdict = policy(event)
+            except Exception:
+                raise PolicyError(policy, traceback.format_exc()) from None
+            if verdict is not None:
+                return verdict
+        return DENY

@@ -1,0 +1,83 @@
+"""One SPP violation event, whichever backend saw it, and the verdicts a policy returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from kvm_abi.spp import SUBPAGE_SIZE
+
+Backend = Literal["software", "kernel:rfc-v1", "kernel:v12", "single-step"]
+
+
+@dataclass(frozen=True)
+class SppEvent:
+    gpa: int  # first guest-physical byte of the write in a denied sub-page
+    page_mask: int  # the page's mask when the write arrived
+    vcpu: int
+    rip: int | None  # guest RIP as KVM reported it (after the instruction for emulated stores)
+    backend: Backend
+    write_gpa: int | None = None  # where the whole access starts, when known
+    size: int | None = None  # bytes written by the access, when known
+    data: bytes | None = None  # the bytes the guest tried to write, when known
+
+    @property
+    def page(self) -> int:
+        return self.gpa & ~0xFFF
+
+    @property
+    def subpage(self) -> int:
+        return (self.gpa & 0xFFF) // SUBPAGE_SIZE
+
+    def describe(self) -> str:
+        what = f"{self.size}-byte write" if self.size else "write"
+        at = f" at {self.write_gpa:#x}" if self.write_gpa is not None else ""
+        data = f" of {self.data.hex()}" if self.data is not None else ""
+        rip = f", rip {self.rip:#x}" if self.rip is not None else ""
+        return (
+            f"SPP violation: {what}{at}{data} hits denied sub-page {self.subpage} of page {self.page:#x} "
+            f"(mask {self.page_mask:#010x}) at {self.gpa:#x}; vCPU {self.vcpu}{rip}, {self.backend}"
+        )
+
+
+# --- verdicts -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Deny:
+    """Drop the write; the guest continues after the instruction (the seed patch's behaviour)."""
+
+
+@dataclass(frozen=True)
+class Allow:
+    """Let this one write through; the protection stays."""
+
+
+@dataclass(frozen=True)
+class AllowAndUnprotect:
+    """Let the write through and drop the protection of the sub-pages it touches (or the page)."""
+
+    scope: Literal["subpage", "page"] = "subpage"
+
+
+@dataclass(frozen=True)
+class WriteInstead:
+    """Write `data` at the access's address instead of what the guest wrote."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class StopVm:
+    reason: str = "stopped by SPP policy"
+
+
+@dataclass(frozen=True)
+class Inject:
+    """Drop the write and raise exception `vector` in the guest (13 = #GP, 14 = #PF)."""
+
+    vector: int = 13
+    error_code: int | None = 0
+
+
+Verdict = Deny | Allow | AllowAndUnprotect | WriteInstead | StopVm | Inject
+DENY = Deny()
+ALLOW = Allow()

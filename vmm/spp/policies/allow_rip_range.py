@@ -1,0 +1,36 @@
+"""Allow writes made by code in one RIP range (say, the guest's own updater) and deny the rest.
+
+The range comes from PYVMM_ALLOW_RIP="START-END" when used by name; from a script, call
+`make_policy(start, end)`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from vmm.numbers import parse_int
+from vmm.spp.event import ALLOW, DENY, SppEvent, Verdict
+
+
+def make_policy(start: int, end: int) -> Callable[[SppEvent], Verdict]:
+    def allow_rip_range(event: SppEvent) -> Verdict:
+        return ALLOW if event.rip is not None and start <= event.rip < end else DENY
+
+    return allow_rip_range
+
+
+def _from_env() -> tuple[int, int]:
+    text = os.environ.get("PYVMM_ALLOW_RIP", "")
+    if "-" not in text:
+        raise ValueError('set PYVMM_ALLOW_RIP="START-END" to the RIP range whose writes are allowed')
+    a, b = text.split("-", 1)
+    return parse_int(a, "RIP"), parse_int(b, "RIP")
+
+
+def setup(spp: object) -> None:
+    from vmm.spp.controller import Spp
+
+    assert isinstance(spp, Spp)
+    start, end = _from_env()
+    spp.add_policy(make_policy(start, end))

@@ -1,0 +1,18 @@
+"""Deny violations, and stop the VM at the Nth one (N from PYVMM_SPP_LIMIT, default 10)."""
+
+from __future__ import annotations
+
+import os
+
+from vmm.spp.event import DENY, SppEvent, StopVm, Verdict
+
+LIMIT = int(os.environ.get("PYVMM_SPP_LIMIT", "10"))
+seen = 0
+
+
+def policy(event: SppEvent) -> Verdict:
+    global seen
+    seen += 1
+    if seen >= LIMIT:
+        return StopVm(f"{seen} SPP violations (limit {LIMIT})")
+    return DENY

@@ -1,0 +1,61 @@
+"""Attaching SPP to a machine: the controller, the chosen backend and the guest's ucall requests."""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from ..devices import ucall as uc
+from ..verdict import Verdict
+from .controller import Spp
+from .masks import SppError
+
+if TYPE_CHECKING:
+    from ..machine import Machine
+
+
+def attach_spp(machine: Machine, backend: str, abi: str | None) -> Spp:
+    if backend == "kernel":
+        from .kernel import attach_kernel_backend
+
+        spp = attach_kernel_backend(machine, abi)
+    elif backend in ("software", "auto"):
+        from .software import SoftwareSpp
+
+        spp = Spp(machine, lambda spp: SoftwareSpp(machine, spp))
+    else:
+        raise SppError(f"unknown SPP backend {backend!r} (choose auto, software or kernel)")
+    _register_ucalls(machine, spp)
+    return spp
+
+
+def _register_ucalls(machine: Machine, spp: Spp) -> None:
+    """A guest may protect its own structures (as introspection agents do) through the ucall port."""
+
+    def protect(call: uc.Ucall) -> Verdict:
+        gpa, npages, mask = call.args[0], call.args[1], call.args[2]
+        try:
+            spp.protect(gpa, mask, npages)
+            call.result = 0
+        except SppError as e:
+            machine.log.write(f"pyvmm: guest SPP_PROTECT refused: {e}\n")
+            call.result = -errno.EINVAL
+        return None
+
+    def release(call: uc.Ucall) -> Verdict:
+        try:
+            spp.release(call.args[0], call.args[1])
+            call.result = 0
+        except SppError as e:
+            machine.log.write(f"pyvmm: guest SPP_RELEASE refused: {e}\n")
+            call.result = -errno.EINVAL
+        return None
+
+    def query(call: uc.Ucall) -> Verdict:
+        call.args[2] = spp.mask(call.args[0])
+        call.result = 0
+        return None
+
+    machine.ucall.on(uc.SPP_PROTECT, protect)
+    machine.ucall.on(uc.SPP_RELEASE, release)
+    machine.ucall.on(uc.SPP_QUERY, query)
