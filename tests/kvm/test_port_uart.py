@@ -1,0 +1,80 @@
+"""The 16550 UART at 0x3f8: transmit reaches the console, LSR always says "ready", the scratch
+register keeps what was written."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from conftest import guest
+
+from vmm.devices.console import Console
+from vmm.devices.uart import LCR, LSR, MCR, RBR_THR, SCR, Uart16550
+from vmm.errors import ExitStatus
+from vmm.machine import Machine
+from vmm.modes import CpuMode
+
+pytestmark = pytest.mark.kvm
+
+LSR_IDLE = 0x60  # THRE | TEMT: transmitter empty, nothing received
+
+# real mode at 0x7c00: print LSR on 0xe9, write 0x5a to the scratch register, clear AL, read the
+# scratch register back and print it on 0xe9, halt
+LSR_AND_SCRATCH = bytes.fromhex(
+    "fa"  # cli
+    "ba fd 03"  # mov dx, 0x3fd (LSR)
+    "ec"  # in al, dx
+    "e6 e9"  # out 0xe9, al
+    "ba ff 03"  # mov dx, 0x3ff (SCR)
+    "b0 5a"  # mov al, 0x5a
+    "ee"  # out dx, al
+    "30 c0"  # xor al, al
+    "ec"  # in al, dx
+    "e6 e9"  # out 0xe9, al
+    "f4"  # hlt
+)
+
+
+def test_uart_registers_without_a_guest() -> None:
+    out = io.BytesIO()
+    console = Console(out)
+    uart = Uart16550(console)
+
+    assert uart.read(LSR) == LSR_IDLE
+    uart.write(RBR_THR, ord("A"))
+    uart.write(RBR_THR, ord("\n"))
+    assert bytes(console.transcript) == b"A\n"
+    assert out.getvalue() == b"A\n"
+
+    uart.write(SCR, 0xA5)
+    assert uart.read(SCR) == 0xA5
+    uart.write(SCR, 0x1FF)  # an 8-bit register: only the low byte is kept
+    assert uart.read(SCR) == 0xFF
+
+    # with DLAB set, offset 0 is the divisor latch, not the transmitter: nothing is printed
+    uart.write(LCR, 0x80)
+    uart.write(RBR_THR, 0x01)
+    assert uart.read(RBR_THR) == 0x01
+    assert bytes(console.transcript) == b"A\n"
+
+
+def test_ports_guest_prints_through_the_uart() -> None:
+    with Machine(console=io.BytesIO()) as m:
+        m.load_flat(guest("ports").read_bytes(), CpuMode.LONG)
+        result = m.run(timeout=5)
+
+    assert result.status == ExitStatus.OK
+    assert bytes(m.console.transcript).startswith(b"uart ok\n")
+    # the guest's serial_init programmed 8N1 and DTR | RTS
+    assert m.uart.read(LCR) == 0x03
+    assert m.uart.read(MCR) == 0x03
+
+
+def test_guest_reads_lsr_and_round_trips_the_scratch_register() -> None:
+    with Machine(console=io.BytesIO()) as m:
+        m.load_flat(LSR_AND_SCRATCH, CpuMode.REAL)
+        result = m.run(timeout=5)
+
+    assert result.status == ExitStatus.OK
+    assert bytes(m.console.transcript) == bytes([LSR_IDLE, 0x5A])
+    assert m.uart.scr == 0x5A

@@ -1,0 +1,99 @@
+"""Command-line input refused before /dev/kvm is opened: one `pyvmm: ` line on stderr and the
+documented exit status. These run on hosts without KVM too. (Placement errors, which need a VM,
+are in tests/kvm/test_cli_bad_input.py.)"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, guest, pyvmm
+
+from vmm.errors import ExitStatus
+
+
+def one_line_error(proc: subprocess.CompletedProcess[bytes], status: ExitStatus) -> str:
+    """The single `pyvmm: ` line of a refused command; checks the exit status too."""
+    err = proc.stderr.decode()
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pyvmm: ")
+    assert proc.returncode == status
+    assert proc.stdout == b""
+    return lines[0]
+
+
+def test_missing_image(tmp_path: Path) -> None:
+    line = one_line_error(pyvmm("run", str(tmp_path / "nope.bin")), ExitStatus.BAD_IMAGE)
+    assert "does not exist" in line
+
+
+def test_empty_image(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    line = one_line_error(pyvmm("run", str(empty)), ExitStatus.BAD_IMAGE)
+    assert "is empty" in line
+
+
+def test_directory_as_image(tmp_path: Path) -> None:
+    line = one_line_error(pyvmm("run", str(tmp_path)), ExitStatus.BAD_IMAGE)
+    assert "is a directory" in line
+
+
+def test_unreadable_image() -> None:
+    # root reads any file through CAP_DAC_OVERRIDE; drop it (and CAP_DAC_READ_SEARCH) from the
+    # child's bounding set so the permission bits apply to it as to anyone else
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("root ignores file permissions and setpriv is not available to drop that")
+        prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+        probe = subprocess.run([*prefix, "true"], capture_output=True)
+        if probe.returncode != 0:
+            pytest.skip(f"cannot drop capabilities here: {probe.stderr.decode().strip()}")
+    with tempfile.TemporaryDirectory() as d:
+        image = Path(d) / "locked.bin"
+        image.write_bytes(b"\xf4")
+        image.chmod(0)
+        proc = subprocess.run(
+            [*prefix, sys.executable, "-m", "vmm.cli", "run", str(image)], cwd=ROOT, capture_output=True, timeout=60
+        )
+    line = one_line_error(proc, ExitStatus.BAD_IMAGE)
+    assert "not readable" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "needle"),
+    [
+        (["--mem", "abc"], ExitStatus.USAGE, "memory size 'abc' is not a number"),
+        (["--mem", "0"], ExitStatus.USAGE, "memory size 0x0"),
+        (["--load", "0xzz"], ExitStatus.USAGE, "load address '0xzz' is not a number"),
+        (["--mode", "bogus"], ExitStatus.USAGE, "'bogus'"),
+        (["--timeout", "-1"], ExitStatus.USAGE, "--timeout"),
+        (["--timeout", "0"], ExitStatus.USAGE, "--timeout"),
+    ],
+)
+def test_bad_option_values(args: list[str], status: ExitStatus, needle: str) -> None:
+    line = one_line_error(pyvmm("run", *args, str(guest("hello-long"))), status)
+    assert needle in line
+
+
+def test_missing_kvm_device(tmp_path: Path) -> None:
+    device = str(tmp_path / "no-kvm-here")
+    proc = subprocess.run(
+        [sys.executable, "-m", "vmm.cli", "run", str(guest("hello-long"))],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "PYVMM_KVM_DEVICE": device},
+    )
+    line = one_line_error(proc, ExitStatus.NO_KVM)
+    assert device in line
+    assert "does not exist" in line
