@@ -30,12 +30,13 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from kvm_abi import caps as kcaps
 from kvm_abi import constants as kc
 from kvm_abi import exits as ke
 from kvm_abi import ffi, ioctls, libc
 
 from ..errors import ExitStatus
-from ..exits import DebugExit, InternalErrorExit, IntrExit, MmioExit
+from ..exits import DebugExit, InternalErrorExit, IntrExit, MmioExit, ShutdownExit
 from ..memory import GuestMemory, RamRegion
 from ..verdict import Stop
 from ..verdict import Verdict as RunVerdict
@@ -62,6 +63,10 @@ class SoftwareSpp:
         self.memory = machine.memory
         self.trapped: set[int] = set()  # pages currently behind read-only memslots
         self._regions = list(self.memory.regions)
+        # Without this KVM answers an unemulable store at CPL > 0 by injecting #UD into the guest;
+        # we need the exit to single-step the instruction ourselves.
+        if self.vm.check_extension(kcaps.KVM_CAP_EXIT_ON_EMULATION_FAILURE):
+            self.vm.enable_cap(kcaps.KVM_CAP_EXIT_ON_EMULATION_FAILURE, 1)
         for r in self._regions:
             machine.on_mmio(r.gpa, r.size, self.handle_mmio)
         self._fallback_internal_error = machine.dispatcher.exit_handler(InternalErrorExit)
@@ -213,7 +218,9 @@ class SoftwareSpp:
             vcpu.set_guest_debug(kc.KVM_GUESTDBG_ENABLE | kc.KVM_GUESTDBG_SINGLESTEP)
             vcpu.clear_stop()
             ex = vcpu.run()
-            stepped = isinstance(ex, DebugExit)
+            # This host reports the end of a single-stepped CPL-3 instruction as SHUTDOWN rather
+            # than DEBUG; the vCPU is intact and RIP has moved on. A real triple fault leaves RIP.
+            stepped = isinstance(ex, DebugExit) or (isinstance(ex, ShutdownExit) and vcpu.get_regs().rip != rip0)
             other = None if stepped or isinstance(ex, (InternalErrorExit, IntrExit)) else ex
         finally:
             vcpu.set_guest_debug(0)
