@@ -26,6 +26,7 @@ class Dispatcher:
         self._port_ranges: list[tuple[int, int, Handler]] = []
         self._mmio_starts: list[int] = []
         self._mmio: list[tuple[int, int, Handler]] = []  # sorted (start, end, handler)
+        self._mmio_last: tuple[int, int, Handler] = (0, 0, lambda ex: None)
         self.unhandled_io: Handler = lambda ex: None
         self.unhandled_mmio: Handler = lambda ex: None
         self.unhandled_exit: Handler = lambda ex: Stop(14, f"no handler for exit {ex.name}", fatal=True)
@@ -68,6 +69,7 @@ class Dispatcher:
         self._mmio.insert(i, (base, end, handler))
 
     def remove_mmio(self, base: int) -> None:
+        self._mmio_last = (0, 0, self.unhandled_mmio)
         i = self._mmio_starts.index(base)
         del self._mmio_starts[i]
         del self._mmio[i]
@@ -105,8 +107,13 @@ class Dispatcher:
         if i >= 0:
             s, e, h = self._mmio[i]
             if addr < e:
+                self._mmio_last = (s, e, h)
                 return h
         return self.unhandled_mmio
 
     def _route_mmio(self, ex: MmioExit) -> Verdict:
-        return self.mmio_handler(ex._mmio.phys_addr)(ex)
+        addr = ex._mmio.phys_addr
+        start, end, handler = self._mmio_last  # consecutive exits mostly hit the same range
+        if not start <= addr < end:
+            handler = self.mmio_handler(addr)
+        return handler(ex)

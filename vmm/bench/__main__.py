@@ -1,8 +1,8 @@
-"""`make bench`: per-exit cost of pyvmm next to the project's C baseline, measured in one run.
+"""`make bench`: the exit path's cost, pyvmm next to the project's C monitor, measured in one run.
 
 Every variant runs in a fresh process and times only its run loop (wall clock and the process's
-user CPU), so start-up costs do not blur the per-exit figures. Variants alternate over several
-rounds and the median round is reported.
+user CPU), so start-up does not blur per-exit figures. Variants alternate over several rounds and
+the median is reported. Ratios compare variants within one group, measured side by side.
 """
 
 from __future__ import annotations
@@ -15,21 +15,33 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .inner import VARIANTS
-
 ROOT = Path(__file__).resolve().parents[2]
 GUESTS = ROOT / "guests" / "build"
 BASELINE = ROOT / "tests" / "bench" / "build" / "kvm_baseline"
 
+# group -> (reference variant, variants); the reference is the ratios' denominator
+GROUPS: dict[str, tuple[str, list[str]]] = {
+    "port I/O exit (io-bench: 200,000 OUTs to the UART scratch register)":
+        ("c-io", ["c-io", "raw-python-io", "pyvmm-io"]),
+    "trapped write (mmio-bench: 100,000 byte stores into a write-protected page)":
+        ("c-mmio", ["c-mmio", "raw-python-mmio", "pyvmm-spp-allowed", "pyvmm-spp-denied"]),
+    "unprotected CPL-3 workload (user-loop) with SPP regions elsewhere":
+        ("user-loop", ["user-loop", "user-loop-spp-elsewhere"]),
+}  # fmt: skip
+
+
+def command(name: str) -> list[str]:
+    if name == "c-io":
+        return [str(BASELINE), "--mode", "io", str(GUESTS / "io-bench.bin")]
+    if name == "c-mmio":
+        return [str(BASELINE), "--mode", "mmio", "--ro-page", "0x9000", str(GUESTS / "mmio-bench.bin")]
+    if name == "qemu-io":
+        return [sys.executable, "-m", "vmm.bench.qemu", str(GUESTS / "io-bench.bin")]
+    return [sys.executable, "-m", "vmm.bench.inner", name]
+
 
 def run_variant(name: str) -> dict[str, float]:
-    if name == "c-baseline":
-        cmd = [str(BASELINE), "--mode", "io", str(GUESTS / "io-bench.bin")]
-    elif name == "qemu":
-        cmd = [sys.executable, "-m", "vmm.bench.qemu", str(GUESTS / "io-bench.bin")]
-    else:
-        cmd = [sys.executable, "-m", "vmm.bench.inner", name]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(command(name), cwd=ROOT, capture_output=True, text=True, timeout=600)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         raise SystemExit(f"bench: {name} printed no result (status {out.returncode}): {out.stderr.strip()}")
@@ -40,31 +52,39 @@ def run_variant(name: str) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m vmm.bench")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--only", nargs="*", help="variants to run")
+    ap.add_argument("--group", type=int, nargs="*", help="run only these groups (0, 1, 2)")
     args = ap.parse_args()
-    names = ["c-baseline", *VARIANTS]
-    if shutil.which("qemu-system-x86_64"):
-        names.append("qemu")
-    if args.only:
-        names = [n for n in names if n in args.only]
-    for req in (BASELINE, GUESTS / "io-bench.bin"):
+    for req in (BASELINE, GUESTS / "io-bench.bin", GUESTS / "mmio-bench.bin", GUESTS / "user-loop.bin"):
         if not req.exists():
             raise SystemExit(f"bench: {req} is missing: run `make guests baseline`")
-    rounds: dict[str, list[dict[str, float]]] = {n: [] for n in names}
-    for _ in range(args.rounds):
-        for n in names:
-            rounds[n].append(run_variant(n))
-    print(f"{'variant':<22}{'exits':>9}{'wall/exit':>12}{'user/exit':>12}{'wall ratio':>12}{'user ratio':>12}")
-    med: dict[str, tuple[float, float, int]] = {}
-    for n in names:
-        exits = int(rounds[n][0]["exits"])
-        wall = statistics.median(r["wall_s"] / r["exits"] for r in rounds[n]) * 1e6
-        user = statistics.median(r["user_s"] / r["exits"] for r in rounds[n]) * 1e6
-        med[n] = (wall, user, exits)
-    cw, cu, _ = med.get("c-baseline", (float("nan"), float("nan"), 0))
-    for n, (wall, user, exits) in med.items():
-        print(f"{n:<22}{exits:>9}{wall:>10.2f}µs{user:>10.2f}µs{wall / cw:>11.2f}x{user / cu:>11.1f}x")
-    print(f"(median of {args.rounds} rounds; ratios are against c-baseline measured in the same run)")
+    groups = list(GROUPS.items())
+    if shutil.which("qemu-system-x86_64"):
+        groups[0][1][1].append("qemu-io")
+    for gi, (title, (ref, names)) in enumerate(groups):
+        if args.group and gi not in args.group:
+            continue
+        rounds: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+        for _ in range(args.rounds):
+            for n in names:
+                rounds[n].append(run_variant(n))
+        print(f"\n{title}")
+        print(f"  {'variant':<26}{'exits':>9}{'wall/exit':>12}{'user/exit':>12}{'wall ratio':>12}{'user ratio':>12}")
+        med = {
+            n: (
+                statistics.median(r["wall_s"] / r["exits"] for r in rs) * 1e6,
+                statistics.median(r["user_s"] / r["exits"] for r in rs) * 1e6,
+                int(statistics.median(r["exits"] for r in rs)),
+            )
+            for n, rs in rounds.items()
+        }
+        rw, ru, _ = med[ref]
+        for n, (wall, user, exits) in med.items():
+            print(f"  {n:<26}{exits:>9}{wall:>10.2f}µs{user:>10.2f}µs{wall / rw:>11.2f}x{user / ru:>11.2f}x")
+        if ref == "user-loop":
+            tw = {n: statistics.median(r["wall_s"] for r in rs) for n, rs in rounds.items()}
+            print(f"  whole-run wall time: {tw['user-loop']:.4f} s plain, {tw['user-loop-spp-elsewhere']:.4f} s "
+                  f"with 64 protected pages elsewhere ({tw['user-loop-spp-elsewhere'] / tw['user-loop']:.2f}x)")  # fmt: skip
+    print(f"\n(median of {args.rounds} rounds; ratios are against the group's first row, measured in the same run)")
     return 0
 
 

@@ -10,7 +10,7 @@ from kvm_abi.spp import SUBPAGE_SIZE
 Backend = Literal["software", "kernel:rfc-v1", "kernel:v12", "single-step"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SppEvent:
     gpa: int  # first guest-physical byte of the write in a denied sub-page
     page_mask: int  # the page's mask when the write arrived

@@ -120,10 +120,35 @@ class SoftwareSpp:
         if not mmio.is_write:  # only in the window of a slot update: serve it from RAM
             ex.data = self.memory.read(addr, length)
             return None
-        frags = [(addr, bytes(ffi.buffer(mmio.data, length)))]
-        if length == 8 or (addr + length) % PAGE == 0:
+        if length != 8 and (addr + length) & (PAGE - 1):
+            # The common case, one fragment inside one page: judge it with two shifts and copy
+            # it straight from the exit into RAM.
+            mask = self.table.masks.get(addr & ~(PAGE - 1), FULL)
+            first, last = (addr & (PAGE - 1)) >> 7, ((addr + length - 1) & (PAGE - 1)) >> 7
+            span = (1 << (last - first + 1)) - 1
+            bits = (mask >> first) & span
+            if bits == span:
+                ffi.memmove(self._host_byte(addr), mmio.data, length)
+                return None
+            # the lowest clear bit of `bits` is the first denied sub-page the store touches
+            sub = first + ((~bits & span) & -(~bits & span)).bit_length() - 1
+            denied = max(addr, (addr & ~(PAGE - 1)) + (sub << 7))
+            data = bytes(ffi.buffer(mmio.data, length))
+            event = SppEvent(denied, mask, ex.vcpu.index, ex.vcpu.synced_rip(), "software", addr, length, data)
+            return self.carry_out(self.spp.judge(event), event, [(addr, data)], ex.vcpu)
+        else:
+            frags = [(addr, bytes(ffi.buffer(mmio.data, length)))]
             self._collect_fragments(ex.vcpu, frags)
-        first = frags[0][0]
+        return self.judge_write(frags, ex.vcpu)
+
+    def _host_byte(self, gpa: int) -> object:
+        for r in self._regions:
+            if r.gpa <= gpa < r.end:
+                return ffi.cast("char *", r.host_addr + (gpa - r.gpa))
+        raise SppError(f"trapped write at {gpa:#x} is outside guest RAM")
+
+    def judge_write(self, frags: list[tuple[int, bytes]], vcpu: Vcpu) -> RunVerdict:
+        """Apply a whole access if every sub-page it touches is allowed, else ask the policies."""
         denied = None
         for gpa, data in frags:
             denied = self.table.first_denied(gpa, len(data))
@@ -134,9 +159,9 @@ class SoftwareSpp:
                 self.memory.write(gpa, data)
             return None
         data = b"".join(d for _, d in frags)
-        event = SppEvent(denied, self.table.get(denied & ~(PAGE - 1)), ex.vcpu.index, ex.vcpu.synced_rip(),
-                         "software", first, len(data), data)  # fmt: skip
-        return self.carry_out(self.spp.judge(event), event, frags, ex.vcpu)
+        event = SppEvent(denied, self.table.get(denied & ~(PAGE - 1)), vcpu.index, vcpu.synced_rip(),
+                         "software", frags[0][0], len(data), data)  # fmt: skip
+        return self.carry_out(self.spp.judge(event), event, frags, vcpu)
 
     def _collect_fragments(self, vcpu: Vcpu, frags: list[tuple[int, bytes]]) -> None:
         """Fetch the remaining MMIO fragments of the current instruction (see module docstring)."""
