@@ -19,9 +19,35 @@ from vmm.modes import CpuMode
 IMAGE = Path(__file__).resolve().parent.parent / "guests" / "build" / "spp-stores.bin"
 TARGET = 0x300000  # the guest keeps everything of its own out of 0x200000-0x3fffff
 
-(STORE8, STORE16, STORE32, STORE64, REP_STOSB, REP_MOVSB, XCHG64, LOCK_CMPXCHG64, PUSH64, MOVDQU,
- MOVQ_XMM, MOVSS, MOVSD, MOVHPS, MOVLPS, FSTP, FISTP, CMPXCHG16B, FXSAVE, STMXCSR, SGDT, SIDT,
- MOVD_XMM, STORE8_LOOP, READ64, EXEC_PAGE_STORE, LOAD_SEGMENT_FROM_GDT_AT) = range(1, 28)  # fmt: skip
+(
+    STORE8,
+    STORE16,
+    STORE32,
+    STORE64,
+    REP_STOSB,
+    REP_MOVSB,
+    XCHG64,
+    LOCK_CMPXCHG64,
+    PUSH64,
+    MOVDQU,
+    MOVQ_XMM,
+    MOVSS,
+    MOVSD,
+    MOVHPS,
+    MOVLPS,
+    FSTP,
+    FISTP,
+    CMPXCHG16B,
+    FXSAVE,
+    STMXCSR,
+    SGDT,
+    SIDT,
+    MOVD_XMM,
+    STORE8_LOOP,
+    READ64,
+    EXEC_PAGE_STORE,
+    LOAD_SEGMENT_FROM_GDT_AT,
+) = range(1, 28)
 
 OP = struct.Struct("<IIQQQ")
 OPS_OFFSET = 16
@@ -38,8 +64,9 @@ class Op:
 
 
 class StoreDriver:
-    def __init__(self, machine: Machine, cpl: int, batches: list[list[Op]],
-                 between: Callable[[int], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, machine: Machine, cpl: int, batches: list[list[Op]], between: Callable[[int], None] | None = None
+    ) -> None:
         self.m = machine
         self.cpl = cpl
         self.batches = list(batches)
@@ -64,8 +91,9 @@ class StoreDriver:
             self.between(index)
         batch = self.batches[index] if index < len(self.batches) else []
         for i, op in enumerate(batch):
-            self.m.memory.write(self.mailbox + OPS_OFFSET + i * OP.size,
-                                OP.pack(op.op, op.count, op.addr, op.value, op.value2))  # fmt: skip
+            self.m.memory.write(
+                self.mailbox + OPS_OFFSET + i * OP.size, OP.pack(op.op, op.count, op.addr, op.value, op.value2)
+            )
         self.m.memory.write_u32(self.mailbox, len(batch))
 
 

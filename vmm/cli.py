@@ -35,42 +35,112 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("image", type=click.Path(dir_okay=True, readable=False))  # read_image reports it: BAD_IMAGE
-@click.option("--mode", type=click.Choice([m.value for m in CpuMode]), default="long", show_default=True,
-              help="CPU mode a flat binary starts in.")
-@click.option("--load", type=Number("load address"), default=None,
-              help="Guest-physical load address [real: 0x7c00, else 0x100000].")
+@click.option(
+    "--mode",
+    type=click.Choice([m.value for m in CpuMode]),
+    default="long",
+    show_default=True,
+    help="CPU mode a flat binary starts in.",
+)
+@click.option(
+    "--load",
+    type=Number("load address"),
+    default=None,
+    help="Guest-physical load address [real: 0x7c00, else 0x100000].",
+)
 @click.option("--entry", type=Number("entry point"), default=None, help="Entry point [the load address].")
-@click.option("-m", "--mem", type=Number("memory size"), default=L.DEFAULT_MEM, show_default=True,
-              help="Guest RAM in bytes; K/M/G suffixes accepted.")
-@click.option("--handlers", "handler_files", multiple=True, type=click.Path(),
-              help="Python file whose setup(machine) registers exit handlers (repeatable).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop the guest after this many seconds.")
+@click.option(
+    "-m",
+    "--mem",
+    type=Number("memory size"),
+    default=L.DEFAULT_MEM,
+    show_default=True,
+    help="Guest RAM in bytes; K/M/G suffixes accepted.",
+)
+@click.option(
+    "--handlers",
+    "handler_files",
+    multiple=True,
+    type=click.Path(),
+    help="Python file whose setup(machine) registers exit handlers (repeatable).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop the guest after this many seconds.",
+)
 @click.option("--stats", is_flag=True, help="Print a per-exit-reason table at the end.")
 @click.option("--trace", "trace_path", type=click.Path(), default=None, help="Write one JSON line per exit.")
 @click.option("--strict", is_flag=True, help="Unhandled ports/MMIO and bad guest requests stop the run.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-@click.option("--spp", "spp_regions", multiple=True, metavar="GPA[:MASK]|START-END",
-              help="Write-protect a page with a 32-bit sub-page mask (default 0), or a byte range (repeatable).")
+@click.option(
+    "--spp",
+    "spp_regions",
+    multiple=True,
+    metavar="GPA[:MASK]|START-END",
+    help="Write-protect a page with a 32-bit sub-page mask (default 0), or a byte range (repeatable).",
+)
 @click.option("--spp-file", "spp_files", multiple=True, type=click.Path(), help="File of --spp regions.")
-@click.option("--policy", "policies", multiple=True, metavar="FILE|NAME",
-              help="SPP policy: a Python file or a built-in (log-and-deny, allow-rip-range, count-and-stop).")
-@click.option("--spp-backend", type=click.Choice(["auto", "software", "kernel"]), default="auto", show_default=True,
-              help="Who enforces SPP: the software engine, or a patched kernel (explicit only).")
-@click.option("--spp-abi", type=click.Choice(["rfc-v1", "v12"]), default=None,
-              help="The patched kernel's SPP ABI (with --spp-backend kernel).")
-def run(image: str, mode: str, load: int | None, entry: int | None, mem: int, handler_files: tuple[str, ...],
-        timeout: float | None, stats: bool, trace_path: str | None, strict: bool, quiet: bool,
-        spp_regions: tuple[str, ...], spp_files: tuple[str, ...], policies: tuple[str, ...],
-        spp_backend: str, spp_abi: str | None) -> int:
-    """Run the flat binary IMAGE."""  # noqa: D401
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    metavar="FILE|NAME",
+    help="SPP policy: a Python file or a built-in (log-and-deny, allow-rip-range, count-and-stop).",
+)
+@click.option(
+    "--spp-backend",
+    type=click.Choice(["auto", "software", "kernel"]),
+    default="auto",
+    show_default=True,
+    help="Who enforces SPP: the software engine, or a patched kernel (explicit only).",
+)
+@click.option(
+    "--spp-abi",
+    type=click.Choice(["rfc-v1", "v12"]),
+    default=None,
+    help="The patched kernel's SPP ABI (with --spp-backend kernel).",
+)
+def run(
+    image: str,
+    mode: str,
+    load: int | None,
+    entry: int | None,
+    mem: int,
+    handler_files: tuple[str, ...],
+    timeout: float | None,
+    stats: bool,
+    trace_path: str | None,
+    strict: bool,
+    quiet: bool,
+    spp_regions: tuple[str, ...],
+    spp_files: tuple[str, ...],
+    policies: tuple[str, ...],
+    spp_backend: str,
+    spp_abi: str | None,
+) -> int:
+    """Run the flat binary IMAGE."""
     from .runner import RunOptions, run_image
 
-    opts = RunOptions(image=image, mode=CpuMode(mode), load=load, entry=entry, mem=mem,
-                      handler_files=list(handler_files), timeout=timeout, stats=stats,
-                      trace_path=trace_path, strict=strict, quiet=quiet, spp_regions=list(spp_regions),
-                      spp_files=list(spp_files), policies=list(policies), spp_backend=spp_backend,
-                      spp_abi=spp_abi)  # fmt: skip
+    opts = RunOptions(
+        image=image,
+        mode=CpuMode(mode),
+        load=load,
+        entry=entry,
+        mem=mem,
+        handler_files=list(handler_files),
+        timeout=timeout,
+        stats=stats,
+        trace_path=trace_path,
+        strict=strict,
+        quiet=quiet,
+        spp_regions=list(spp_regions),
+        spp_files=list(spp_files),
+        policies=list(policies),
+        spp_backend=spp_backend,
+        spp_abi=spp_abi,
+    )
     return run_image(opts)
 
 

@@ -44,7 +44,7 @@ class Dispatcher:
 
     def on_io(self, first: int, count: int, handler: Handler) -> None:
         """Handle ports [first, first + count); a later registration wins where ranges overlap."""
-        if not (0 <= first and count > 0 and first + count <= 0x10000):
+        if not (first >= 0 and count > 0 and first + count <= 0x10000):
             raise ValueError(f"bad port range {first:#x}+{count}")
         if count <= _PORT_TABLE_LIMIT:
             for p in range(first, first + count):

@@ -27,7 +27,7 @@ _PIO_DATA_OFFSET = KVM_PIO_PAGE_OFFSET * 4096
 class Exit:
     """Base of every exit view: the vCPU it came from, its reason number and name."""
 
-    __slots__ = ("vcpu", "_run")
+    __slots__ = ("_run", "vcpu")
     reason: ClassVar[int] = -1
     name: ClassVar[str] = "?"
 
@@ -504,13 +504,35 @@ class Unknown(Exit):
 X86_EXIT_TYPES: dict[int, type[Exit]] = {
     cls.reason: cls
     for cls in (
-        HwUnknownExit, ExceptionExit, IoExit, HypercallExit, DebugExit, HltExit, MmioExit,
-        IrqWindowOpenExit, ShutdownExit, FailEntryExit, IntrExit, SetTprExit, TprAccessExit,
-        NmiExit, InternalErrorExit, SystemEventExit, IoapicEoiExit, HypervExit, RdmsrExit,
-        WrmsrExit, DirtyRingFullExit, ApResetHoldExit, BusLockExit, XenExit, NotifyExit,
-        MemoryFaultExit, TdxExit,
+        HwUnknownExit,
+        ExceptionExit,
+        IoExit,
+        HypercallExit,
+        DebugExit,
+        HltExit,
+        MmioExit,
+        IrqWindowOpenExit,
+        ShutdownExit,
+        FailEntryExit,
+        IntrExit,
+        SetTprExit,
+        TprAccessExit,
+        NmiExit,
+        InternalErrorExit,
+        SystemEventExit,
+        IoapicEoiExit,
+        HypervExit,
+        RdmsrExit,
+        WrmsrExit,
+        DirtyRingFullExit,
+        ApResetHoldExit,
+        BusLockExit,
+        XenExit,
+        NotifyExit,
+        MemoryFaultExit,
+        TdxExit,
     )
-}  # fmt: skip
+}
 
 
 def make_view(vcpu: Vcpu, run: Any, reason: int) -> Exit:

@@ -52,9 +52,7 @@ def place_flat(size: int, mode: CpuMode, mem_size: int, load: int | None, entry:
     else:
         lo, hi = L.MONITOR_AREA
         if load < hi and lo < end:
-            raise ImageError(
-                f"image at {load:#x}-{end:#x} overlaps the monitor's boot structures at {lo:#x}-{hi:#x}"
-            )
+            raise ImageError(f"image at {load:#x}-{end:#x} overlaps the monitor's boot structures at {lo:#x}-{hi:#x}")
     if not load <= entry < end:
         raise ImageError(f"entry point {entry:#x} is outside the image ({load:#x}-{end:#x})")
     stack = load if mode is not CpuMode.REAL else min(load, 0xFFFF)

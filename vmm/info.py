@@ -8,8 +8,7 @@ from .kvm import Kvm
 def host_report() -> str:
     kvm = Kvm()
     try:
-        lines = [f"KVM API version: {kvm.api_version}", f"vCPU mmap size: {kvm.vcpu_mmap_size} bytes",
-                 "capabilities:"]  # fmt: skip
+        lines = [f"KVM API version: {kvm.api_version}", f"vCPU mmap size: {kvm.vcpu_mmap_size} bytes", "capabilities:"]
         for name, value in kvm.capabilities().items():
             lines.append(f"  {name:<24}{value}")
         from .spp.select import describe_backend_choice

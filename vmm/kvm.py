@@ -6,11 +6,11 @@ import errno
 import os
 from typing import Any
 
-from kvm_abi import caps, ffi, ioctls
+from kvm_abi import caps, ioctls
 from kvm_abi.constants import KVM_API_VERSION
 
 from .errors import KvmUnavailable
-from .sys import NULL, as_arg, ioctl, raw_ioctl
+from .sys import NULL, as_arg, ioctl, new, raw_ioctl
 
 MAX_CPUID_ENTRIES = 256
 
@@ -28,9 +28,7 @@ class Kvm:
         except FileNotFoundError:
             raise KvmUnavailable(f"{path} does not exist: this host has no KVM (load kvm_intel/kvm_amd)") from None
         except PermissionError:
-            raise KvmUnavailable(
-                f"no permission to open {path}: run as root or join the group that owns it"
-            ) from None
+            raise KvmUnavailable(f"no permission to open {path}: run as root or join the group that owns it") from None
         except OSError as e:
             raise KvmUnavailable(f"cannot open {path}: {e.strerror}") from None
         version = raw_ioctl(self.fd, ioctls.KVM_GET_API_VERSION)
@@ -60,7 +58,7 @@ class Kvm:
         if self._cpuid is None:
             n = MAX_CPUID_ENTRIES
             while True:
-                cpuid = ffi.new("struct kvm_cpuid2 *", {"nent": n, "entries": n})
+                cpuid = new("struct kvm_cpuid2 *", {"nent": n, "entries": n})
                 cpuid.nent = n
                 rc = raw_ioctl(self.fd, ioctls.KVM_GET_SUPPORTED_CPUID, cpuid)
                 if rc == -errno.E2BIG:

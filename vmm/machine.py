@@ -29,9 +29,18 @@ from .devices.ucall import UcallPort
 from .dispatch import Dispatcher, Handler
 from .errors import ConfigError, ExitStatus, PyvmmError
 from .exits import (
-    Exit, FailEntryExit, ForeignExit, HltExit, HwUnknownExit, InternalErrorExit, IntrExit, IoExit,
-    MmioExit, ShutdownExit, Unknown,
-)  # fmt: skip
+    Exit,
+    FailEntryExit,
+    ForeignExit,
+    HltExit,
+    HwUnknownExit,
+    InternalErrorExit,
+    IntrExit,
+    IoExit,
+    MmioExit,
+    ShutdownExit,
+    Unknown,
+)
 from .image import place_flat
 from .kvm import Kvm
 from .modes import CpuMode, boot_state
@@ -120,12 +129,21 @@ class Machine:
     def _install_exit_handlers(self) -> None:
         self.on_exit(HltExit, self._on_hlt)
         self.on_exit(IntrExit, self._on_intr)
-        self.on_exit(ShutdownExit, lambda ex: Stop(ExitStatus.TRIPLE_FAULT, "guest triple-faulted (KVM_EXIT_SHUTDOWN)", fatal=True))
+        self.on_exit(
+            ShutdownExit,
+            lambda ex: Stop(ExitStatus.TRIPLE_FAULT, "guest triple-faulted (KVM_EXIT_SHUTDOWN)", fatal=True),
+        )
         self.on_exit(InternalErrorExit, _on_internal_error)
         self.on_exit(FailEntryExit, _on_fail_entry)
-        self.on_exit(HwUnknownExit, lambda ex: Stop(
-            ExitStatus.UNHANDLED_EXIT, f"KVM could not handle hardware exit {ex.hardware_exit_reason:#x}", fatal=True))
-        self.dispatcher.unhandled_exit = _on_unhandled_exit  # fmt: skip
+        self.on_exit(
+            HwUnknownExit,
+            lambda ex: Stop(
+                ExitStatus.UNHANDLED_EXIT,
+                f"KVM could not handle hardware exit {ex.hardware_exit_reason:#x}",
+                fatal=True,
+            ),
+        )
+        self.dispatcher.unhandled_exit = _on_unhandled_exit
 
     # --- built-in exit handlers -----------------------------------------------------------
     def _on_hlt(self, ex: HltExit) -> Verdict:
@@ -213,12 +231,13 @@ class Machine:
         self.console.flush()
         if verdict.fatal or verdict.status == ExitStatus.TIMEOUT:
             report += guest_state(self.vcpu)
-        return RunResult(verdict.status, verdict.reason, self.vcpu.exits - exits_before,
-                         time.perf_counter() - start, report)  # fmt: skip
+        return RunResult(
+            verdict.status, verdict.reason, self.vcpu.exits - exits_before, time.perf_counter() - start, report
+        )
 
     def _loop(self) -> Stop:
         run = self.vcpu.run
-        dispatch = self.dispatcher.dispatch
+        dispatch: Callable[[Exit], Verdict] = self.dispatcher.dispatch
         if self.stats is not None:
             dispatch = self.stats.wrap(dispatch)
         if self.trace is not None:
@@ -286,6 +305,10 @@ class Machine:
 
 
 # --- fatal exits -------------------------------------------------------------------------
+def _on_shutdown(ex: ShutdownExit) -> Verdict:
+    return Stop(ExitStatus.TRIPLE_FAULT, "guest triple-faulted (KVM_EXIT_SHUTDOWN)", fatal=True)
+
+
 def _on_internal_error(ex: InternalErrorExit) -> Verdict:
     what = f"KVM internal error: {ex.suberror_name}"
     insn = ex.insn_bytes

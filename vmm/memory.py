@@ -54,7 +54,7 @@ class GuestMemory:
                 raise PyvmmError(f"RAM region {gpa:#x}+{size:#x} overlaps {r.gpa:#x}+{r.size:#x}")
         fd, addr = _map_memfd(f"pyvmm-ram-{gpa:#x}", size)
         buf = ffi.buffer(ffi.cast("char *", addr), size)
-        region = RamRegion(gpa, size, addr, fd, memoryview(buf))  # type: ignore[arg-type]
+        region = RamRegion(gpa, size, addr, fd, memoryview(buf))
         self.regions.append(region)
         self.regions.sort(key=lambda r: r.gpa)
         return region

@@ -144,9 +144,19 @@ def boot_state(mode: CpuMode, entry: int, stack: int) -> BootState:
         segs["cs"] = Segment(cs_base >> 4, base=cs_base, limit=0xFFFF, type=0xB)
         segs["tr"] = Segment(0, base=0, limit=0xFFFF, type=0xB, s=0)
         return BootState(
-            mode, entry - cs_base, stack & 0xFFFF, RFLAGS_RESERVED, segs, (0, 0xFFFF), (0, 0x3FF),
-            CR0_ET, 0, 0, 0, [],
-        )  # fmt: skip
+            mode,
+            entry - cs_base,
+            stack & 0xFFFF,
+            RFLAGS_RESERVED,
+            segs,
+            (0, 0xFFFF),
+            (0, 0x3FF),
+            CR0_ET,
+            0,
+            0,
+            0,
+            [],
+        )
 
     long_mode = mode is CpuMode.LONG
     data = _flat(L.SEL_KERNEL_DATA, False, long_mode)
@@ -165,6 +175,16 @@ def boot_state(mode: CpuMode, entry: int, stack: int) -> BootState:
         cr3 = L.BOOT_PML4
         efer = EFER_SCE | EFER_LME | EFER_LMA
     return BootState(
-        mode, entry, stack, RFLAGS_RESERVED, segs, (L.BOOT_GDT, len(gdt) - 1), (L.BOOT_IDT, 0),
-        cr0, cr3, cr4, efer, memory,
-    )  # fmt: skip
+        mode,
+        entry,
+        stack,
+        RFLAGS_RESERVED,
+        segs,
+        (L.BOOT_GDT, len(gdt) - 1),
+        (L.BOOT_IDT, 0),
+        cr0,
+        cr3,
+        cr4,
+        efer,
+        memory,
+    )

@@ -12,8 +12,7 @@ if TYPE_CHECKING:
     from .vcpu import Vcpu
 
 CODE_BYTES = 16
-GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
-        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")  # fmt: skip
+GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
 
 
 def guest_state(vcpu: Vcpu) -> str:
@@ -27,17 +26,17 @@ def guest_state(vcpu: Vcpu) -> str:
     lines.append(f"  vCPU {vcpu.index}: rip={regs.rip:#018x} rflags={regs.rflags:#010x}")
     for i in range(0, len(GPRS), 4):
         lines.append("  " + "  ".join(f"{n:>3}={getattr(regs, n):#018x}" for n in GPRS[i : i + 4]))
-    lines.append(
-        f"  cr0={sregs.cr0:#x} cr2={sregs.cr2:#x} cr3={sregs.cr3:#x} cr4={sregs.cr4:#x} efer={sregs.efer:#x}"
-    )
+    lines.append(f"  cr0={sregs.cr0:#x} cr2={sregs.cr2:#x} cr3={sregs.cr3:#x} cr4={sregs.cr4:#x} efer={sregs.efer:#x}")
     for name in ("cs", "ss", "ds", "tr"):
         s = getattr(sregs, name)
         lines.append(
             f"  {name}: sel={s.selector:#06x} base={s.base:#x} limit={s.limit:#x} type={s.type:#x} "
             f"dpl={s.dpl} l={s.l} db={s.db}"
         )
-    lines.append(f"  gdt: base={sregs.gdt.base:#x} limit={sregs.gdt.limit:#x}  "
-                 f"idt: base={sregs.idt.base:#x} limit={sregs.idt.limit:#x}")  # fmt: skip
+    lines.append(
+        f"  gdt: base={sregs.gdt.base:#x} limit={sregs.gdt.limit:#x}  "
+        f"idt: base={sregs.idt.base:#x} limit={sregs.idt.limit:#x}"
+    )
     mem = vcpu.vm.memory
     linear = (sregs.cs.base + regs.rip) & 0xFFFFFFFFFFFFFFFF
     w = walk(linear, sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer, mem.read_u64)

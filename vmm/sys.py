@@ -11,6 +11,16 @@ from .errors import KvmCallFailed
 NULL = ffi.NULL
 
 
+def new(ctype: str, init: Any = None) -> Any:
+    """A zeroed cffi object owned by Python (typed as Any: its fields are the kernel's)."""
+    return ffi.new(ctype, init)
+
+
+def cast(ctype: str, value: Any) -> Any:
+    """ffi.cast, typed as Any like `new`."""
+    return ffi.cast(ctype, value)
+
+
 def as_arg(value: int) -> Any:
     """An integer ioctl argument in the `void *` slot of the fixed-argument declaration."""
     return ffi.cast("void *", value)

@@ -10,7 +10,7 @@ from kvm_abi import caps, constants, ffi, ioctls, libc
 
 from .errors import KvmCallFailed, PyvmmError
 from .exits import Exit, make_view
-from .sys import NULL, ioctl
+from .sys import NULL, cast, ioctl, new
 
 if TYPE_CHECKING:
     from .vm import Vm
@@ -30,7 +30,7 @@ class Vcpu:
             raise PyvmmError(f"cannot map the kvm_run page of vCPU {index} (errno {ffi.errno})")
         self._run_ptr = ptr
         self._run_size = size
-        self.kvm_run: Any = ffi.cast("struct kvm_run *", ptr)
+        self.kvm_run: Any = cast("struct kvm_run *", ptr)
         # RIP on every exit without an ioctl: ask KVM to mirror the GPRs into kvm_run.
         self.sync_regs = vm.kvm.check_extension(caps.KVM_CAP_SYNC_REGS) & constants.KVM_SYNC_X86_REGS != 0
         if self.sync_regs:
@@ -78,7 +78,7 @@ class Vcpu:
 
     # --- registers -----------------------------------------------------------------------
     def get_regs(self) -> Any:
-        regs = ffi.new("struct kvm_regs *")
+        regs = new("struct kvm_regs *")
         ioctl(self.fd, ioctls.KVM_GET_REGS, regs, "KVM_GET_REGS")
         return regs
 
@@ -86,7 +86,7 @@ class Vcpu:
         ioctl(self.fd, ioctls.KVM_SET_REGS, regs, "KVM_SET_REGS")
 
     def get_sregs(self) -> Any:
-        sregs = ffi.new("struct kvm_sregs *")
+        sregs = new("struct kvm_sregs *")
         ioctl(self.fd, ioctls.KVM_GET_SREGS, sregs, "KVM_GET_SREGS")
         return sregs
 
@@ -94,7 +94,7 @@ class Vcpu:
         ioctl(self.fd, ioctls.KVM_SET_SREGS, sregs, "KVM_SET_SREGS")
 
     def get_fpu(self) -> Any:
-        fpu = ffi.new("struct kvm_fpu *")
+        fpu = new("struct kvm_fpu *")
         ioctl(self.fd, ioctls.KVM_GET_FPU, fpu, "KVM_GET_FPU")
         return fpu
 
@@ -102,7 +102,7 @@ class Vcpu:
         ioctl(self.fd, ioctls.KVM_SET_FPU, fpu, "KVM_SET_FPU")
 
     def get_msrs(self, indices: list[int]) -> dict[int, int]:
-        msrs = ffi.new("struct kvm_msrs *", {"nmsrs": len(indices), "entries": len(indices)})
+        msrs = new("struct kvm_msrs *", {"nmsrs": len(indices), "entries": len(indices)})
         msrs.nmsrs = len(indices)
         for i, idx in enumerate(indices):
             msrs.entries[i].index = idx
@@ -110,7 +110,7 @@ class Vcpu:
         return {int(msrs.entries[i].index): int(msrs.entries[i].data) for i in range(got)}
 
     def set_msrs(self, values: dict[int, int]) -> None:
-        msrs = ffi.new("struct kvm_msrs *", {"nmsrs": len(values), "entries": len(values)})
+        msrs = new("struct kvm_msrs *", {"nmsrs": len(values), "entries": len(values)})
         msrs.nmsrs = len(values)
         for i, (idx, val) in enumerate(values.items()):
             msrs.entries[i].index = idx
@@ -124,14 +124,14 @@ class Vcpu:
         ioctl(self.fd, ioctls.KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2")
 
     def set_guest_debug(self, control: int, debugreg: list[int] | None = None) -> None:
-        dbg = ffi.new("struct kvm_guest_debug *")
+        dbg = new("struct kvm_guest_debug *")
         dbg.control = control
         for i, v in enumerate(debugreg or []):
             dbg.arch.debugreg[i] = v
         ioctl(self.fd, ioctls.KVM_SET_GUEST_DEBUG, dbg, "KVM_SET_GUEST_DEBUG")
 
     def get_vcpu_events(self) -> Any:
-        ev = ffi.new("struct kvm_vcpu_events *")
+        ev = new("struct kvm_vcpu_events *")
         ioctl(self.fd, ioctls.KVM_GET_VCPU_EVENTS, ev, "KVM_GET_VCPU_EVENTS")
         return ev
 
@@ -140,7 +140,7 @@ class Vcpu:
 
     def translate(self, gva: int) -> int | None:
         """KVM_TRANSLATE: the guest-physical address of `gva` under the current paging, or None."""
-        tr = ffi.new("struct kvm_translation *")
+        tr = new("struct kvm_translation *")
         tr.linear_address = gva
         ioctl(self.fd, ioctls.KVM_TRANSLATE, tr, "KVM_TRANSLATE")
         return int(tr.physical_address) if tr.valid else None

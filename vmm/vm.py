@@ -6,11 +6,11 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kvm_abi import caps, ffi, ioctls
+from kvm_abi import caps, ioctls
 
 from .layout import KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR
 from .memory import GuestMemory, RamRegion
-from .sys import as_arg, ioctl, raw_ioctl
+from .sys import as_arg, ioctl, new, raw_ioctl
 
 if TYPE_CHECKING:
     from .kvm import Kvm
@@ -38,7 +38,7 @@ class Vm:
         self.memslots: dict[int, Memslot] = {}
         self.vcpus: list[Vcpu] = []
         self.max_memslots = kvm.check_extension(caps.KVM_CAP_NR_MEMSLOTS) or 32
-        self._region = ffi.new("struct kvm_userspace_memory_region *")
+        self._region = new("struct kvm_userspace_memory_region *")
 
     def close(self) -> None:
         for v in self.vcpus:
@@ -54,14 +54,14 @@ class Vm:
         ioctl(self.fd, ioctls.KVM_SET_TSS_ADDR, as_arg(addr), "KVM_SET_TSS_ADDR")
 
     def set_identity_map_addr(self, addr: int = KVM_IDENTITY_MAP_ADDR) -> None:
-        ident = ffi.new("uint64_t *", addr)
+        ident = new("uint64_t *", addr)
         ioctl(self.fd, ioctls.KVM_SET_IDENTITY_MAP_ADDR, ident, "KVM_SET_IDENTITY_MAP_ADDR")
 
     def check_extension(self, cap: int) -> int:
         return max(raw_ioctl(self.fd, ioctls.KVM_CHECK_EXTENSION, as_arg(cap)), 0)
 
     def enable_cap(self, cap: int, *args: int) -> None:
-        ec = ffi.new("struct kvm_enable_cap *")
+        ec = new("struct kvm_enable_cap *")
         ec.cap = cap
         for i, a in enumerate(args):
             ec.args[i] = a

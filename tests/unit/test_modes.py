@@ -8,9 +8,18 @@ import pytest
 
 from vmm import layout as L
 from vmm.modes import (
-    CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, PTE_PS, PTE_US, TSS_LIMIT, CpuMode, boot_state,
+    CR0_PE,
+    CR0_PG,
+    CR4_PAE,
+    EFER_LMA,
+    EFER_LME,
+    PTE_PS,
+    PTE_US,
+    TSS_LIMIT,
+    CpuMode,
+    boot_state,
     gdt_descriptor,
-)  # fmt: skip
+)
 from vmm.paging import translate
 
 

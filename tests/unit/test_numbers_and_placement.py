@@ -12,9 +12,16 @@ from vmm.numbers import parse_int
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("0x100000", 0x100000), ("1048576", 1 << 20), ("16M", 16 << 20), ("4k", 4096), ("1G", 1 << 30),
-     ("2MiB", 2 << 20), ("0x1_000", 0x1000)],
-)  # fmt: skip
+    [
+        ("0x100000", 0x100000),
+        ("1048576", 1 << 20),
+        ("16M", 16 << 20),
+        ("4k", 4096),
+        ("1G", 1 << 30),
+        ("2MiB", 2 << 20),
+        ("0x1_000", 0x1000),
+    ],
+)
 def test_parse_int_accepts(text: str, value: int) -> None:
     assert parse_int(text, "x") == value
 

@@ -50,10 +50,14 @@ def test_byte_range_rounds_outward() -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("0x1001", "not 4 KiB-aligned"), ("0x1000:0x1ffffffff", "does not fit in 32 bits"),
-     ("0x1000:zz", "SPP write mask 'zz' is not a number"), ("0x2000-0x1000", "is empty"),
-     ("nope", "not a number")],
-)  # fmt: skip
+    [
+        ("0x1001", "not 4 KiB-aligned"),
+        ("0x1000:0x1ffffffff", "does not fit in 32 bits"),
+        ("0x1000:zz", "SPP write mask 'zz' is not a number"),
+        ("0x2000-0x1000", "is empty"),
+        ("nope", "not a number"),
+    ],
+)
 def test_bad_requests_name_the_value(text: str, message: str) -> None:
     with pytest.raises(SppError, match=message):
         parse_request(text)

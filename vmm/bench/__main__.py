@@ -21,13 +21,19 @@ BASELINE = ROOT / "tests" / "bench" / "build" / "kvm_baseline"
 
 # group -> (reference variant, variants); the reference is the ratios' denominator
 GROUPS: dict[str, tuple[str, list[str]]] = {
-    "port I/O exit (io-bench: 200,000 OUTs to the UART scratch register)":
-        ("c-io", ["c-io", "raw-python-io", "pyvmm-io"]),
-    "trapped write (mmio-bench: 100,000 byte stores into a write-protected page)":
-        ("c-mmio", ["c-mmio", "raw-python-mmio", "pyvmm-spp-allowed", "pyvmm-spp-denied"]),
-    "unprotected CPL-3 workload (user-loop) with SPP regions elsewhere":
-        ("user-loop", ["user-loop", "user-loop-spp-elsewhere"]),
-}  # fmt: skip
+    "port I/O exit (io-bench: 200,000 OUTs to the UART scratch register)": (
+        "c-io",
+        ["c-io", "raw-python-io", "pyvmm-io"],
+    ),
+    "trapped write (mmio-bench: 100,000 byte stores into a write-protected page)": (
+        "c-mmio",
+        ["c-mmio", "raw-python-mmio", "pyvmm-spp-allowed", "pyvmm-spp-denied"],
+    ),
+    "unprotected CPL-3 workload (user-loop) with SPP regions elsewhere": (
+        "user-loop",
+        ["user-loop", "user-loop-spp-elsewhere"],
+    ),
+}
 
 
 def command(name: str) -> list[str]:
@@ -82,8 +88,11 @@ def main() -> int:
             print(f"  {n:<26}{exits:>9}{wall:>10.2f}µs{user:>10.2f}µs{wall / rw:>11.2f}x{user / ru:>11.2f}x")
         if ref == "user-loop":
             tw = {n: statistics.median(r["wall_s"] for r in rs) for n, rs in rounds.items()}
-            print(f"  whole-run wall time: {tw['user-loop']:.4f} s plain, {tw['user-loop-spp-elsewhere']:.4f} s "
-                  f"with 64 protected pages elsewhere ({tw['user-loop-spp-elsewhere'] / tw['user-loop']:.2f}x)")  # fmt: skip
+            plain, spp = tw["user-loop"], tw["user-loop-spp-elsewhere"]
+            print(
+                f"  whole-run wall time: {plain:.4f} s plain, {spp:.4f} s with 64 protected pages elsewhere "
+                f"({spp / plain:.2f}x)"
+            )
     print(f"\n(median of {args.rounds} rounds; ratios are against the group's first row, measured in the same run)")
     return 0
 

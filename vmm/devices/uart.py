@@ -23,8 +23,16 @@ class Uart16550:
         self.rx: deque[int] = deque()
         self.ier = self.lcr = self.mcr = self.scr = self.fcr = 0
         self.divisor = 12  # 9600 baud, the usual reset value
-        self._writers = (self._w_data, self._w_ier, self._w_fcr, self._w_lcr, self._w_mcr,
-                         self._w_readonly, self._w_readonly, self._w_scr)  # fmt: skip
+        self._writers = (
+            self._w_data,
+            self._w_ier,
+            self._w_fcr,
+            self._w_lcr,
+            self._w_mcr,
+            self._w_readonly,
+            self._w_readonly,
+            self._w_scr,
+        )
 
     def feed(self, data: bytes) -> None:
         self.rx.extend(data)

@@ -31,8 +31,15 @@ ARGS_OFFSET = 8
 
 SYNC, DONE, ASSERT_FAIL, PRINT = 1, 2, 3, 4
 SPP_PROTECT, SPP_RELEASE, SPP_QUERY = 16, 17, 18
-NAMES = {SYNC: "SYNC", DONE: "DONE", ASSERT_FAIL: "ASSERT_FAIL", PRINT: "PRINT",
-         SPP_PROTECT: "SPP_PROTECT", SPP_RELEASE: "SPP_RELEASE", SPP_QUERY: "SPP_QUERY"}  # fmt: skip
+NAMES = {
+    SYNC: "SYNC",
+    DONE: "DONE",
+    ASSERT_FAIL: "ASSERT_FAIL",
+    PRINT: "PRINT",
+    SPP_PROTECT: "SPP_PROTECT",
+    SPP_RELEASE: "SPP_RELEASE",
+    SPP_QUERY: "SPP_QUERY",
+}
 
 
 @dataclass
@@ -57,9 +64,7 @@ UcallHandler = Callable[[Ucall], Verdict]
 
 
 class UcallPort:
-    def __init__(
-        self, memory: GuestMemory, console: Console, strict: bool = False, log: TextIO = sys.stderr
-    ) -> None:
+    def __init__(self, memory: GuestMemory, console: Console, strict: bool = False, log: TextIO = sys.stderr) -> None:
         self.memory = memory
         self.console = console
         self.strict = strict

@@ -28,7 +28,7 @@ import errno
 import signal
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kvm_abi import caps as kcaps
 from kvm_abi import constants as kc
@@ -141,7 +141,7 @@ class SoftwareSpp:
             self._collect_fragments(ex.vcpu, frags)
         return self.judge_write(frags, ex.vcpu)
 
-    def _host_byte(self, gpa: int) -> object:
+    def _host_byte(self, gpa: int) -> Any:
         for r in self._regions:
             if r.gpa <= gpa < r.end:
                 return ffi.cast("char *", r.host_addr + (gpa - r.gpa))
@@ -159,8 +159,16 @@ class SoftwareSpp:
                 self.memory.write(gpa, data)
             return None
         data = b"".join(d for _, d in frags)
-        event = SppEvent(denied, self.table.get(denied & ~(PAGE - 1)), vcpu.index, vcpu.synced_rip(),
-                         "software", frags[0][0], len(data), data)  # fmt: skip
+        event = SppEvent(
+            denied,
+            self.table.get(denied & ~(PAGE - 1)),
+            vcpu.index,
+            vcpu.synced_rip(),
+            "software",
+            frags[0][0],
+            len(data),
+            data,
+        )
         return self.carry_out(self.spp.judge(event), event, frags, vcpu)
 
     def _collect_fragments(self, vcpu: Vcpu, frags: list[tuple[int, bytes]]) -> None:
@@ -267,8 +275,9 @@ class SoftwareSpp:
         if not changed:
             return None
         first, new = changed[0][0], b"".join(d for _, d in changed)
-        event = SppEvent(first, self.table.get(first & ~(PAGE - 1)), vcpu.index, rip0, "single-step",
-                         first, len(new), new)  # fmt: skip
+        event = SppEvent(
+            first, self.table.get(first & ~(PAGE - 1)), vcpu.index, rip0, "single-step", first, len(new), new
+        )
         return self.carry_out(self.spp.judge(event), event, changed, vcpu)
 
     # --- watchdog ----------------------------------------------------------------------------

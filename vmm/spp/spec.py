@@ -42,9 +42,7 @@ def combine(requests: list[tuple[str, str]]) -> dict[int, int]:
         if kind == "page":
             prev = explicit.get(a)
             if prev is not None and prev[0] != b:
-                raise SppError(
-                    f"{origin}: page {a:#x} is given mask {b:#010x} here and {prev[0]:#010x} at {prev[1]}"
-                )
+                raise SppError(f"{origin}: page {a:#x} is given mask {b:#010x} here and {prev[0]:#010x} at {prev[1]}")
             explicit[a] = (b, origin)
         else:
             for page in range(a & ~(PAGE - 1), b, PAGE):
@@ -64,7 +62,7 @@ def read_spec_file(path: str) -> list[tuple[str, str]]:
         raise SppError(f"SPP file {path!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SppError(f"SPP file {path!r} is not readable: {e}") from None
-    out = []
+    out: list[tuple[str, str]] = []
     for n, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
         if text:
