@@ -76,7 +76,14 @@ class Dispatcher:
 
     # --- dispatch (the hot path) ---------------------------------------------------------
     def dispatch(self, ex: Exit) -> Verdict:
-        return self._by_reason.get(ex.reason, self.unhandled_exit)(ex)
+        return self._by_reason.get(ex.reason, self._by_raw_reason)(ex)
+
+    def _by_raw_reason(self, ex: Exit) -> Verdict:
+        # Views of reasons x86 has no class for (Unknown, ForeignExit) share reason -1; a handler
+        # registered for their raw number (an SPP kernel profile's exit 28, say) still gets them.
+        raw = getattr(ex, "raw_reason", None)
+        handler = self._by_reason.get(raw) if raw is not None else None
+        return (handler or self.unhandled_exit)(ex)
 
     def port_handler(self, port: int) -> Handler:
         h = self._ports.get(port)

@@ -156,3 +156,15 @@ def test_adjacent_mmio_ranges_and_removal() -> None:
 def test_bad_mmio_ranges_are_refused(base: int, size: int) -> None:
     with pytest.raises(ValueError, match="bad MMIO range"):
         Dispatcher().on_mmio(base, size, handler("x"))
+
+
+def test_handler_for_a_raw_reason_without_x86_class_gets_foreign_and_unknown_views() -> None:
+    from vmm.exits import ForeignExit, Unknown
+
+    d = Dispatcher()
+    d.on_exit(28, handler("spp-profile"))  # 28 is ARM_NISV upstream: x86 has no class for it
+    assert d.dispatch(ForeignExit(None, None, 28)) == Stop(0, "spp-profile")  # type: ignore[arg-type]
+    d.on_exit(99, handler("private"))
+    assert d.dispatch(Unknown(None, None, 99)) == Stop(0, "private")  # type: ignore[arg-type]
+    verdict = d.dispatch(Unknown(None, None, 98))  # type: ignore[arg-type]
+    assert verdict is not None and verdict.status == ExitStatus.UNHANDLED_EXIT
