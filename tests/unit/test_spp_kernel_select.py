@@ -51,14 +51,21 @@ def test_bad_combinations_are_errors(requested: str, abi: str | None, match: str
 
 
 @pytest.mark.parametrize(("abi", "numbers"), [("rfc-v1", "exit 28"), ("v12", "capability 182")])
-def test_kernel_with_abi_is_allowed_and_warns_on_a_stock_looking_host(abi: str, numbers: str) -> None:
-    name, why = choose_backend("kernel", abi, KVM, looks_patched=stock)  # type: ignore[arg-type]
-    assert name == f"kernel:{abi}" and numbers in why
-    _, warning = why.splitlines()
-    assert warning.startswith(f"warning: this host cannot run the kernel:{abi}")
-    assert "no safe probe" in warning and "stand-in: looks stock" in warning
+def test_kernel_with_abi_is_refused_on_a_stock_looking_host(
+    abi: str, numbers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(select.TRUST_ENV, raising=False)
+    with pytest.raises(ConfigError, match=r"does not look SPP-patched \(stand-in: looks stock\); refusing"):
+        choose_backend("kernel", abi, KVM, looks_patched=stock)  # type: ignore[arg-type]
     name, why = choose_backend("kernel", abi, KVM, looks_patched=patched)  # type: ignore[arg-type]
-    assert name == f"kernel:{abi}" and "warning" not in why
+    assert name == f"kernel:{abi}" and numbers in why and "warning" not in why
+
+
+def test_trust_override_goes_ahead_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(select.TRUST_ENV, "1")
+    name, why = choose_backend("kernel", "v12", KVM, looks_patched=stock)  # type: ignore[arg-type]
+    _, warning = why.splitlines()
+    assert name == "kernel:v12" and warning.startswith("warning: the running kernel does not look SPP-patched")
 
 
 def test_describe_backend_choice_is_the_auto_choice() -> None:

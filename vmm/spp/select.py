@@ -11,6 +11,7 @@ call: it can warn, but it cannot prove anything.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -35,11 +36,14 @@ _V12_SYMBOL = re.compile(rb"\s[tT] kvm_spp_(?:set|get)_permission(?:\s|$)", re.M
 Probe = Callable[[str], tuple[bool, str]]
 
 
+TRUST_ENV = "PYVMM_SPP_TRUST_KERNEL"
+
+
 def kernel_looks_patched(abi: str) -> tuple[bool, str]:
     """(whether the running kernel looks like it carries the `abi` SPP patch, what was seen).
 
     A heuristic, not a probe: a patched kernel without these marks (symbols hidden, a renamed
-    parameter) reads as unpatched, so a False answer gives a warning, never a refusal.
+    parameter) reads as unpatched; PYVMM_SPP_TRUST_KERNEL=1 then overrides the refusal.
     """
     if abi == "rfc-v1":
         try:
@@ -91,11 +95,14 @@ def choose_backend(
     why = f"kernel:{abi} backend, as requested: pyvmm reads {uses} as the SPP patch's"
     patched, seen = looks_patched(abi)
     if not patched:
-        why += (
-            f"\nwarning: this host cannot run the kernel:{abi} SPP backend unless its kernel carries the "
-            f"SPP patch, and the running kernel does not look patched ({seen}); there is no safe probe, "
-            "because a stock kernel reads the patch's numbers as other requests"
-        )
+        # Sending the patch's numbers to a stock kernel would reach other requests (ENABLE_CAP 182
+        # is HALT_POLL there), so refuse unless the user vouches for a kernel the check misses.
+        if os.environ.get(TRUST_ENV) != "1":
+            raise ConfigError(
+                f"the running kernel does not look SPP-patched ({seen}); refusing to send the kernel:{abi} "
+                f"backend's numbers to it (set {TRUST_ENV}=1 if it is patched and the check is wrong)"
+            )
+        why += f"\nwarning: the running kernel does not look SPP-patched ({seen}); going ahead as {TRUST_ENV}=1 says"
     return f"kernel:{abi}", why
 
 
