@@ -58,3 +58,16 @@ def pyvmm(*args: str, timeout: float = 60, input: bytes | None = None) -> subpro
     return subprocess.run(
         [sys.executable, "-m", "vmm.cli", *args], cwd=ROOT, capture_output=True, timeout=timeout, input=input
     )
+
+
+def one_line_error(proc: subprocess.CompletedProcess[bytes], status: int) -> str:
+    """The single `pyvmm: ` line of a refused command, after checking the exit status and that the
+    guest printed nothing (it never ran)."""
+    err = proc.stderr.decode()
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pyvmm: ")
+    assert proc.returncode == status
+    assert proc.stdout == b""
+    return lines[0]

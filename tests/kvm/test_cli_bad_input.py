@@ -4,25 +4,12 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
-from conftest import guest, pyvmm
+from conftest import guest, one_line_error, pyvmm
 
 from vmm.errors import ExitStatus
 
 pytestmark = pytest.mark.kvm
-
-
-def one_line_error(proc: subprocess.CompletedProcess[bytes], status: ExitStatus) -> str:
-    """The single `pyvmm: ` line of a refused command; checks the exit status too."""
-    err = proc.stderr.decode()
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("pyvmm: ")
-    assert proc.returncode == status
-    return lines[0]
 
 
 def test_image_too_large_for_memory() -> None:

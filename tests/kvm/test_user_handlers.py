@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import io
 import signal
-import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import guest, pyvmm
+from conftest import guest, one_line_error, pyvmm
 
 from vmm.errors import ExitStatus
 from vmm.exits import IoExit
@@ -51,17 +50,6 @@ def setup(machine):
 
     machine.on_io(0xE9, 1, explode)
 """
-
-
-def one_line_error(proc: subprocess.CompletedProcess[bytes], status: ExitStatus) -> str:
-    """The single `pyvmm: ` line of a refused command; checks the exit status too."""
-    err = proc.stderr.decode()
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("pyvmm: ")
-    assert proc.returncode == status
-    return lines[0]
 
 
 def write(tmp_path: Path, name: str, text: str) -> str:

@@ -12,21 +12,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, guest, pyvmm
+from conftest import ROOT, guest, one_line_error, pyvmm
 
 from vmm.errors import ExitStatus
-
-
-def one_line_error(proc: subprocess.CompletedProcess[bytes], status: ExitStatus) -> str:
-    """The single `pyvmm: ` line of a refused command; checks the exit status too."""
-    err = proc.stderr.decode()
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("pyvmm: ")
-    assert proc.returncode == status
-    assert proc.stdout == b""
-    return lines[0]
 
 
 def test_missing_image(tmp_path: Path) -> None:
