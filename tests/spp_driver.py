@@ -51,7 +51,7 @@ TARGET = 0x300000  # the guest keeps everything of its own out of 0x200000-0x3ff
 
 OP = struct.Struct("<IIQQQ")
 OPS_OFFSET = 16
-SRC_OFFSET = 4096
+SRC_OFFSET = 8192  # the mailbox's source buffer starts at its third page
 
 
 @dataclass

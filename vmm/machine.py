@@ -200,6 +200,9 @@ class Machine:
             self.spp = attach_spp(self, backend, abi)
         return self.spp
 
+    def stop_requested(self) -> bool:
+        return self._pending_stop is not None
+
     def kick(self) -> None:
         """Bring the vCPU out of KVM_RUN to its exit handlers soon (from any thread)."""
         for v in self.vm.vcpus:
@@ -252,14 +255,16 @@ class Machine:
     def _vcpu_thread_marked(self) -> Iterator[None]:
         self._vcpu_thread = threading.get_ident()
         if self.spp is not None:
-            self.spp.vcpu_thread = self._vcpu_thread
+            with self.spp.lock:  # a foreign protect() decides by this who applies its change
+                self.spp.vcpu_thread = self._vcpu_thread
             self.spp.backend_started(self._vcpu_thread)
         try:
             yield
         finally:
             self._vcpu_thread = None
             if self.spp is not None:
-                self.spp.vcpu_thread = None
+                with self.spp.lock:
+                    self.spp.vcpu_thread = None
                 self.spp.backend_stopped()
 
     @contextmanager

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..machine import Machine
 
 Policy = Callable[[SppEvent], Verdict | None]
+APPLY_TIMEOUT = 5.0  # seconds a foreign thread waits for the vCPU thread to apply its change
 
 
 class SppBackend(Protocol):
@@ -105,10 +106,15 @@ class Spp:
         # another thread: the vCPU applies the change at its next exit; kick it there and wait
         self.machine.kick()
         with self._lock:
-            self._applied.wait_for(lambda: not self._pending or self.vcpu_thread is None, timeout=5)
+            self._applied.wait_for(lambda: not self._pending or self.vcpu_thread is None, timeout=APPLY_TIMEOUT)
             if self._pending and self.vcpu_thread is None:
                 self.backend.apply(sorted(self._pending))
                 self._pending.clear()
+            if self._pending:
+                raise SppError(
+                    f"the vCPU did not take the protection change within {APPLY_TIMEOUT:g} s "
+                    "(is a handler blocking the vCPU thread?)"
+                )
 
     def backend_started(self, vcpu_thread: int) -> None:
         self.backend.start_watchdog(vcpu_thread)
@@ -117,6 +123,15 @@ class Spp:
         self.backend.stop_watchdog()
         with self._lock:
             self._applied.notify_all()
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while the table is changed or enforced; a backend holds it to keep the memslots still."""
+        return self._lock
+
+    def has_pending(self) -> bool:
+        """Whether another thread's change waits for the vCPU thread."""
+        return bool(self._pending)
 
     def apply_pending(self) -> None:
         """On the vCPU thread, at an exit: enforce changes other threads made."""

@@ -17,9 +17,10 @@ Three things make this exact rather than approximate:
 - Stores KVM's emulator cannot complete into a read-only slot (movq, fxsave, AVX, ...) end in an
   emulation failure, and a few (sgdt into a protected page, a segment load that must set an
   accessed bit in a protected GDT) make KVM retry forever. For both, the engine makes the pages
-  writable, single-steps the one instruction, restores every denied byte it changed and reports
-  the violation. A watchdog finds the retrying case. Where the host cannot single-step the
-  instruction either, the run stops with SPP_UNENFORCEABLE: never a hang, never a denied write.
+  writable and single-steps the one instruction; what it changed in trapped pages is judged as
+  one access, like a fragmented write, and put back unless allowed. A watchdog finds the
+  retrying case. Where the host cannot single-step the instruction either, the run stops with
+  SPP_UNENFORCEABLE: never a hang, never a denied write.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class SoftwareSpp:
         self._watch_exits = -1
         self._watchdog: threading.Thread | None = None
         self._watch_stop = threading.Event()
+        self._watchdog_kicked = False  # set by the watchdog thread just before it kicks the vCPU
         self.stepped = 0  # instructions run through the single-step fallback
 
     # --- slot layout -------------------------------------------------------------------------
@@ -175,17 +177,27 @@ class SoftwareSpp:
         """Fetch the remaining MMIO fragments of the current instruction (see module docstring)."""
         run = vcpu.kvm_run
         mmio = run.mmio
-        while True:
-            run.immediate_exit = 1
-            rc = libc.ioctl(vcpu.fd, ioctls.KVM_RUN, ffi.NULL)
-            run.immediate_exit = 0
-            if rc < 0:
-                if ffi.errno == errno.EINTR:
-                    return
-                raise SppError(f"KVM_RUN while collecting a write's fragments failed (errno {ffi.errno})")
-            if run.exit_reason != ke.KVM_EXIT_MMIO or not mmio.is_write:
-                raise SppError(f"unexpected exit {run.exit_reason} between the fragments of one write")
-            frags.append((int(mmio.phys_addr), bytes(ffi.buffer(mmio.data, mmio.len))))
+        # immediate_exit may already carry someone's stop request (a timeout, a protection change
+        # from another thread); borrowing it here must not erase that request.
+        kicked = bool(run.immediate_exit)
+        run.immediate_exit = 1
+        try:
+            while True:
+                rc = libc.ioctl(vcpu.fd, ioctls.KVM_RUN, ffi.NULL)
+                if rc < 0:
+                    if ffi.errno == errno.EINTR:
+                        return
+                    raise SppError(f"KVM_RUN while collecting a write's fragments failed (errno {ffi.errno})")
+                if run.exit_reason != ke.KVM_EXIT_MMIO or not mmio.is_write:
+                    raise SppError(f"unexpected exit {run.exit_reason} between the fragments of one write")
+                frags.append((int(mmio.phys_addr), bytes(ffi.buffer(mmio.data, mmio.len))))
+        finally:
+            run.immediate_exit = 1 if kicked or self._stop_requested() else 0
+
+    def _stop_requested(self) -> bool:
+        """Whether the run loop has been asked to come out of KVM_RUN since the last exit: a stop
+        (timeout, Ctrl-C) or a protection change waiting for the vCPU thread."""
+        return self.machine.stop_requested() or self.spp.has_pending()
 
     def carry_out(self, verdict: Verdict, event: SppEvent, frags: list[tuple[int, bytes]], vcpu: Vcpu) -> RunVerdict:
         """Do what the policy decided with a write that has not reached RAM yet."""
@@ -230,6 +242,11 @@ class SoftwareSpp:
     def on_kick(self, vcpu: Vcpu) -> RunVerdict:
         """At every interrupted KVM_RUN: if the watchdog found the vCPU at the same RIP twice with
         no exit in between, KVM is retrying a write it cannot complete: step it ourselves."""
+        if not self._watchdog_kicked:
+            # another thread's kick (a protection change, a timeout): two of those in a row find
+            # the vCPU where they left it without telling anything about its progress
+            return None
+        self._watchdog_kicked = False
         if not self.table.masks or self._watch_exits != vcpu.exits - 1:
             self._watch_rip, self._watch_exits = vcpu.synced_rip(), vcpu.exits
             return None
@@ -242,23 +259,36 @@ class SoftwareSpp:
 
     def step_with_pages_writable(self, vcpu: Vcpu, why: str) -> RunVerdict:
         rip0 = vcpu.get_regs().rip
-        saved = {(s, e): self.memory.read(s, e - s) for p in self.table.pages() for s, e in self.table.denied_ranges(p)}
-        trapped = set(self.trapped)
-        self.relayout(set())
         stepped = False
         other = None
-        try:
-            vcpu.set_guest_debug(kc.KVM_GUESTDBG_ENABLE | kc.KVM_GUESTDBG_SINGLESTEP)
-            vcpu.clear_stop()
-            ex = vcpu.run()
-            # This host reports the end of a single-stepped CPL-3 instruction as SHUTDOWN rather
-            # than DEBUG; the vCPU is intact and RIP has moved on. A real triple fault leaves RIP.
-            stepped = isinstance(ex, DebugExit) or (isinstance(ex, ShutdownExit) and vcpu.get_regs().rip != rip0)
-            other = None if stepped or isinstance(ex, (InternalErrorExit, IntrExit)) else ex
-        finally:
-            vcpu.set_guest_debug(0)
-            changed = _restore(self.memory, saved)
-            self.relayout(trapped)
+        kicked = bool(vcpu.kvm_run.immediate_exit)  # a stop request made before the step
+        # The lock keeps another thread's protection change (applied directly while no run has
+        # marked its vCPU thread yet) from rebuilding the memslots in the middle of the step.
+        with self.spp.lock:
+            # Whole trapped pages, not just the denied bytes: an instruction writing allowed and
+            # denied bytes is one access and is judged whole, as fragmented MMIO writes are.
+            saved = {(p, p + PAGE): self.memory.read(p, PAGE) for p in self.trapped}
+            trapped = set(self.trapped)
+            self.relayout(set())
+            try:
+                vcpu.set_guest_debug(kc.KVM_GUESTDBG_ENABLE | kc.KVM_GUESTDBG_SINGLESTEP)
+                vcpu.clear_stop()
+                ex = vcpu.run()
+                while isinstance(ex, IntrExit):  # a signal before the instruction ran: step again
+                    kicked = True
+                    vcpu.clear_stop()
+                    ex = vcpu.run()
+                # This host reports the end of a single-stepped CPL-3 instruction as SHUTDOWN
+                # rather than DEBUG; the vCPU is intact and RIP has moved on. A real triple fault
+                # leaves RIP.
+                stepped = isinstance(ex, DebugExit) or (isinstance(ex, ShutdownExit) and vcpu.get_regs().rip != rip0)
+                other = None if stepped or isinstance(ex, InternalErrorExit) else ex
+            finally:
+                vcpu.set_guest_debug(0)
+                changed = _restore(self.memory, saved)
+                self.relayout(trapped)
+                if kicked or self._stop_requested():
+                    vcpu.request_stop()  # hand the request on to the run loop
         if other is not None:  # the instruction completed with an exit of its own (port I/O, ...)
             stepped = True
             verdict = self.machine.dispatcher.dispatch(other)
@@ -272,11 +302,14 @@ class SoftwareSpp:
                 fatal=True,
             )
         self.stepped += 1
-        if not changed:
+        denied = next((d for gpa, data in changed if (d := self.table.first_denied(gpa, len(data))) is not None), None)
+        if denied is None:  # it wrote nothing, or only writable bytes: put those back
+            for gpa, data in changed:
+                self.memory.write(gpa, data)
             return None
         first, new = changed[0][0], b"".join(d for _, d in changed)
         event = SppEvent(
-            first, self.table.get(first & ~(PAGE - 1)), vcpu.index, rip0, "single-step", first, len(new), new
+            denied, self.table.get(denied & ~(PAGE - 1)), vcpu.index, rip0, "single-step", first, len(new), new
         )
         return self.carry_out(self.spp.judge(event), event, changed, vcpu)
 
@@ -291,6 +324,7 @@ class SoftwareSpp:
             last = -1
             while not self._watch_stop.wait(WATCHDOG_PERIOD):
                 if self.table.masks and vcpu.exits == last:
+                    self._watchdog_kicked = True
                     vcpu.request_stop()
                     signal.pthread_kill(vcpu_thread, signal.SIGUSR1)
                     time.sleep(0)
