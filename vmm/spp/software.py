@@ -64,6 +64,7 @@ class SoftwareSpp:
         self.memory = machine.memory
         self.trapped: set[int] = set()  # pages currently behind read-only memslots
         self._regions = list(self.memory.regions)
+        self._host_bases = [(r.gpa, r.end, ffi.cast("char *", r.host_addr)) for r in self._regions]
         # Without this KVM answers an unemulable store at CPL > 0 by injecting #UD into the guest;
         # we need the exit to single-step the instruction ourselves.
         if self.vm.check_extension(kcaps.KVM_CAP_EXIT_ON_EMULATION_FAILURE):
@@ -144,9 +145,9 @@ class SoftwareSpp:
         return self.judge_write(frags, ex.vcpu)
 
     def _host_byte(self, gpa: int) -> Any:
-        for r in self._regions:
-            if r.gpa <= gpa < r.end:
-                return ffi.cast("char *", r.host_addr + (gpa - r.gpa))
+        for start, end, base in self._host_bases:
+            if start <= gpa < end:
+                return base + (gpa - start)
         raise SppError(f"trapped write at {gpa:#x} is outside guest RAM")
 
     def judge_write(self, frags: list[tuple[int, bytes]], vcpu: Vcpu) -> RunVerdict:
