@@ -34,18 +34,23 @@ def test_directory_as_image(tmp_path: Path) -> None:
     assert "is a directory" in line
 
 
+def without_file_override() -> list[str]:
+    """A command prefix under which permission bits apply: root reads any file through
+    CAP_DAC_OVERRIDE, so drop it (and CAP_DAC_READ_SEARCH) from the child's bounding set."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root ignores file permissions and setpriv is not available to drop that")
+    prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot drop capabilities here: {probe.stderr.decode().strip()}")
+    return prefix
+
+
 def test_unreadable_image() -> None:
-    # root reads any file through CAP_DAC_OVERRIDE; drop it (and CAP_DAC_READ_SEARCH) from the
-    # child's bounding set so the permission bits apply to it as to anyone else
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("root ignores file permissions and setpriv is not available to drop that")
-        prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
-        probe = subprocess.run([*prefix, "true"], capture_output=True)
-        if probe.returncode != 0:
-            pytest.skip(f"cannot drop capabilities here: {probe.stderr.decode().strip()}")
+    prefix = without_file_override()
     with tempfile.TemporaryDirectory() as d:
         image = Path(d) / "locked.bin"
         image.write_bytes(b"\xf4")
@@ -55,6 +60,22 @@ def test_unreadable_image() -> None:
         )
     line = one_line_error(proc, ExitStatus.BAD_IMAGE)
     assert "not readable" in line
+
+
+def test_kvm_device_without_permission(tmp_path: Path) -> None:
+    prefix = without_file_override()
+    device = tmp_path / "kvm"
+    device.write_bytes(b"")
+    device.chmod(0)
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "vmm.cli", "run", str(guest("hello-long"))],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "PYVMM_KVM_DEVICE": str(device)},
+    )
+    line = one_line_error(proc, ExitStatus.NO_KVM)
+    assert f"no permission to open {device}" in line
 
 
 @pytest.mark.parametrize(
