@@ -34,6 +34,7 @@ SEL_TSS = 0x28
 REAL_MODE_LOAD = 0x7C00  # CS:IP = 0000:7C00, as a BIOS starts a boot sector
 DEFAULT_LOAD = 0x100000  # protected and long mode: 1 MiB
 DEFAULT_MEM = 16 << 20
+KERNEL_STACK = 0x9F000  # ELF and multiboot kernels: a stack below the EBDA, above the loader's data
 
 # --- guest interface ports ----------------------------------------------------------------
 COM1_PORT = 0x3F8  # 16550 UART, 8 registers

@@ -21,6 +21,7 @@ from kvm_abi import exits as ke
 
 from . import layout as L
 from .boot import apply_boot_state
+from .cpuid import cpuid_for_vcpu
 from .devices.console import Console
 from .devices.debug_exit import DebugExit
 from .devices.debugcon import DebugConsole
@@ -46,6 +47,7 @@ from .kvm import Kvm
 from .modes import CpuMode, boot_state
 from .observe import ExitStats, ExitTrace
 from .report import guest_state
+from .runcontrol import RunControl
 from .verdict import Stop, Verdict
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from .vcpu import Vcpu
 
 RFLAGS_IF = 1 << 9
+MAX_VCPUS = 64
 
 
 @dataclass
@@ -77,11 +80,15 @@ class Machine:
         log: TextIO | None = None,
         strict: bool = False,
         kvm: Kvm | None = None,
+        smp: int = 1,
+        irqchip: bool = False,
     ) -> None:
         if mem_size % L.PAGE_SIZE or mem_size < 0x10000:
             raise ConfigError(f"memory size {mem_size:#x} must be a multiple of 4 KiB and at least 64 KiB")
         if mem_size > L.KVM_IDENTITY_MAP_ADDR:
             raise ConfigError(f"memory size {mem_size:#x} is above the 4 GiB hole pyvmm keeps for KVM")
+        if not 1 <= smp <= MAX_VCPUS:
+            raise ConfigError(f"vCPU count {smp} must be between 1 and {MAX_VCPUS}")
         self.log = log if log is not None else sys.stderr
         self.strict = strict
         self.kvm = kvm if kvm is not None else Kvm()
@@ -91,16 +98,22 @@ class Machine:
         self.vm.add_ram(0, mem_size)
         self.memory = self.vm.memory
         self.mem_size = mem_size
-        self.vcpu = self.vm.create_vcpu()
-        self.vcpu.set_cpuid(self.kvm.supported_cpuid())
+        # APs start by INIT/SIPI through the in-kernel LAPIC, so SMP implies the irqchip
+        self.irqchip = irqchip or smp > 1
+        if self.irqchip:  # before any vCPU exists, as KVM requires; APs then wait for INIT/SIPI
+            self.vm.create_irqchip()
+            self.vm.create_pit2()
+        self.vcpus = [self.vm.create_vcpu(i) for i in range(smp)]
+        for v in self.vcpus:
+            v.set_cpuid(cpuid_for_vcpu(self.kvm.supported_cpuid(), v.index))
+        self.vcpu = self.vcpus[0]  # the boot processor
+        self.control = RunControl(self.vcpus)
         self.dispatcher = Dispatcher()
         self.console = Console(console if console is not None else sys.stdout.buffer)
         self.stats: ExitStats | None = None
         self.trace: ExitTrace | None = None
-        self._pending_stop: Stop | None = None
         self.kick_hooks: list[Callable[[Vcpu], Verdict]] = []  # run at every interrupted KVM_RUN
         self.spp: Spp | None = None
-        self._vcpu_thread: int | None = None
         self._install_exit_handlers()
         self._install_devices()
 
@@ -154,8 +167,9 @@ class Machine:
 
     def _on_intr(self, ex: IntrExit) -> Verdict:
         ex.vcpu.clear_stop()
-        if self._pending_stop is not None:
-            return self._pending_stop
+        if self.control.pending is not None:
+            return self.control.pending
+        self.control.park_if_asked(ex.vcpu)
         if self.spp is not None:
             self.spp.apply_pending()
         for hook in self.kick_hooks:
@@ -189,7 +203,19 @@ class Machine:
         """Copy a flat binary into RAM and set the boot vCPU up to enter it in `mode`."""
         place = place_flat(len(image), mode, self.mem_size, load, entry)
         self.memory.write(place.load, image)
-        apply_boot_state(self.vcpu, self.memory, boot_state(mode, place.entry, place.stack))
+        self.boot(mode, place.entry, stack=place.stack)
+
+    def boot(self, mode: CpuMode, entry: int, *, stack: int | None = None, regs: dict[str, int] | None = None) -> None:
+        """Write the boot structures for `mode` and point the boot vCPU at `entry`; `regs` sets
+        general registers on top (a multiboot loader's EAX and EBX)."""
+        if stack is None:
+            stack = entry if mode is CpuMode.REAL else L.KERNEL_STACK
+        apply_boot_state(self.vcpu, self.memory, boot_state(mode, entry, stack))
+        if regs:
+            r = self.vcpu.get_regs()
+            for name, value in regs.items():
+                setattr(r, name, value)
+            self.vcpu.set_regs(r)
 
     # --- running ----------------------------------------------------------------------------
     def enable_spp(self, backend: str = "software", abi: str | None = None) -> Spp:
@@ -201,45 +227,60 @@ class Machine:
         return self.spp
 
     def stop_requested(self) -> bool:
-        return self._pending_stop is not None
+        return self.control.pending is not None
 
     def kick(self) -> None:
-        """Bring the vCPU out of KVM_RUN to its exit handlers soon (from any thread)."""
-        for v in self.vm.vcpus:
-            v.request_stop()
-        if self._vcpu_thread is not None and self._vcpu_thread != threading.get_ident():
-            signal.pthread_kill(self._vcpu_thread, signal.SIGUSR1)
+        """Bring every vCPU out of KVM_RUN to its exit handlers soon (from any thread)."""
+        self.control.kick()
 
     def stop(self, status: int, reason: str) -> None:
-        """Ask the run loop to end; safe from signal handlers and other threads."""
-        if self._pending_stop is None:
-            self._pending_stop = Stop(status, reason)
-        for v in self.vm.vcpus:
-            v.request_stop()
+        """Ask every vCPU's loop to end; safe from signal handlers and other threads."""
+        self.control.request_stop(Stop(status, reason))
 
     def run(self, timeout: float | None = None) -> RunResult:
-        self._pending_stop = None
+        """Run every vCPU (the boot processor on this thread, each AP on its own) until one stops."""
+        self.control.reset()
         start = time.perf_counter()
-        exits_before = self.vcpu.exits
-        report = ""
-        with self._stop_signals(timeout), self._vcpu_thread_marked():
-            try:
-                verdict = self._loop()
-            except PyvmmError as e:
-                verdict = Stop(e.status, str(e), fatal=True)
-                report = getattr(e, "details", "")
-            except Exception:
-                verdict = Stop(ExitStatus.HANDLER_ERROR, "an exit handler raised an exception", fatal=True)
-                report = traceback.format_exc()
+        exits_before = sum(v.exits for v in self.vcpus)
+        with self._stop_signals(timeout), self._spp_running():
+            aps = [
+                threading.Thread(target=self._vcpu_main, args=(v,), name=f"pyvmm-vcpu{v.index}", daemon=True)
+                for v in self.vcpus[1:]
+            ]
+            for t in aps:
+                t.start()
+            self._vcpu_main(self.vcpu)
+            for t in aps:
+                t.join()
         self.console.flush()
-        if verdict.fatal or verdict.status == ExitStatus.TIMEOUT:
-            report += guest_state(self.vcpu)
-        return RunResult(
-            verdict.status, verdict.reason, self.vcpu.exits - exits_before, time.perf_counter() - start, report
-        )
+        outcome = self.control.outcome
+        assert outcome is not None  # every loop records how it ended
+        stop, report = outcome.stop, outcome.report
+        reason = stop.reason if len(self.vcpus) == 1 else f"vCPU {outcome.vcpu.index}: {stop.reason}"
+        if stop.fatal or stop.status == ExitStatus.TIMEOUT:
+            report += guest_state(outcome.vcpu)
+        exits = sum(v.exits for v in self.vcpus) - exits_before
+        return RunResult(stop.status, reason, exits, time.perf_counter() - start, report)
 
-    def _loop(self) -> Stop:
-        run = self.vcpu.run
+    def _vcpu_main(self, vcpu: Vcpu) -> None:
+        if vcpu is not self.vcpu:  # Ctrl-C and the timeout belong to the main thread
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGALRM})
+        report = ""
+        self.control.enter(vcpu)
+        try:
+            verdict = self._loop(vcpu)
+        except PyvmmError as e:
+            verdict = Stop(e.status, str(e), fatal=True)
+            report = getattr(e, "details", "")
+        except Exception:
+            verdict = Stop(ExitStatus.HANDLER_ERROR, "an exit handler raised an exception", fatal=True)
+            report = traceback.format_exc()
+        finally:
+            self.control.leave(vcpu)
+        self.control.record(vcpu, verdict, report)
+
+    def _loop(self, vcpu: Vcpu) -> Stop:
+        run = vcpu.run
         dispatch: Callable[[Exit], Verdict] = self.dispatcher.dispatch
         if self.stats is not None:
             dispatch = self.stats.wrap(dispatch)
@@ -252,20 +293,15 @@ class Machine:
                 return verdict
 
     @contextmanager
-    def _vcpu_thread_marked(self) -> Iterator[None]:
-        self._vcpu_thread = threading.get_ident()
-        if self.spp is not None:
-            with self.spp.lock:  # a foreign protect() decides by this who applies its change
-                self.spp.vcpu_thread = self._vcpu_thread
-            self.spp.backend_started(self._vcpu_thread)
+    def _spp_running(self) -> Iterator[None]:
+        if self.spp is None:
+            yield
+            return
+        self.spp.backend_started()
         try:
             yield
         finally:
-            self._vcpu_thread = None
-            if self.spp is not None:
-                with self.spp.lock:
-                    self.spp.vcpu_thread = None
-                self.spp.backend_stopped()
+            self.spp.backend_stopped()
 
     @contextmanager
     def _stop_signals(self, timeout: float | None) -> Iterator[None]:
@@ -287,6 +323,7 @@ class Machine:
         old_alrm = signal.signal(signal.SIGALRM, on_alarm)
         # SIGUSR1 only interrupts KVM_RUN (see kick()); installing a handler keeps it from killing us
         old_usr1 = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+        self.control.can_signal = True
         if timeout is not None:
             signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
@@ -295,6 +332,7 @@ class Machine:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old_alrm)
             signal.signal(signal.SIGINT, old_int)
+            self.control.can_signal = False
             signal.signal(signal.SIGUSR1, old_usr1)
 
     def close(self) -> None:

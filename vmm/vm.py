@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kvm_abi import caps, ioctls
+from kvm_abi.constants import KVM_PIT_SPEAKER_DUMMY
 
 from .layout import KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR
 from .memory import GuestMemory, RamRegion
-from .sys import as_arg, ioctl, new, raw_ioctl
+from .sys import NULL, as_arg, ioctl, new, raw_ioctl
 
 if TYPE_CHECKING:
     from .kvm import Kvm
@@ -56,6 +57,22 @@ class Vm:
     def set_identity_map_addr(self, addr: int = KVM_IDENTITY_MAP_ADDR) -> None:
         ident = new("uint64_t *", addr)
         ioctl(self.fd, ioctls.KVM_SET_IDENTITY_MAP_ADDR, ident, "KVM_SET_IDENTITY_MAP_ADDR")
+
+    def create_irqchip(self) -> None:
+        """KVM_CREATE_IRQCHIP: in-kernel PIC, IOAPIC and a LAPIC per vCPU (before any vCPU)."""
+        ioctl(self.fd, ioctls.KVM_CREATE_IRQCHIP, NULL, "KVM_CREATE_IRQCHIP")
+
+    def create_pit2(self) -> None:
+        """KVM_CREATE_PIT2: the in-kernel 8254 timer, on IRQ 0 (after the irqchip)."""
+        cfg = new("struct kvm_pit_config *")
+        cfg.flags = KVM_PIT_SPEAKER_DUMMY  # port 0x61 is answered in the kernel too
+        ioctl(self.fd, ioctls.KVM_CREATE_PIT2, cfg, "KVM_CREATE_PIT2")
+
+    def irq_line(self, irq: int, level: int) -> None:
+        """Drive interrupt line `irq` of the in-kernel PIC/IOAPIC to `level`."""
+        line = new("struct kvm_irq_level *")
+        line.irq, line.level = irq, level
+        ioctl(self.fd, ioctls.KVM_IRQ_LINE, line, f"KVM_IRQ_LINE({irq})")
 
     def check_extension(self, cap: int) -> int:
         return max(raw_ioctl(self.fd, ioctls.KVM_CHECK_EXTENSION, as_arg(cap)), 0)

@@ -28,6 +28,7 @@ from kvm_abi.spp import (
     spp_ffi,
 )
 from vmm.dispatch import Dispatcher
+from vmm.runcontrol import RunControl
 from vmm.errors import ConfigError, ExitStatus, KvmCallFailed
 from vmm.exits import DebugExit, make_view
 from vmm.memory import GuestMemory
@@ -213,7 +214,7 @@ class Rig:
         self.kernel = PatchedKernelStandIn(abi)
         self.vcpu = FakeVcpu()
         self.log = io.StringIO()
-        machine = SimpleNamespace(memory=self.memory, kick=lambda: None)
+        machine = SimpleNamespace(memory=self.memory, kick=lambda: None, control=RunControl([]))
         vcpus = [self.vcpu] if with_vcpu else []
 
         def make(spp: Spp) -> KernelSpp:
@@ -675,7 +676,7 @@ def test_attach_kernel_backend_registers_enables_and_warns(monkeypatch: pytest.M
     vcpu = FakeVcpu()
     kernel = PatchedKernelStandIn("v12")
     log = io.StringIO()
-    machine = SimpleNamespace(kvm=None, vm=SimpleNamespace(fd=VM_FD, vcpus=[vcpu]), memory=memory,
+    machine = SimpleNamespace(kvm=None, vm=SimpleNamespace(fd=VM_FD, vcpus=[vcpu]), memory=memory, control=RunControl([]),
                               dispatcher=Dispatcher(), log=log, kick=lambda: None)  # fmt: skip
     try:
         spp = attach_kernel_backend(machine, "v12", ioctl=kernel)  # type: ignore[arg-type]

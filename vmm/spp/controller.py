@@ -29,7 +29,7 @@ class SppBackend(Protocol):
     def apply(self, pages: list[int]) -> None:
         """Enforce the table's current masks for `pages` (called on the vCPU thread, vCPUs out of KVM_RUN)."""
 
-    def start_watchdog(self, vcpu_thread: int) -> None: ...
+    def start_watchdog(self) -> None: ...
 
     def stop_watchdog(self) -> None: ...
 
@@ -54,7 +54,6 @@ class Spp:
         self._lock = threading.Lock()
         self._pending: set[int] = set()
         self._applied = threading.Condition(self._lock)
-        self.vcpu_thread: int | None = None  # ident of the thread running the vCPU, while it runs
         self.backend = make_backend(self)
 
     # --- protection ------------------------------------------------------------------------
@@ -93,31 +92,37 @@ class Spp:
                 raise SppError(f"SPP page {p:#x} is not in guest RAM")
 
     def _update(self, new: dict[int, int]) -> None:
+        control = self.machine.control
         with self._lock:
             changed = [p for p, m in new.items() if self.table.get(p) != m]
             for p, m in new.items():
                 self.table.set(p, m)
             if not changed:
                 return
-            if self.vcpu_thread is None or self.vcpu_thread == threading.get_ident():
+            if not control.running():
                 self.backend.apply(changed)
                 return
-            self._pending.update(changed)
-        # another thread: the vCPU applies the change at its next exit; kick it there and wait
+            if control.current_vcpu() is None:
+                self._pending.update(changed)
+        if control.current_vcpu() is not None:  # a handler on a vCPU thread: enforce it now
+            with control.others_paused(), self._lock:
+                self.backend.apply(changed)
+            return
+        # another thread: a vCPU applies the change at its next exit; kick them there and wait
         self.machine.kick()
         with self._lock:
-            self._applied.wait_for(lambda: not self._pending or self.vcpu_thread is None, timeout=APPLY_TIMEOUT)
-            if self._pending and self.vcpu_thread is None:
+            self._applied.wait_for(lambda: not self._pending or not control.running(), timeout=APPLY_TIMEOUT)
+            if self._pending and not control.running():
                 self.backend.apply(sorted(self._pending))
                 self._pending.clear()
             if self._pending:
                 raise SppError(
-                    f"the vCPU did not take the protection change within {APPLY_TIMEOUT:g} s "
-                    "(is a handler blocking the vCPU thread?)"
+                    f"no vCPU took the protection change within {APPLY_TIMEOUT:g} s "
+                    "(is a handler blocking the vCPU threads?)"
                 )
 
-    def backend_started(self, vcpu_thread: int) -> None:
-        self.backend.start_watchdog(vcpu_thread)
+    def backend_started(self) -> None:
+        self.backend.start_watchdog()
 
     def backend_stopped(self) -> None:
         self.backend.stop_watchdog()
@@ -134,13 +139,14 @@ class Spp:
         return bool(self._pending)
 
     def apply_pending(self) -> None:
-        """On the vCPU thread, at an exit: enforce changes other threads made."""
+        """On a vCPU thread, at an exit: enforce changes other threads made."""
         if not self._pending:
             return
-        with self._lock:
+        with self.machine.control.others_paused(), self._lock:
             pages = sorted(self._pending)
             self._pending.clear()
-            self.backend.apply(pages)
+            if pages:
+                self.backend.apply(pages)
             self._applied.notify_all()
 
     # --- policies --------------------------------------------------------------------------

@@ -188,7 +188,7 @@ class KernelSpp:
             dispatcher.on_exit(DebugExit, self._on_debug)
 
     # The kernel reports every violation as an exit, so there is nothing to watch for.
-    def start_watchdog(self, vcpu_thread: int) -> None:
+    def start_watchdog(self) -> None:
         pass
 
     def stop_watchdog(self) -> None:

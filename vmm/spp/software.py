@@ -26,7 +26,6 @@ Three things make this exact rather than approximate:
 from __future__ import annotations
 
 import errno
-import signal
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -74,11 +73,10 @@ class SoftwareSpp:
         self._fallback_internal_error = machine.dispatcher.exit_handler(InternalErrorExit)
         machine.on_exit(InternalErrorExit, self.handle_internal_error)
         machine.kick_hooks.append(self.on_kick)
-        self._watch_rip: int | None = None  # RIP at the last watchdog kick with no exit since
-        self._watch_exits = -1
+        self._watch: dict[int, tuple[int | None, int]] = {}  # vCPU -> (RIP, exits) at its last watchdog kick
         self._watchdog: threading.Thread | None = None
         self._watch_stop = threading.Event()
-        self._watchdog_kicked = False  # set by the watchdog thread just before it kicks the vCPU
+        self._watchdog_kicked: set[int] = set()  # vCPUs the watchdog kicked, not yet looked at
         self.stepped = 0  # instructions run through the single-step fallback
 
     # --- slot layout -------------------------------------------------------------------------
@@ -243,19 +241,18 @@ class SoftwareSpp:
     def on_kick(self, vcpu: Vcpu) -> RunVerdict:
         """At every interrupted KVM_RUN: if the watchdog found the vCPU at the same RIP twice with
         no exit in between, KVM is retrying a write it cannot complete: step it ourselves."""
-        if not self._watchdog_kicked:
+        i = vcpu.index
+        if i not in self._watchdog_kicked:
             # another thread's kick (a protection change, a timeout): two of those in a row find
             # the vCPU where they left it without telling anything about its progress
             return None
-        self._watchdog_kicked = False
-        if not self.table.masks or self._watch_exits != vcpu.exits - 1:
-            self._watch_rip, self._watch_exits = vcpu.synced_rip(), vcpu.exits
-            return None
+        self._watchdog_kicked.discard(i)
+        last_rip, last_exits = self._watch.get(i, (None, -1))
         rip = vcpu.synced_rip()
-        if rip is not None and rip == self._watch_rip:
-            self._watch_rip, self._watch_exits = None, -1
+        if self.table.masks and last_exits == vcpu.exits - 1 and rip is not None and rip == last_rip:
+            self._watch.pop(i, None)
             return self.step_with_pages_writable(vcpu, "KVM_RUN made no progress at this instruction")
-        self._watch_rip, self._watch_exits = rip, vcpu.exits
+        self._watch[i] = (rip, vcpu.exits)
         return None
 
     def step_with_pages_writable(self, vcpu: Vcpu, why: str) -> RunVerdict:
@@ -263,9 +260,9 @@ class SoftwareSpp:
         stepped = False
         other = None
         kicked = bool(vcpu.kvm_run.immediate_exit)  # a stop request made before the step
-        # The lock keeps another thread's protection change (applied directly while no run has
-        # marked its vCPU thread yet) from rebuilding the memslots in the middle of the step.
-        with self.spp.lock:
+        # The other vCPUs must not run while protection is lifted, and the lock keeps another
+        # thread's protection change from rebuilding the memslots in the middle of the step.
+        with self.machine.control.others_paused(), self.spp.lock:
             # Whole trapped pages, not just the denied bytes: an instruction writing allowed and
             # denied bytes is one access and is judged whole, as fragmented MMIO writes are.
             saved = {(p, p + PAGE): self.memory.read(p, PAGE) for p in self.trapped}
@@ -315,21 +312,22 @@ class SoftwareSpp:
         return self.carry_out(self.spp.judge(event), event, changed, vcpu)
 
     # --- watchdog ----------------------------------------------------------------------------
-    def start_watchdog(self, vcpu_thread: int) -> None:
+    def start_watchdog(self) -> None:
         if self._watchdog is not None:
             return
         self._watch_stop.clear()
-        vcpu = self.machine.vcpu
+        vcpus = self.machine.vcpus
+        control = self.machine.control
 
         def watch() -> None:
-            last = -1
+            last = [-1] * len(vcpus)
             while not self._watch_stop.wait(WATCHDOG_PERIOD):
-                if self.table.masks and vcpu.exits == last:
-                    self._watchdog_kicked = True
-                    vcpu.request_stop()
-                    signal.pthread_kill(vcpu_thread, signal.SIGUSR1)
-                    time.sleep(0)
-                last = vcpu.exits
+                for v in vcpus:
+                    if self.table.masks and v.exits == last[v.index]:
+                        self._watchdog_kicked.add(v.index)
+                        control.kick([v])
+                    last[v.index] = v.exits
+                time.sleep(0)
 
         self._watchdog = threading.Thread(target=watch, name="pyvmm-spp-watchdog", daemon=True)
         self._watchdog.start()
