@@ -28,10 +28,10 @@ from kvm_abi.spp import (
     spp_ffi,
 )
 from vmm.dispatch import Dispatcher
-from vmm.runcontrol import RunControl
 from vmm.errors import ConfigError, ExitStatus, KvmCallFailed
 from vmm.exits import DebugExit, make_view
 from vmm.memory import GuestMemory
+from vmm.runcontrol import RunControl
 from vmm.spp import select
 from vmm.spp.controller import Spp
 from vmm.spp.event import (
@@ -676,8 +676,15 @@ def test_attach_kernel_backend_registers_enables_and_warns(monkeypatch: pytest.M
     vcpu = FakeVcpu()
     kernel = PatchedKernelStandIn("v12")
     log = io.StringIO()
-    machine = SimpleNamespace(kvm=None, vm=SimpleNamespace(fd=VM_FD, vcpus=[vcpu]), memory=memory, control=RunControl([]),
-                              dispatcher=Dispatcher(), log=log, kick=lambda: None)  # fmt: skip
+    machine = SimpleNamespace(
+        kvm=None,
+        vm=SimpleNamespace(fd=VM_FD, vcpus=[vcpu]),
+        memory=memory,
+        control=RunControl([]),
+        dispatcher=Dispatcher(),
+        log=log,
+        kick=lambda: None,
+    )
     try:
         spp = attach_kernel_backend(machine, "v12", ioctl=kernel)  # type: ignore[arg-type]
         assert spp.backend.name == "kernel:v12"
