@@ -198,7 +198,10 @@ def test_flat_options_are_refused_for_multiboot(machine: FakeMachine) -> None:
 
 # --- the information structure --------------------------------------------------------------------
 def expected_mmap(mem_size: int) -> bytes:
-    entries = [(0, 0x9FC00, 1), (0x9FC00, 0x400, 2), (0xF0000, 0x10000, 2), (0x100000, mem_size - 0x100000, 1)]
+    # QEMU with SeaBIOS: the top 128 KiB of RAM, KVM's four pages and the BIOS flash are reserved
+    top = mem_size - 0x20000
+    entries = [(0, 0x9FC00, 1), (0x9FC00, 0x400, 2), (0xF0000, 0x10000, 2), (0x100000, top - 0x100000, 1),
+               (top, 0x20000, 2), (0xFEFFC000, 0x4000, 2), (0xFFFC0000, 0x40000, 2)]  # fmt: skip
     return b"".join(struct.pack("<IQQI", 20, base, length, kind) for base, length, kind in entries)
 
 
@@ -218,14 +221,14 @@ def test_info_structure_byte_by_byte(machine: FakeMachine, tmp_path: Path) -> No
     assert info is not None and info == info_at(machine)
     raw = machine.memory.read(info, 88)
     (flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr) = struct.unpack_from("<7I", raw)
-    assert flags == 0x24D  # memory, cmdline, mods, mmap, boot loader name; no boot device
-    assert (mem_lower, mem_upper) == (639, (MEM - (1 << 20)) // 1024)
-    assert boot_device == 0
+    assert flags == 0x24F  # memory, boot device, cmdline, mods, mmap, boot loader name
+    assert (mem_lower, mem_upper) == (639, (MEM - (1 << 20) - 0x20000) // 1024)
+    assert boot_device == 0x8000FFFF  # what QEMU reports: first hard disk, whole disk
     assert machine.cstring(cmdline) == "/boot/kernel.bin console=ttyS0 quiet"
     assert mods_count == 2
     assert raw[28:44] == bytes(16)  # no symbol table
     mmap_length, mmap_addr = struct.unpack_from("<II", raw, 44)
-    assert (mmap_length, machine.memory.read(mmap_addr, mmap_length)) == (96, expected_mmap(MEM))
+    assert (mmap_length, machine.memory.read(mmap_addr, mmap_length)) == (7 * 24, expected_mmap(MEM))
     assert raw[52:64] == bytes(12)  # no drives, no config table
     assert machine.cstring(struct.unpack_from("<I", raw, 64)[0]) == "pyvmm"
     assert raw[68:88] == bytes(20)  # no APM, no VBE
@@ -286,9 +289,12 @@ def test_build_info_avoids_occupied_ranges_directly() -> None:
 
 def test_small_ram_memory_map_and_sizes() -> None:
     mem = 512 << 10
-    assert memory_map(mem) == [(0, mem, 1), (0x9FC00, 0x400, 2), (0xF0000, 0x10000, 2)]
+    assert memory_map(mem) == [
+        (0, mem, 1), (0x9FC00, 0x400, 2), (0xF0000, 0x10000, 2), (0xFEFFC000, 0x4000, 2), (0xFFFC0000, 0x40000, 2),
+    ]  # fmt: skip
+    assert memory_map(mem, amd_ht_hole=True)[-1] == (0xFD00000000, 0x300000000, 2)
     block = build_info(mem, "k", [], []).writes[0][1]
-    assert struct.unpack_from("<3I", block) == (0x24D, 512, 0)
+    assert struct.unpack_from("<3I", block) == (0x24F, 512, 0)
 
 
 def test_nul_in_cmdline_is_refused(machine: FakeMachine) -> None:

@@ -102,7 +102,9 @@ def load_kernel(
     kernel = _image_step(path, lambda: mb.kernel_image(data, header, machine.mem_size))
     placed = mb.place_modules([mb.read_module(f, a) for f, a in modules], kernel.end, machine.mem_size)
     occupied = [(s.paddr, s.end) for s in kernel.segments] + [(m.start, m.end) for m in placed]
-    info = mb.build_info(machine.mem_size, mb.kernel_cmdline(path, cmdline), placed, occupied)
+    info = mb.build_info(
+        machine.mem_size, mb.kernel_cmdline(path, cmdline), placed, occupied, amd_ht_hole=_amd_ht_hole(machine)
+    )
 
     _write_segments(machine.memory, kernel.segments)
     for m in placed:
@@ -156,3 +158,16 @@ def _refuse_boot_data(fmt: ImageFormat, path: str, cmdline: str, modules: Sequen
         raise ConfigError(
             f"{given} needs a multiboot kernel: {path!r} is {_FORMAT_NAMES[fmt]}, which has no way to receive it"
         )
+
+
+def _amd_ht_hole(machine: object) -> bool:
+    """Whether QEMU would list the AMD HyperTransport hole: an AMD CPU with 40+ physical address bits."""
+    kvm = getattr(machine, "kvm", None)
+    if kvm is None:
+        return False
+    cpuid = kvm.supported_cpuid()
+    leaves = {int(cpuid.entries[i].function): cpuid.entries[i] for i in range(int(cpuid.nent))}
+    vendor = leaves.get(0)
+    sizes = leaves.get(0x80000008)
+    is_amd = vendor is not None and int(vendor.ebx) == 0x68747541  # "Auth" of AuthenticAMD
+    return is_amd and sizes is not None and int(sizes.eax) & 0xFF >= 40

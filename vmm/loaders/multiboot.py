@@ -35,12 +35,13 @@ KNOWN_REQUIRED = FLAG_PAGE_ALIGN | FLAG_MEMORY_INFO | FLAG_VIDEO_MODE
 
 # Boot information flags: which fields of the structure are valid.
 INFO_MEMORY = 1 << 0
-INFO_BOOT_DEVICE = 1 << 1  # never set: pyvmm has no BIOS disks to name
+INFO_BOOT_DEVICE = 1 << 1  # QEMU names "first hard disk, whole disk" (0x8000ffff); so do we
 INFO_CMDLINE = 1 << 2
 INFO_MODS = 1 << 3
 INFO_MMAP = 1 << 6
 INFO_BOOT_LOADER_NAME = 1 << 9
-INFO_FLAGS = INFO_MEMORY | INFO_CMDLINE | INFO_MODS | INFO_MMAP | INFO_BOOT_LOADER_NAME
+INFO_FLAGS = INFO_MEMORY | INFO_BOOT_DEVICE | INFO_CMDLINE | INFO_MODS | INFO_MMAP | INFO_BOOT_LOADER_NAME
+BOOT_DEVICE = 0x8000FFFF
 
 # Byte offsets of the fields used in the 88-byte information structure (the size QEMU writes;
 # the later framebuffer fields are only meaningful with flag bit 12, which is never set).
@@ -300,22 +301,40 @@ def _cstring(text: str, what: str) -> bytes:
     return raw + b"\0"
 
 
-def memory_map(mem_size: int) -> list[tuple[int, int, int]]:
+# Above 1 MiB, the map QEMU's pc machine with SeaBIOS reports, so kernels that print it agree:
+# SeaBIOS keeps the top 128 KiB of RAM for its tables, QEMU reserves four pages for KVM's TSS and
+# identity map below 4 GiB and the BIOS flash at the top, and on AMD CPUs with 40 or more physical
+# address bits it advertises the HyperTransport hole below 1 TiB.
+FIRMWARE_TOP_RESERVED = 0x20000
+QEMU_KVM_PAGES = (0xFEFFC000, 0x4000)
+BIOS_FLASH = (0xFFFC0000, 0x40000)
+AMD_HT_HOLE = (0xFD00000000, 0x300000000)
+
+
+def memory_map(mem_size: int, amd_ht_hole: bool = False) -> list[tuple[int, int, int]]:
     """(base, length, type) entries of the memory map handed to the kernel."""
     entries = [
         (0, min(mem_size, EBDA), MEMORY_AVAILABLE),
         (EBDA, VGA_WINDOW - EBDA, MEMORY_RESERVED),
         (BIOS_ROM, HIGH_MEMORY - BIOS_ROM, MEMORY_RESERVED),
     ]
-    if mem_size > HIGH_MEMORY:
+    if mem_size > HIGH_MEMORY + FIRMWARE_TOP_RESERVED:
+        top = mem_size - FIRMWARE_TOP_RESERVED
+        entries.append((HIGH_MEMORY, top - HIGH_MEMORY, MEMORY_AVAILABLE))
+        entries.append((top, FIRMWARE_TOP_RESERVED, MEMORY_RESERVED))
+    elif mem_size > HIGH_MEMORY:
         entries.append((HIGH_MEMORY, mem_size - HIGH_MEMORY, MEMORY_AVAILABLE))
+    entries += [(*QEMU_KVM_PAGES, MEMORY_RESERVED), (*BIOS_FLASH, MEMORY_RESERVED)]
+    if amd_ht_hole:
+        entries.append((*AMD_HT_HOLE, MEMORY_RESERVED))
     return entries
 
 
 def memory_sizes(mem_size: int) -> tuple[int, int]:
     """mem_lower and mem_upper in KiB: RAM below the EBDA (639 KiB, what a PC BIOS reports and the
-    map above says), and contiguous RAM from 1 MiB."""
-    return min(mem_size, EBDA) // 1024, max(0, mem_size - HIGH_MEMORY) // 1024
+    map above says), and the usable RAM from 1 MiB up to what the firmware keeps at the top."""
+    usable_top = mem_size - FIRMWARE_TOP_RESERVED if mem_size > HIGH_MEMORY + FIRMWARE_TOP_RESERVED else mem_size
+    return min(mem_size, EBDA) // 1024, max(0, usable_top - HIGH_MEMORY) // 1024
 
 
 class InfoBlock(NamedTuple):
@@ -324,7 +343,11 @@ class InfoBlock(NamedTuple):
 
 
 def build_info(
-    mem_size: int, cmdline: str, modules: Sequence[PlacedModule], occupied: Sequence[tuple[int, int]]
+    mem_size: int,
+    cmdline: str,
+    modules: Sequence[PlacedModule],
+    occupied: Sequence[tuple[int, int]],
+    amd_ht_hole: bool = False,
 ) -> InfoBlock:
     """The information structure, its memory map, module list and strings, as one block.
 
@@ -337,7 +360,7 @@ def build_info(
     strings = [_cstring(cmdline, "the kernel command line")]
     strings += [_cstring(m.string, f"the string of module {m.string!r}") for m in modules]
     strings.append(_cstring(BOOT_LOADER_NAME, "the boot loader name"))
-    mmap = memory_map(mem_size)
+    mmap = memory_map(mem_size, amd_ht_hole)
 
     mmap_off = INFO_SIZE
     mods_off = mmap_off + MMAP_ENTRY.size * len(mmap)
@@ -362,6 +385,7 @@ def build_info(
         (OFF_FLAGS, INFO_FLAGS),
         (OFF_MEM_LOWER, mem_lower),
         (OFF_MEM_UPPER, mem_upper),
+        (OFF_BOOT_DEVICE, BOOT_DEVICE),
         (OFF_CMDLINE, string_addrs[0]),
         (OFF_MODS_COUNT, len(modules)),
         (OFF_MODS_ADDR, base + mods_off),  # set even with no modules, as QEMU does
