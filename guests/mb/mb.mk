@@ -1,0 +1,78 @@
+# Kernels for QEMU's -kernel option, and the ELF kernels pyvmm loads the same
+# way: included from guests/Makefile, so paths are relative to guests/ and
+# the compiler flags, LD, LDFLAGS and the 32/64-bit guest libraries are that
+# Makefile's. Products in build/mb/:
+#
+#   NAME.elf   multiboot kernels (ELF, 32-bit, with a multiboot header)
+#   NAME.bin   multiboot kernels as flat images (header with load addresses)
+#   NAME.elf   plain ELF32/ELF64 kernels (no multiboot header)
+#   NAME.map   link maps
+#
+# Every kernel prints on COM1 and ends through the isa-debug-exit port.
+
+MB_MK    := $(lastword $(MAKEFILE_LIST))
+MB_BUILD := $(BUILD)/mb
+
+# Multiboot kernels linked as ELF at 1 MiB: start.o + NAME.o + kernel.o.
+MB_ELF_KERNELS  := mb-info mb-modules mb-fwcfg mb-rtc mb-exitcodes mb-smp mb-timer
+# Multiboot kernels as flat images at 2 MiB, from the same C as mb-info.
+MB_FLAT_KERNELS := mb-info-flat
+# Plain ELF kernels: NAME.c on NAME-start.S, no multiboot header.
+MB_PLAIN32      := elf32-hello
+MB_PLAIN64      := elf64-hello
+
+MB_IMAGES := $(MB_ELF_KERNELS:%=$(MB_BUILD)/%.elf) $(MB_FLAT_KERNELS:%=$(MB_BUILD)/%.bin) \
+             $(MB_PLAIN32:%=$(MB_BUILD)/%.elf) $(MB_PLAIN64:%=$(MB_BUILD)/%.elf)
+
+all: $(MB_IMAGES)
+
+$(MB_BUILD):
+	mkdir -p $@
+
+# -Imb for this directory's headers; -Ilib (in the common flags) for the guest library.
+MB_CFLAGS32  := $(CFLAGS32) -Imb
+MB_CFLAGS64  := $(CFLAGS64) -Imb
+MB_ASFLAGS32 := $(ASFLAGS32) -Imb
+MB_ASFLAGS64 := $(ASFLAGS64) -Imb
+
+$(MB_BUILD)/%.o: mb/%.c $(THIS) $(MB_MK) | $(MB_BUILD)
+	$(CC) $(MB_CFLAGS32) -c $< -o $@
+$(MB_BUILD)/%.o: mb/%.S $(THIS) $(MB_MK) | $(MB_BUILD)
+	$(CC) $(MB_ASFLAGS32) -c $< -o $@
+$(MB_BUILD)/start-flat.o: mb/start.S $(THIS) $(MB_MK) | $(MB_BUILD)
+	$(CC) $(MB_ASFLAGS32) -DMB_ADDRESS_FIELDS -c $< -o $@
+$(MB_PLAIN64:%=$(MB_BUILD)/%.o): $(MB_BUILD)/%.o: mb/%.c $(THIS) $(MB_MK) | $(MB_BUILD)
+	$(CC) $(MB_CFLAGS64) -c $< -o $@
+$(MB_PLAIN64:%=$(MB_BUILD)/%-start.o): $(MB_BUILD)/%.o: mb/%.S $(THIS) $(MB_MK) | $(MB_BUILD)
+	$(CC) $(MB_ASFLAGS64) -c $< -o $@
+
+# Kernels made of more than start, body and kernel.o.
+$(MB_BUILD)/mb-smp.elf: $(MB_BUILD)/smp-ap.o
+$(MB_BUILD)/mb-timer.elf: $(MB_BUILD)/timer-isr.o
+
+$(MB_ELF_KERNELS:%=$(MB_BUILD)/%.elf): $(MB_BUILD)/%.elf: $(MB_BUILD)/start.o $(MB_BUILD)/%.o \
+		$(MB_BUILD)/kernel.o $(LIB32) mb/kernel.ld
+	$(LD) -m elf_i386 $(LDFLAGS) -T mb/kernel.ld --defsym=KERNEL_BASE=0x100000 \
+		-Map=$(MB_BUILD)/$*.map -o $@ $(filter %.o,$^) $(LIB32)
+
+# The flat kernel is linked as an ELF first (for symbols and the map), then
+# stripped to the bytes from load_addr to load_end_addr.
+$(MB_BUILD)/mb-info-flat.elf: $(MB_BUILD)/start-flat.o $(MB_BUILD)/mb-info.o $(MB_BUILD)/kernel.o \
+		$(LIB32) mb/kernel.ld
+	$(LD) -m elf_i386 $(LDFLAGS) -T mb/kernel.ld --defsym=KERNEL_BASE=0x200000 \
+		-Map=$(MB_BUILD)/mb-info-flat.map -o $@ $(filter %.o,$^) $(LIB32)
+$(MB_FLAT_KERNELS:%=$(MB_BUILD)/%.bin): $(MB_BUILD)/%.bin: $(MB_BUILD)/%.elf
+	$(OBJCOPY) -O binary $< $@
+
+# Plain ELF32 at 2 MiB and ELF64 at 1 MiB: different addresses on purpose,
+# so a loader that ignores the program headers shows.
+$(MB_PLAIN32:%=$(MB_BUILD)/%.elf): $(MB_BUILD)/%.elf: $(MB_BUILD)/%-start.o $(MB_BUILD)/%.o \
+		$(LIB32) mb/kernel.ld
+	$(LD) -m elf_i386 $(LDFLAGS) -T mb/kernel.ld --defsym=KERNEL_BASE=0x200000 \
+		-Map=$(MB_BUILD)/$*.map -o $@ $(filter %.o,$^) $(LIB32)
+$(MB_PLAIN64:%=$(MB_BUILD)/%.elf): $(MB_BUILD)/%.elf: $(MB_BUILD)/%-start.o $(MB_BUILD)/%.o \
+		$(LIB64) mb/kernel.ld
+	$(LD) -m elf_x86_64 $(LDFLAGS) -T mb/kernel.ld --defsym=KERNEL_BASE=0x100000 \
+		-Map=$(MB_BUILD)/$*.map -o $@ $(filter %.o,$^) $(LIB64)
+
+# Header dependencies (build/mb/*.d) are read by guests/Makefile's own -include.
