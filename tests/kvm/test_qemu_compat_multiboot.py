@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import GUESTS, pyvmm
+from conftest import GUESTS, pyvmm, skip_without_qemu
 
 pytestmark = pytest.mark.kvm
 
@@ -101,7 +101,7 @@ _qemu_results: dict[tuple[str, ...], Result] = {}
 
 def run_qemu(case: Case) -> Result:
     if QEMU is None:
-        pytest.skip("qemu-system-x86_64 is not installed: there is no reference to compare with")
+        skip_without_qemu()
     args = case.qemu_args()
     key = tuple(args)
     if key not in _qemu_results:
