@@ -58,7 +58,7 @@ def run_variant(name: str) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m vmm.bench")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--group", type=int, nargs="*", help="run only these groups (0, 1, 2)")
+    ap.add_argument("--group", type=int, nargs="*", help="run only these groups (0, 1, 2, 3 = boot time)")
     args = ap.parse_args()
     for req in (BASELINE, GUESTS / "io-bench.bin", GUESTS / "mmio-bench.bin", GUESTS / "user-loop.bin"):
         if not req.exists():
@@ -93,6 +93,10 @@ def main() -> int:
                 f"  whole-run wall time: {plain:.4f} s plain, {spp:.4f} s with 64 protected pages elsewhere "
                 f"({spp / plain:.2f}x)"
             )
+    if not args.group or 3 in args.group:
+        from .boot import report
+
+        report(args.rounds)
     print(f"\n(median of {args.rounds} rounds; ratios are against the group's first row, measured in the same run)")
     return 0
 
