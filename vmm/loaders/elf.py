@@ -69,8 +69,10 @@ def parse_elf(data: bytes, mem_size: int | None = None) -> ElfImage:
 
     With `mem_size`, also refuse segments that leave guest RAM or cover the monitor's boot
     structures (see check_segments)."""
-    if len(data) < 16 or data[:4] != ELF_MAGIC:
+    if data[:4] != ELF_MAGIC:
         raise ImageError("not an ELF file (no \\x7fELF magic)")
+    if len(data) < 16:
+        raise ImageError(f"ELF file truncated: {len(data)} bytes, shorter than its identification")
     elf_class, encoding = data[4], data[5]
     if elf_class not in _EHDR:
         raise ImageError(f"ELF class {elf_class} is neither 32-bit (1) nor 64-bit (2)")
