@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,18 @@ def skip_without_qemu() -> None:
     if os.environ.get("PYVMM_REQUIRE_QEMU") == "1":
         pytest.fail("CI requires qemu-system-x86_64 for the QEMU comparison tests, and it is not installed")
     pytest.skip("qemu-system-x86_64 is not installed: there is no reference to compare with")
+
+
+def without_file_override() -> list[str]:
+    """A command prefix under which permission bits apply: root reads any file through
+    CAP_DAC_OVERRIDE, so drop it (and CAP_DAC_READ_SEARCH) from the child's bounding set."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root ignores file permissions and setpriv is not available to drop that")
+    prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot drop capabilities here: {probe.stderr.decode().strip()}")
+    return prefix

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import guest, one_line_error, pyvmm
+from conftest import ROOT, guest, one_line_error, pyvmm, without_file_override
 
 from vmm.errors import ExitStatus
 
@@ -46,3 +48,14 @@ def test_missing_module() -> None:
 def test_qemu_device_pyvmm_does_not_have() -> None:
     line = one_line_error(pyvmm("run", str(MB / "mb-info.elf"), "-device", "virtio-net"), ExitStatus.USAGE)
     assert "virtio-net" in line
+
+
+def test_unreadable_module(tmp_path: Path) -> None:
+    prefix = without_file_override()
+    module = tmp_path / "secret"
+    module.write_bytes(b"x")
+    module.chmod(0)
+    cmd = [*prefix, sys.executable, "-m", "vmm.cli", "run", str(MB / "mb-info.elf"), "--module", str(module)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=60)
+    line = one_line_error(proc, ExitStatus.BAD_IMAGE)
+    assert f"module '{module}' is not readable (permission denied)" in line

@@ -5,14 +5,13 @@ are in tests/kvm/test_cli_bad_input.py.)"""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, guest, one_line_error, pyvmm
+from conftest import ROOT, guest, one_line_error, pyvmm, without_file_override
 
 from vmm.errors import ExitStatus
 
@@ -32,21 +31,6 @@ def test_empty_image(tmp_path: Path) -> None:
 def test_directory_as_image(tmp_path: Path) -> None:
     line = one_line_error(pyvmm("run", str(tmp_path)), ExitStatus.BAD_IMAGE)
     assert "is a directory" in line
-
-
-def without_file_override() -> list[str]:
-    """A command prefix under which permission bits apply: root reads any file through
-    CAP_DAC_OVERRIDE, so drop it (and CAP_DAC_READ_SEARCH) from the child's bounding set."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("root ignores file permissions and setpriv is not available to drop that")
-    prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
-    probe = subprocess.run([*prefix, "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot drop capabilities here: {probe.stderr.decode().strip()}")
-    return prefix
 
 
 def test_unreadable_image() -> None:
