@@ -117,6 +117,10 @@ class RunControl:
                 self._pauser = None
                 self._cond.notify_all()
 
+    def parked(self, vcpu: Vcpu) -> bool:
+        """Whether the vCPU waits, outside KVM_RUN, for another vCPU's pause to end."""
+        return vcpu.index in self._parked
+
     def park_if_asked(self, vcpu: Vcpu) -> None:
         """At an interrupted KVM_RUN: wait here while another vCPU has the others paused."""
         if self._pauser is None or self._pauser is vcpu:

@@ -8,13 +8,15 @@
 #   NAME.elf   plain ELF32/ELF64 kernels (no multiboot header)
 #   NAME.map   link maps
 #
-# Every kernel prints on COM1 and ends through the isa-debug-exit port.
+# Every kernel prints on COM1 and ends through the isa-debug-exit port, but
+# mb-smp-spp, which is for pyvmm only and ends with a ucall.
 
 MB_MK    := $(lastword $(MAKEFILE_LIST))
 MB_BUILD := $(BUILD)/mb
 
 # Multiboot kernels linked as ELF at 1 MiB: start.o + NAME.o + kernel.o.
-MB_ELF_KERNELS  := mb-info mb-modules mb-fwcfg mb-rtc mb-exitcodes mb-smp mb-timer
+MB_ELF_KERNELS  := mb-info mb-modules mb-fwcfg mb-rtc mb-exitcodes mb-smp mb-timer \
+                   mb-smp-spp
 # Multiboot kernels as flat images at 2 MiB, from the same C as mb-info.
 MB_FLAT_KERNELS := mb-info-flat
 # Plain ELF kernels: NAME.c on NAME-start.S, no multiboot header.
@@ -48,6 +50,7 @@ $(MB_PLAIN64:%=$(MB_BUILD)/%-start.o): $(MB_BUILD)/%.o: mb/%.S $(THIS) $(MB_MK) 
 
 # Kernels made of more than start, body and kernel.o.
 $(MB_BUILD)/mb-smp.elf: $(MB_BUILD)/smp-ap.o
+$(MB_BUILD)/mb-smp-spp.elf: $(MB_BUILD)/smp-ap.o
 $(MB_BUILD)/mb-timer.elf: $(MB_BUILD)/timer-isr.o
 
 $(MB_ELF_KERNELS:%=$(MB_BUILD)/%.elf): $(MB_BUILD)/%.elf: $(MB_BUILD)/start.o $(MB_BUILD)/%.o \

@@ -30,6 +30,7 @@ from vmm.machine import Machine, RunResult
 from vmm.platform.pc import install_pc_platform
 from vmm.spp.controller import Spp
 from vmm.spp.event import SppEvent, StopVm, Verdict
+from vmm.spp.software import WATCHDOG_PERIOD, SoftwareSpp
 
 pytestmark = pytest.mark.kvm
 
@@ -65,6 +66,7 @@ class SmpSppRun:
         self.events: list[SppEvent] = []
         self.target: int | None = None
         self.synced = threading.Event()
+        self.after_sync: Callable[[], None] | None = None  # runs on the BSP's thread, APs not started
         m.ucall.on(SYNC, self._on_sync)
 
     def _on_sync(self, call: Ucall) -> None:
@@ -72,6 +74,8 @@ class SmpSppRun:
         self.target = call.args[1]
         self.spp.protect(self.target, MASK)
         self.synced.set()
+        if self.after_sync is not None:
+            self.after_sync()
 
     def record(self, event: SppEvent) -> None:
         self.events.append(event)  # list.append is atomic: vCPU threads call this concurrently
@@ -99,8 +103,13 @@ class SmpSppRun:
         per_vcpu = {i: 0 for i in range(NCPUS)}
         for e in self.events:
             per_vcpu[e.vcpu] += 1
-            want = (self.denied_word(e.vcpu), self.denied_word(e.vcpu), 4, (e.vcpu + 1).to_bytes(4, "little"))
-            assert (e.gpa, e.write_gpa, e.size, e.data) == want, e.describe()
+            word, stored = self.denied_word(e.vcpu), (e.vcpu + 1).to_bytes(4, "little")
+            if e.backend == "single-step":
+                # The engine's watchdog may take a vCPU kept out of KVM_RUN for a while (by the
+                # GIL, say) for KVM retrying the store, and single-step it: the write is still
+                # judged and dropped, but the event then holds only the bytes that changed.
+                stored = stored.rstrip(b"\0")
+            assert (e.gpa, e.write_gpa, e.size, e.data) == (word, word, len(stored), stored), e.describe()
         assert per_vcpu == {i: K for i in range(NCPUS)}
 
 
@@ -110,7 +119,8 @@ def smp_spp_machine() -> Iterator[SmpSppRun]:
         pytest.fail(f"kernel {KERNEL} is missing: run `make guests`")
     console = io.BytesIO()
     with Machine(MEM, smp=NCPUS, irqchip=True, console=console) as m:
-        # the MADT the kernel finds its CPUs in; before the kernel, which must not be covered
+        # the ACPI tables the kernel finds its CPUs in; written first, as `pyvmm run` does, so that
+        # the kernel's image wins wherever the two overlap
         install_pc_platform(m, ncpus=NCPUS)
         load_kernel(m, KERNEL.read_bytes(), str(KERNEL))
         yield SmpSppRun(m, console)
@@ -171,8 +181,9 @@ def test_exact_while_protection_changes_from_every_side() -> None:
         toggles = 0
 
         def toggle_other() -> None:
-            """Protect and release OTHER until told to stop. It starts at the SYNC, once the run is
-            under way: a change made while no vCPU runs is applied on this thread directly."""
+            """Protect and release OTHER until told to stop. It starts at the SYNC, once every vCPU
+            thread is in its loop: before that a change is applied on this thread directly, which
+            is not what this test is about and could overlap the vCPUs' first KVM_RUN."""
             nonlocal toggles
             try:
                 if not r.synced.wait(RUN_TIMEOUT):
@@ -196,7 +207,6 @@ def test_exact_while_protection_changes_from_every_side() -> None:
         assert not foreign.is_alive(), "the protecting thread hung"
         assert errors == []
         r.check_outcome(result)
-        print(f"run {elapsed:.3f} s, {toggles} toggles, {applied_by_vcpu}, exits {result.exits}")
         assert elapsed < 30
         assert len(reprotects) == NCPUS * K // 50
         assert applied_by_vcpu["target"] == 1 + len(reprotects)  # the SYNC's protect, then the policy's
@@ -225,4 +235,19 @@ def test_policy_stops_the_machine_from_vcpu_2() -> None:
         # vCPU 2 stopped in its first round: its add landed, its denied store did not
         assert r.m.memory.read_u32((r.target or 0) + 2 * SUBPAGE) == 1
         assert r.m.memory.read_u32(r.denied_word(2)) == 0
+    assert vcpu_threads() == []
+
+
+def test_vcpus_asleep_in_kvm_are_not_single_stepped() -> None:
+    """Until the BSP's SIPI the APs wait inside KVM_RUN, and after their work they halt there with
+    interrupts off: no exits, one RIP, for as long as it takes. The SPP watchdog must not take that
+    for KVM retrying a write; single-stepping such a vCPU would wait in KVM_RUN for good, with every
+    other vCPU paused. The host holds the BSP at the SYNC for several watchdog periods."""
+    with smp_spp_machine() as r:
+        r.spp.add_policy(r.record)
+        r.after_sync = lambda: time.sleep(6 * WATCHDOG_PERIOD)
+        result = r.run()
+        r.check_outcome(result)
+        assert isinstance(r.spp.backend, SoftwareSpp)
+        assert r.spp.backend.stepped == 0
     assert vcpu_threads() == []

@@ -54,6 +54,7 @@ class Spp:
         self._lock = threading.Lock()
         self._pending: set[int] = set()
         self._applied = threading.Condition(self._lock)
+        self._run_active = False  # a run is under way: changes from other threads wait for a vCPU
         self.backend = make_backend(self)
 
     # --- protection ------------------------------------------------------------------------
@@ -99,7 +100,7 @@ class Spp:
                 self.table.set(p, m)
             if not changed:
                 return
-            if not control.running():
+            if not self._run_active:
                 self.backend.apply(changed)
                 return
             if control.current_vcpu() is None:
@@ -111,8 +112,8 @@ class Spp:
         # another thread: a vCPU applies the change at its next exit; kick them there and wait
         self.machine.kick()
         with self._lock:
-            self._applied.wait_for(lambda: not self._pending or not control.running(), timeout=APPLY_TIMEOUT)
-            if self._pending and not control.running():
+            self._applied.wait_for(lambda: not self._pending or not self._run_active, timeout=APPLY_TIMEOUT)
+            if self._pending and not self._run_active:
                 self.backend.apply(sorted(self._pending))
                 self._pending.clear()
             if self._pending:
@@ -122,11 +123,15 @@ class Spp:
                 )
 
     def backend_started(self) -> None:
+        """Before any vCPU thread starts: from now on only vCPU threads rebuild the memslots."""
+        with self._lock:
+            self._run_active = True
         self.backend.start_watchdog()
 
     def backend_stopped(self) -> None:
         self.backend.stop_watchdog()
         with self._lock:
+            self._run_active = False
             self._applied.notify_all()
 
     @property

@@ -38,6 +38,7 @@ from kvm_abi import ffi, ioctls, libc
 from ..errors import ExitStatus
 from ..exits import DebugExit, InternalErrorExit, IntrExit, MmioExit, ShutdownExit
 from ..memory import GuestMemory, RamRegion
+from ..sys import ioctl, new
 from ..verdict import Stop
 from ..verdict import Verdict as RunVerdict
 from .event import Allow, AllowAndUnprotect, Deny, Inject, SppEvent, StopVm, Verdict, WriteInstead
@@ -249,7 +250,13 @@ class SoftwareSpp:
         self._watchdog_kicked.discard(i)
         last_rip, last_exits = self._watch.get(i, (None, -1))
         rip = vcpu.synced_rip()
-        if self.table.masks and last_exits == vcpu.exits - 1 and rip is not None and rip == last_rip:
+        if (
+            self.table.masks
+            and last_exits == vcpu.exits - 1
+            and rip is not None
+            and rip == last_rip
+            and _runnable(vcpu)
+        ):
             self._watch.pop(i, None)
             return self.step_with_pages_writable(vcpu, "KVM_RUN made no progress at this instruction")
         self._watch[i] = (rip, vcpu.exits)
@@ -272,7 +279,9 @@ class SoftwareSpp:
                 vcpu.set_guest_debug(kc.KVM_GUESTDBG_ENABLE | kc.KVM_GUESTDBG_SINGLESTEP)
                 vcpu.clear_stop()
                 ex = vcpu.run()
-                while isinstance(ex, IntrExit):  # a signal before the instruction ran: step again
+                # A signal before the instruction ran: step again, unless the run is to stop (a
+                # timeout, Ctrl-C), which the IntrExit then carries to the run loop below.
+                while isinstance(ex, IntrExit) and not self.machine.stop_requested():
                     kicked = True
                     vcpu.clear_stop()
                     ex = vcpu.run()
@@ -323,7 +332,8 @@ class SoftwareSpp:
             last = [-1] * len(vcpus)
             while not self._watch_stop.wait(WATCHDOG_PERIOD):
                 for v in vcpus:
-                    if self.table.masks and v.exits == last[v.index]:
+                    # a parked vCPU is out of KVM_RUN, so its lack of exits says nothing about KVM
+                    if self.table.masks and v.exits == last[v.index] and not control.parked(v):
                         self._watchdog_kicked.add(v.index)
                         control.kick([v])
                     last[v.index] = v.exits
@@ -372,6 +382,15 @@ def _restore(memory: GuestMemory, saved: dict[tuple[int, int], bytes]) -> list[t
             i = j
         memory.write(start, old)
     return changed
+
+
+def _runnable(vcpu: Vcpu) -> bool:
+    """Whether the vCPU is executing instructions. A halted vCPU, or an AP waiting for INIT/SIPI,
+    stays in KVM_RUN without exits at one RIP by design (with the in-kernel irqchip): that is not
+    KVM retrying a write, and a single-step of it would wait in KVM_RUN for as long as it sleeps."""
+    state = new("struct kvm_mp_state *")
+    ioctl(vcpu.fd, ioctls.KVM_GET_MP_STATE, state, "KVM_GET_MP_STATE")
+    return bool(state.mp_state == kc.KVM_MP_STATE_RUNNABLE)
 
 
 def inject_exception(vcpu: Vcpu, verdict: Inject, gpa: int) -> None:
