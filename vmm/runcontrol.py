@@ -53,9 +53,6 @@ class RunControl:
         vcpu: Vcpu | None = getattr(self._local, "vcpu", None)
         return vcpu
 
-    def running(self) -> bool:
-        return bool(self._threads)
-
     def enter(self, vcpu: Vcpu) -> None:
         with self._cond:
             self._local.vcpu = vcpu
