@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,37 @@ def without_file_override() -> list[str]:
     if probe.returncode != 0:
         pytest.skip(f"cannot drop capabilities here: {probe.stderr.decode().strip()}")
     return prefix
+
+
+def interrupt_running(args: list[str], settle: float = 1.0) -> tuple[subprocess.CompletedProcess[bytes], float]:
+    """Start `pyvmm ARGS`, wait until its run loop is running, let it run for `settle` seconds,
+    send SIGINT; returns the finished process and how long it took to stop after the signal."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vmm.cli", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        # a signal before the run loop would only test Python's KeyboardInterrupt path
+        deadline = time.monotonic() + 10
+        while not _run_loop_started(proc.pid):
+            assert proc.poll() is None, "pyvmm exited before the guest ran"
+            assert time.monotonic() < deadline, "the run loop never started"
+            time.sleep(0.05)
+        time.sleep(settle)
+        assert proc.poll() is None, "the guest ended by itself; only the signal should end it"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=5)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), elapsed
+
+
+def _run_loop_started(pid: int) -> bool:
+    """True once the process catches SIGALRM, which pyvmm does only while a guest runs."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGALRM - 1)))
+    return False

@@ -9,18 +9,23 @@ from .errors import ImageError
 from .modes import CpuMode
 
 
-def read_image(path: str) -> bytes:
+def read_guest_file(path: str, what: str) -> bytes:
+    """The bytes of an image or module file; any failure is an ImageError naming `what` and path."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except FileNotFoundError:
-        raise ImageError(f"image {path!r} does not exist") from None
+        raise ImageError(f"{what} {path!r} does not exist") from None
     except IsADirectoryError:
-        raise ImageError(f"image {path!r} is a directory") from None
+        raise ImageError(f"{what} {path!r} is a directory") from None
     except PermissionError:
-        raise ImageError(f"image {path!r} is not readable (permission denied)") from None
+        raise ImageError(f"{what} {path!r} is not readable (permission denied)") from None
     except OSError as e:
-        raise ImageError(f"cannot read image {path!r}: {e.strerror}") from None
+        raise ImageError(f"cannot read {what} {path!r}: {e.strerror}") from None
+
+
+def read_image(path: str) -> bytes:
+    data = read_guest_file(path, "image")
     if not data:
         raise ImageError(f"image {path!r} is empty")
     return data

@@ -4,17 +4,12 @@ a fatal exit names the vCPU it happened on."""
 from __future__ import annotations
 
 import io
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, guest
-from test_sigint import run_loop_started
+from conftest import guest, interrupt_running
 
 from vmm.errors import ExitStatus
 from vmm.exits import IoExit
@@ -81,26 +76,7 @@ def test_the_guest_exit_on_the_boot_cpu_ends_the_run_with_aps_started() -> None:
 
 
 def test_ctrl_c_stops_an_smp_guest() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vmm.cli", "run", str(guest("hello-long")), "-smp", "4"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not run_loop_started(proc.pid):
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.5)
-        t0 = time.monotonic()
-        os.kill(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=5)
-        elapsed = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, elapsed = interrupt_running(["run", str(guest("hello-long")), "-smp", "4"], settle=0.5)
     assert proc.returncode == ExitStatus.INTERRUPTED
     assert elapsed < 5
-    assert "Traceback" not in stderr.decode()
+    assert "Traceback" not in proc.stderr.decode()

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from .. import layout as L
 from ..errors import ConfigError, ImageError
+from ..image import read_guest_file
 from .elf import ELF_MAGIC, Segment, check_segments, parse_elf, resolve_entry
 
 HEADER_MAGIC = 0x1BADB002  # in the kernel image
@@ -235,18 +236,7 @@ class Module:
 
 
 def read_module(path: str, args: str = "") -> Module:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ImageError(f"module {path!r} does not exist") from None
-    except IsADirectoryError:
-        raise ImageError(f"module {path!r} is a directory") from None
-    except PermissionError:
-        raise ImageError(f"module {path!r} is not readable (permission denied)") from None
-    except OSError as e:
-        raise ImageError(f"cannot read module {path!r}: {e.strerror}") from None
-    return Module(path, args, data)
+    return Module(path, args, read_guest_file(path, "module"))
 
 
 @dataclass(frozen=True)
