@@ -19,12 +19,12 @@ MB_ELF_KERNELS  := mb-info mb-modules mb-fwcfg mb-rtc mb-exitcodes mb-smp mb-tim
                    mb-smp-spp
 # Multiboot kernels as flat images at 2 MiB, from the same C as mb-info.
 MB_FLAT_KERNELS := mb-info-flat
-# Plain ELF kernels: NAME.c on NAME-start.S, no multiboot header.
-MB_PLAIN32      := elf32-hello
-MB_PLAIN64      := elf64-hello
+# Plain ELF kernels, no multiboot header: elf-hello.c on elf-hello-start.S,
+# compiled once per word size.
+MB_PLAIN        := elf32-hello elf64-hello
 
 MB_IMAGES := $(MB_ELF_KERNELS:%=$(MB_BUILD)/%.elf) $(MB_FLAT_KERNELS:%=$(MB_BUILD)/%.bin) \
-             $(MB_PLAIN32:%=$(MB_BUILD)/%.elf) $(MB_PLAIN64:%=$(MB_BUILD)/%.elf)
+             $(MB_PLAIN:%=$(MB_BUILD)/%.elf)
 
 all: $(MB_IMAGES)
 
@@ -43,14 +43,19 @@ $(MB_BUILD)/%.o: mb/%.S $(THIS) $(MB_MK) | $(MB_BUILD)
 	$(CC) $(MB_ASFLAGS32) -c $< -o $@
 $(MB_BUILD)/start-flat.o: mb/start.S $(THIS) $(MB_MK) | $(MB_BUILD)
 	$(CC) $(MB_ASFLAGS32) -DMB_ADDRESS_FIELDS -c $< -o $@
-$(MB_PLAIN64:%=$(MB_BUILD)/%.o): $(MB_BUILD)/%.o: mb/%.c $(THIS) $(MB_MK) | $(MB_BUILD)
+# The plain ELF kernels' objects, named for their source and word size.
+$(MB_BUILD)/elf-hello-32.o: mb/elf-hello.c $(THIS) $(MB_MK) | $(MB_BUILD)
+	$(CC) $(MB_CFLAGS32) -c $< -o $@
+$(MB_BUILD)/elf-hello-start-32.o: mb/elf-hello-start.S $(THIS) $(MB_MK) | $(MB_BUILD)
+	$(CC) $(MB_ASFLAGS32) -c $< -o $@
+$(MB_BUILD)/elf-hello-64.o: mb/elf-hello.c $(THIS) $(MB_MK) | $(MB_BUILD)
 	$(CC) $(MB_CFLAGS64) -c $< -o $@
-$(MB_PLAIN64:%=$(MB_BUILD)/%-start.o): $(MB_BUILD)/%.o: mb/%.S $(THIS) $(MB_MK) | $(MB_BUILD)
+$(MB_BUILD)/elf-hello-start-64.o: mb/elf-hello-start.S $(THIS) $(MB_MK) | $(MB_BUILD)
 	$(CC) $(MB_ASFLAGS64) -c $< -o $@
 
 # Kernels made of more than start, body and kernel.o.
-$(MB_BUILD)/mb-smp.elf: $(MB_BUILD)/smp-ap.o
-$(MB_BUILD)/mb-smp-spp.elf: $(MB_BUILD)/smp-ap.o
+$(MB_BUILD)/mb-smp.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
+$(MB_BUILD)/mb-smp-spp.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
 $(MB_BUILD)/mb-timer.elf: $(MB_BUILD)/timer-isr.o
 
 $(MB_ELF_KERNELS:%=$(MB_BUILD)/%.elf): $(MB_BUILD)/%.elf: $(MB_BUILD)/start.o $(MB_BUILD)/%.o \
@@ -69,13 +74,13 @@ $(MB_FLAT_KERNELS:%=$(MB_BUILD)/%.bin): $(MB_BUILD)/%.bin: $(MB_BUILD)/%.elf
 
 # Plain ELF32 at 2 MiB and ELF64 at 1 MiB: different addresses on purpose,
 # so a loader that ignores the program headers shows.
-$(MB_PLAIN32:%=$(MB_BUILD)/%.elf): $(MB_BUILD)/%.elf: $(MB_BUILD)/%-start.o $(MB_BUILD)/%.o \
+$(MB_BUILD)/elf32-hello.elf: $(MB_BUILD)/elf-hello-start-32.o $(MB_BUILD)/elf-hello-32.o \
 		$(LIB32) mb/kernel.ld
 	$(LD) -m elf_i386 $(LDFLAGS) -T mb/kernel.ld --defsym=KERNEL_BASE=0x200000 \
-		-Map=$(MB_BUILD)/$*.map -o $@ $(filter %.o,$^) $(LIB32)
-$(MB_PLAIN64:%=$(MB_BUILD)/%.elf): $(MB_BUILD)/%.elf: $(MB_BUILD)/%-start.o $(MB_BUILD)/%.o \
+		-Map=$(MB_BUILD)/elf32-hello.map -o $@ $(filter %.o,$^) $(LIB32)
+$(MB_BUILD)/elf64-hello.elf: $(MB_BUILD)/elf-hello-start-64.o $(MB_BUILD)/elf-hello-64.o \
 		$(LIB64) mb/kernel.ld
 	$(LD) -m elf_x86_64 $(LDFLAGS) -T mb/kernel.ld --defsym=KERNEL_BASE=0x100000 \
-		-Map=$(MB_BUILD)/$*.map -o $@ $(filter %.o,$^) $(LIB64)
+		-Map=$(MB_BUILD)/elf64-hello.map -o $@ $(filter %.o,$^) $(LIB64)
 
 # Header dependencies (build/mb/*.d) are read by guests/Makefile's own -include.

@@ -1,4 +1,8 @@
-/* What mb-smp.c and its AP start-up code in smp-ap.S share. */
+/*
+ * Finding the CPUs and starting the APs, for mb-smp and mb-smp-spp: smp.c
+ * reads the ACPI MADT and sends INIT, SIPI, SIPI through the xAPIC, and
+ * smp-ap.S takes each AP from its start-up IPI to the kernel's ap_main().
+ */
 #ifndef MB_SMP_H
 #define MB_SMP_H
 
@@ -15,10 +19,42 @@
 #ifndef __ASSEMBLER__
 #include <stdint.h>
 
-/* The trampoline's bytes, to be copied to TRAMPOLINE_ADDR. */
+/* Why smp_find_cpus() failed; each kernel reports it in its own words. */
+enum smp_find_result {
+	SMP_FOUND,
+	SMP_NO_RSDP,		/* no valid RSDP in the BIOS area 0xe0000-0xfffff */
+	SMP_NO_MADT,		/* no valid RSDT, or no valid MADT in it */
+	SMP_TOO_MANY,		/* more enabled local APICs than MAX_CPUS */
+};
+
+/*
+ * What smp_find_cpus() found: the enabled local APICs' ids in ascending
+ * order (a CPU's rank is its index here) and the local APICs' MMIO base.
+ */
+extern uint32_t smp_ncpus;
+extern uint32_t smp_apic_ids[MAX_CPUS];
+extern uint32_t smp_lapic_addr;
+
+/* Reads the MADT into the variables above. Call once, on the BSP. */
+enum smp_find_result smp_find_cpus(void);
+
+/* The calling CPU's APIC id (after smp_find_cpus() has succeeded). */
+uint32_t smp_apic_id(void);
+
+/* The rank of the CPU with this APIC id, or smp_ncpus if the MADT does not list it. */
+uint32_t smp_rank(uint32_t apic_id);
+
+/*
+ * Copies the trampoline to TRAMPOLINE_ADDR, enables the BSP's local APIC and
+ * starts every listed CPU but the BSP (APIC id bsp_id). Returns without
+ * waiting for the APs: each reaches ap_main() on its own.
+ */
+void smp_start_aps(uint32_t bsp_id);
+
+/* The trampoline's bytes, in smp-ap.S. */
 extern const uint8_t smp_trampoline_start[], smp_trampoline_end[];
 
-/* Called by smp-ap.S on each AP, in protected mode, on its own stack. */
+/* Defined by each kernel; smp-ap.S calls it on each AP, in protected mode, on its own stack. */
 __attribute__((noreturn)) void ap_main(void);
 #endif
 
