@@ -4,23 +4,15 @@ binary, 24- and 12-hour modes, and as the guest sets it."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import pytest
 
+from tests.fakes import FakeIo
 from vmm.platform import cmos as C
 from vmm.platform.cmos import Cmos
 
 MIB, GIB = 1 << 20, 1 << 30
 T0 = 1700000000  # 2023-11-14 22:13:20 UTC, a Tuesday
-
-
-@dataclass
-class FakeIo:
-    port: int
-    size: int
-    is_write: bool
-    value: int = 0
 
 
 def word(c: Cmos, lo: int) -> int:

@@ -4,20 +4,12 @@ and the port decoding (by access width, as QEMU's combined 0x510-0x511 window do
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 import pytest
 
+from tests.fakes import FakeIo
 from vmm.platform import fw_cfg as F
 from vmm.platform.fw_cfg import FwCfg
-
-
-@dataclass
-class FakeIo:
-    port: int
-    size: int
-    is_write: bool
-    value: int = 0
 
 
 def read_item(fw: FwCfg, key: int, n: int) -> bytes:

@@ -3,21 +3,12 @@ probes get sensible answers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
+from tests.fakes import FakeIo
 from vmm.platform import i8042 as K
 from vmm.platform.i8042 import I8042, PortA
 from vmm.verdict import Stop
-
-
-@dataclass
-class FakeIo:
-    port: int
-    size: int
-    is_write: bool
-    value: int = 0
 
 
 def drain(k: I8042) -> list[int]:

@@ -8,6 +8,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.fakes import FakeIo
 from vmm.dispatch import Dispatcher
 from vmm.platform import acpi
 from vmm.platform import fw_cfg as F
@@ -15,14 +16,6 @@ from vmm.platform.pc import install_pc_platform
 from vmm.verdict import Stop
 
 MIB = 1 << 20
-
-
-@dataclass
-class FakeIo:
-    port: int
-    size: int
-    is_write: bool
-    value: int = 0
 
 
 @dataclass

@@ -9,26 +9,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.fakes import FakeIo, FakeMmio
 from vmm.dispatch import Dispatcher
 from vmm.errors import ConfigError, KvmCallFailed
 from vmm.platform import testdev as T
 from vmm.platform.testdev import PcTestdev
-
-
-@dataclass
-class FakeIo:
-    port: int
-    size: int
-    is_write: bool
-    value: int = 0
-
-
-@dataclass
-class FakeMmio:
-    address: int
-    length: int
-    is_write: bool
-    data: bytes = b""
 
 
 class FakeMemory:
