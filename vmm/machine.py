@@ -91,7 +91,15 @@ class Machine:
             raise ConfigError(f"vCPU count {smp} must be between 1 and {MAX_VCPUS}")
         self.log = log if log is not None else sys.stderr
         self.strict = strict
+        self._owns_kvm = kvm is None
         self.kvm = kvm if kvm is not None else Kvm()
+        try:
+            self._build(mem_size, smp, irqchip, console)
+        except BaseException:
+            self.close()  # no file descriptor or mapping outlives a machine that failed to build
+            raise
+
+    def _build(self, mem_size: int, smp: int, irqchip: bool, console: BinaryIO | None) -> None:
         self.vm = self.kvm.create_vm()
         self.vm.set_tss_addr()
         self.vm.set_identity_map_addr()
@@ -108,6 +116,7 @@ class Machine:
             v.set_cpuid(cpuid_for_vcpu(self.kvm.supported_cpuid(), v.index))
         self.vcpu = self.vcpus[0]  # the boot processor
         self.control = RunControl(self.vcpus)
+        self.control.can_signal = _install_kick_signal()
         self.dispatcher = Dispatcher()
         self.console = Console(console if console is not None else sys.stdout.buffer)
         self.stats: ExitStats | None = None
@@ -249,9 +258,10 @@ class Machine:
             ]
             for t in aps:
                 t.start()
-            self._vcpu_main(self.vcpu)
-            for t in aps:
-                t.join()
+            try:
+                self._vcpu_main(self.vcpu)
+            finally:
+                self._join(aps)
         self.console.flush()
         outcome = self.control.outcome
         assert outcome is not None  # every loop records how it ended
@@ -275,9 +285,27 @@ class Machine:
         except Exception:
             verdict = Stop(ExitStatus.HANDLER_ERROR, "an exit handler raised an exception", fatal=True)
             report = traceback.format_exc()
+        except BaseException as e:  # Ctrl-C pressed twice, SystemExit: stop every vCPU, then let it go
+            status = ExitStatus.INTERRUPTED if isinstance(e, KeyboardInterrupt) else ExitStatus.HANDLER_ERROR
+            self.control.record(vcpu, Stop(status, f"{type(e).__name__} in the run loop"), "")
+            raise
         finally:
             self.control.leave(vcpu)
         self.control.record(vcpu, verdict, report)
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        """Wait for the AP threads, whatever interrupts the wait: they touch the kvm_run pages and
+        guest RAM, which close() unmaps."""
+        interrupted: BaseException | None = None
+        while any(t.is_alive() for t in threads):
+            try:
+                for t in threads:
+                    t.join()
+            except BaseException as e:  # a Ctrl-C while waiting: they are stopping; keep waiting
+                interrupted = e
+                self.control.request_stop(Stop(ExitStatus.INTERRUPTED, "interrupted (Ctrl-C)"))
+        if interrupted is not None:
+            raise interrupted
 
     def _loop(self, vcpu: Vcpu) -> Stop:
         run = vcpu.run
@@ -308,8 +336,20 @@ class Machine:
         """SIGALRM for --timeout and SIGINT for Ctrl-C both end the run through `stop()`; the
         signal itself kicks the vCPU out of KVM_RUN (EINTR), immediate_exit covers the window
         before it enters."""
+        self.control.can_signal = _install_kick_signal()
         if threading.current_thread() is not threading.main_thread():
-            yield
+            # Signal handlers belong to the main thread: time out with a timer instead. A vCPU
+            # then leaves KVM_RUN for the stop only if the kick signal could be installed.
+            timer = None
+            if timeout is not None:
+                timer = threading.Timer(timeout, self.stop, (ExitStatus.TIMEOUT, f"timed out after {timeout:g} s"))
+                timer.daemon = True
+                timer.start()
+            try:
+                yield
+            finally:
+                if timer is not None:
+                    timer.cancel()
             return
 
         def on_alarm(signum: int, frame: Any) -> None:
@@ -321,9 +361,6 @@ class Machine:
 
         old_int = signal.signal(signal.SIGINT, on_sigint)
         old_alrm = signal.signal(signal.SIGALRM, on_alarm)
-        # SIGUSR1 only interrupts KVM_RUN (see kick()); installing a handler keeps it from killing us
-        old_usr1 = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
-        self.control.can_signal = True
         if timeout is not None:
             signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
@@ -332,19 +369,35 @@ class Machine:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old_alrm)
             signal.signal(signal.SIGINT, old_int)
-            self.control.can_signal = False
-            signal.signal(signal.SIGUSR1, old_usr1)
 
     def close(self) -> None:
-        self.console.flush()
-        self.vm.close()
-        self.kvm.close()
+        if hasattr(self, "console"):
+            self.console.flush()
+        if hasattr(self, "vm"):
+            self.vm.close()
+        if self._owns_kvm:
+            self.kvm.close()
 
     def __enter__(self) -> Machine:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _interrupt_only(signum: int, frame: Any) -> None:
+    """SIGUSR1 does nothing but make a thread's KVM_RUN return with EINTR (see RunControl.kick)."""
+
+
+def _install_kick_signal() -> bool:
+    """Install the kick signal's handler once, for good (a thread may still be kicked after a run
+    ends); only the main thread can. Whether kicks can use the signal."""
+    if signal.getsignal(signal.SIGUSR1) is _interrupt_only:
+        return True
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGUSR1, _interrupt_only)
+        return True
+    return False
 
 
 # --- fatal exits -------------------------------------------------------------------------

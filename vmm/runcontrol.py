@@ -9,6 +9,7 @@ runs inside `others_paused()`: the others park at their next exit until it is do
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .errors import ExitStatus, PyvmmError
 from .verdict import Stop
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ class RunControl:
         self.vcpus = vcpus
         self.pending: Stop | None = None  # a stop every vCPU must honour at its next exit
         self.outcome: Outcome | None = None
-        self.can_signal = False  # SIGUSR1 has a handler (installed by the main thread)
+        self.can_signal = False  # SIGUSR1 has pyvmm's no-op handler, so it only interrupts KVM_RUN
         self._cond = threading.Condition()
         self._threads: dict[int, int] = {}  # vCPU index -> thread ident, while its loop runs
         self._local = threading.local()
@@ -57,6 +59,8 @@ class RunControl:
         with self._cond:
             self._local.vcpu = vcpu
             self._threads[vcpu.index] = threading.get_ident()
+            while self._pauser is not None:  # a pause began before this thread joined the run
+                self._park_locked(vcpu)
         if self.pending is not None:
             vcpu.request_stop()  # a stop that came before this thread could be signalled
 
@@ -70,11 +74,13 @@ class RunControl:
     def kick(self, vcpus: list[Vcpu] | None = None) -> None:
         """Bring vCPUs out of KVM_RUN to their exit handlers soon (from any thread)."""
         me = threading.get_ident()
-        for v in self.vcpus if vcpus is None else vcpus:
-            v.request_stop()
-            ident = self._threads.get(v.index)
-            if ident is not None and ident != me and self.can_signal:
-                signal.pthread_kill(ident, signal.SIGUSR1)
+        with self._cond:  # the thread cannot leave (and its id go stale) while it is signalled
+            for v in self.vcpus if vcpus is None else vcpus:
+                v.request_stop()
+                ident = self._threads.get(v.index)
+                if ident is not None and ident != me and self.can_signal:
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pthread_kill(ident, signal.SIGUSR1)
 
     def request_stop(self, stop: Stop) -> None:
         if self.pending is None:
@@ -103,10 +109,15 @@ class RunControl:
         others = [v for v in self.vcpus if v is not me]
         self.kick(others)
         with self._cond:
-            self._cond.wait_for(
+            parked = self._cond.wait_for(
                 lambda: all(v.index in self._parked or v.index not in self._threads for v in others),
                 timeout=PAUSE_TIMEOUT,
             )
+            if not parked:  # never go ahead with a vCPU still running: end the run instead
+                self._pauser = None
+                self._cond.notify_all()
+                stuck = sorted(v.index for v in others if v.index in self._threads and v.index not in self._parked)
+                raise PyvmmError(f"vCPUs {stuck} did not pause within {PAUSE_TIMEOUT:g} s", ExitStatus.INTERNAL_ERROR)
         try:
             yield
         finally:

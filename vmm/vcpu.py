@@ -42,6 +42,7 @@ class Vcpu:
         self._run_request = ioctls.KVM_RUN
         self._ioctl = libc.ioctl
         self.exits = 0
+        self.kicks = 0
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -67,11 +68,20 @@ class Vcpu:
         return make_view(self, self.kvm_run, reason)
 
     def request_stop(self) -> None:
-        """Make the current or next KVM_RUN return at once (async-signal-safe: one byte store)."""
+        """Make the current or next KVM_RUN return at once (async-signal-safe: one byte store).
+        `kicks` counts requests, so code that borrows immediate_exit can tell one arrived."""
+        self.kicks += 1
         self.kvm_run.immediate_exit = 1
 
     def clear_stop(self) -> None:
         self.kvm_run.immediate_exit = 0
+
+    def restore_stop(self, kicks_before: int, keep: bool = False) -> None:
+        """After borrowing immediate_exit: clear it, unless `keep` or a request came since
+        `kicks_before`. Cleared first and checked after, so a request racing with this survives."""
+        self.kvm_run.immediate_exit = 0
+        if keep or self.kicks != kicks_before:
+            self.kvm_run.immediate_exit = 1
 
     def synced_rip(self) -> int | None:
         return int(self._sync_gprs.rip) if self.sync_regs else None

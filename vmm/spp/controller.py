@@ -62,11 +62,8 @@ class Spp:
         """Set the write mask of `npages` pages from `gpa` (bit i set = sub-page i writable)."""
         check_page(gpa)
         check_mask(mask)
-        if npages < 1:
-            raise SppError(f"page count {npages} must be at least 1")
-        pages = [gpa + i * PAGE for i in range(npages)]
-        self._check_ram(pages)
-        self._update({p: mask for p in pages})
+        self._check_range(gpa, npages)
+        self._update(lambda table: {gpa + i * PAGE: mask for i in range(npages)})
 
     def release(self, gpa: int, npages: int = 1) -> None:
         self.protect(gpa, FULL, npages)
@@ -76,9 +73,13 @@ class Spp:
         if not 0 <= start < end:
             raise SppError(f"byte range {start:#x}-{end:#x} is empty or negative")
         first = start & ~(PAGE - 1)
-        pages = list(range(first, end, PAGE))
-        self._check_ram(pages)
-        self._update({p: self.table.get(p) & mask_for_bytes(p, start, end) for p in pages})
+        self._check_range(first, (end - first + PAGE - 1) // PAGE)
+        self._update(lambda table: {p: table.get(p) & mask_for_bytes(p, start, end) for p in range(first, end, PAGE)})
+
+    def update_masks(self, compute: Callable[[MaskTable], dict[int, int]]) -> None:
+        """Change masks computed from the current table, atomically with respect to other changes
+        (two vCPUs unprotecting sub-pages of one page must not undo each other)."""
+        self._update(compute)
 
     def mask(self, gpa: int) -> int:
         return self.table.get(gpa & ~(PAGE - 1))
@@ -86,28 +87,35 @@ class Spp:
     def masks(self) -> dict[int, int]:
         return dict(self.table.masks)
 
-    def _check_ram(self, pages: list[int]) -> None:
+    def _check_range(self, gpa: int, npages: int) -> None:
+        """Refuse a range that is not wholly in RAM, by arithmetic: a guest's count can be huge."""
+        if npages < 1:
+            raise SppError(f"page count {npages} must be at least 1")
         mem = self.machine.memory
-        for p in pages:
-            if not mem.contains(p, PAGE):
-                raise SppError(f"SPP page {p:#x} is not in guest RAM")
+        if npages > mem.size // PAGE or not mem.contains(gpa, npages * PAGE):
+            for i in range(min(npages, mem.size // PAGE + 1)):
+                if not mem.contains(gpa + i * PAGE, PAGE):
+                    raise SppError(f"SPP page {gpa + i * PAGE:#x} is not in guest RAM")
+            raise SppError(f"SPP range of {npages} pages from {gpa:#x} is larger than guest RAM")
 
-    def _update(self, new: dict[int, int]) -> None:
+    def _update(self, compute: Callable[[MaskTable], dict[int, int]]) -> None:
         control = self.machine.control
         with self._lock:
-            changed = [p for p, m in new.items() if self.table.get(p) != m]
+            new = compute(self.table)
+            old = {p: self.table.get(p) for p in new}
+            changed = [p for p, m in new.items() if old[p] != m]
             for p, m in new.items():
                 self.table.set(p, m)
             if not changed:
                 return
             if not self._run_active:
-                self.backend.apply(changed)
+                self._apply_or_roll_back(changed, old)
                 return
             if control.current_vcpu() is None:
                 self._pending.update(changed)
         if control.current_vcpu() is not None:  # a handler on a vCPU thread: enforce it now
             with control.others_paused(), self._lock:
-                self.backend.apply(changed)
+                self._apply_or_roll_back(changed, old)
             return
         # another thread: a vCPU applies the change at its next exit; kick them there and wait
         self.machine.kick()
@@ -121,6 +129,16 @@ class Spp:
                     f"no vCPU took the protection change within {APPLY_TIMEOUT:g} s "
                     "(is a handler blocking the vCPU threads?)"
                 )
+
+    def _apply_or_roll_back(self, pages: list[int], old: dict[int, int]) -> None:
+        """Enforce the table for `pages`; if the backend refuses, put the old masks back so the
+        table never reports protection that is not in force."""
+        try:
+            self.backend.apply(pages)
+        except BaseException:
+            for p, m in old.items():
+                self.table.set(p, m)
+            raise
 
     def backend_started(self) -> None:
         """Before any vCPU thread starts: from now on only vCPU threads rebuild the memslots."""

@@ -42,7 +42,7 @@ from ..sys import ioctl, new
 from ..verdict import Stop
 from ..verdict import Verdict as RunVerdict
 from .event import Allow, AllowAndUnprotect, Deny, Inject, SppEvent, StopVm, Verdict, WriteInstead
-from .masks import FULL, PAGE, SppError
+from .masks import FULL, PAGE, MaskTable, SppError
 
 if TYPE_CHECKING:
     from ..machine import Machine
@@ -151,6 +151,16 @@ class SoftwareSpp:
 
     def judge_write(self, frags: list[tuple[int, bytes]], vcpu: Vcpu) -> RunVerdict:
         """Apply a whole access if every sub-page it touches is allowed, else ask the policies."""
+        # A store that runs off the end of RAM: the part beyond goes to the empty bus, as it would
+        # without protection (a device there would not see it: a known limit, see the README).
+        outside = [(gpa, data) for gpa, data in frags if not self.memory.contains(gpa, len(data))]
+        if outside:
+            if self.machine.trace is not None:
+                for gpa, data in outside:
+                    self.machine.trace.note("unhandled-mmio", address=gpa, length=len(data), write=True)
+            frags = [f for f in frags if f not in outside]
+            if not frags:
+                return None
         denied = None
         for gpa, data in frags:
             denied = self.table.first_denied(gpa, len(data))
@@ -177,8 +187,9 @@ class SoftwareSpp:
         """Fetch the remaining MMIO fragments of the current instruction (see module docstring)."""
         run = vcpu.kvm_run
         mmio = run.mmio
-        # immediate_exit may already carry someone's stop request (a timeout, a protection change
-        # from another thread); borrowing it here must not erase that request.
+        # immediate_exit may already carry someone's stop request (a timeout, a pause, a protection
+        # change from another thread); borrowing it here must not erase that request.
+        kicks = vcpu.kicks
         kicked = bool(run.immediate_exit)
         run.immediate_exit = 1
         try:
@@ -192,7 +203,7 @@ class SoftwareSpp:
                     raise SppError(f"unexpected exit {run.exit_reason} between the fragments of one write")
                 frags.append((int(mmio.phys_addr), bytes(ffi.buffer(mmio.data, mmio.len))))
         finally:
-            run.immediate_exit = 1 if kicked or self._stop_requested() else 0
+            vcpu.restore_stop(kicks, keep=kicked or self._stop_requested())
 
     def _stop_requested(self) -> bool:
         """Whether the run loop has been asked to come out of KVM_RUN since the last exit: a stop
@@ -224,14 +235,16 @@ class SoftwareSpp:
         raise SppError(f"SPP policy returned {verdict!r}, which is not a verdict")
 
     def unprotect_for(self, frags: list[tuple[int, bytes]], scope: str) -> None:
-        new: dict[int, int] = {}
-        for gpa, data in frags:
-            for pos in range(gpa, gpa + len(data)):
-                page = pos & ~(PAGE - 1)
-                mask = new.get(page, self.table.get(page))
-                new[page] = FULL if scope == "page" else mask | 1 << ((pos & (PAGE - 1)) // 128)
-        for page, mask in new.items():
-            self.spp.protect(page, mask)
+        def compute(table: MaskTable) -> dict[int, int]:
+            new: dict[int, int] = {}
+            for gpa, data in frags:
+                for pos in range(gpa, gpa + len(data)):
+                    page = pos & ~(PAGE - 1)
+                    mask = new.get(page, table.get(page))
+                    new[page] = FULL if scope == "page" else mask | 1 << ((pos & (PAGE - 1)) // 128)
+            return new
+
+        self.spp.update_masks(compute)
 
     # --- instructions KVM cannot emulate into a read-only slot -------------------------------
     def handle_internal_error(self, ex: InternalErrorExit) -> RunVerdict:
@@ -266,6 +279,7 @@ class SoftwareSpp:
         rip0 = vcpu.get_regs().rip
         stepped = False
         other = None
+        kicks = vcpu.kicks
         kicked = bool(vcpu.kvm_run.immediate_exit)  # a stop request made before the step
         # The other vCPUs must not run while protection is lifted, and the lock keeps another
         # thread's protection change from rebuilding the memslots in the middle of the step.
@@ -294,8 +308,7 @@ class SoftwareSpp:
                 vcpu.set_guest_debug(0)
                 changed = _restore(self.memory, saved)
                 self.relayout(trapped)
-                if kicked or self._stop_requested():
-                    vcpu.request_stop()  # hand the request on to the run loop
+                vcpu.restore_stop(kicks, keep=kicked or self._stop_requested())  # hand requests on
         if other is not None:  # the instruction completed with an exit of its own (port I/O, ...)
             stepped = True
             verdict = self.machine.dispatcher.dispatch(other)
