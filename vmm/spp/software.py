@@ -41,7 +41,7 @@ from ..memory import GuestMemory, RamRegion
 from ..sys import ioctl, new
 from ..verdict import Stop
 from ..verdict import Verdict as RunVerdict
-from .event import Allow, AllowAndUnprotect, Deny, Inject, SppEvent, StopVm, Verdict, WriteInstead
+from .event import DENY, Allow, AllowAndUnprotect, Deny, Inject, SppEvent, StopVm, Verdict, WriteInstead
 from .masks import FULL, PAGE, MaskTable, SppError
 
 if TYPE_CHECKING:
@@ -137,7 +137,10 @@ class SoftwareSpp:
             denied = max(addr, (addr & ~(PAGE - 1)) + (sub << 7))
             data = bytes(ffi.buffer(mmio.data, length))
             event = SppEvent(denied, mask, ex.vcpu.index, ex.vcpu.synced_rip(), "software", addr, length, data)
-            return self.carry_out(self.spp.judge(event), event, [(addr, data)], ex.vcpu)
+            verdict = self.spp.judge(event)
+            if verdict is DENY:  # the default: nothing to carry out, the write is simply not applied
+                return None
+            return self.carry_out(verdict, event, [(addr, data)], ex.vcpu)
         else:
             frags = [(addr, bytes(ffi.buffer(mmio.data, length)))]
             self._collect_fragments(ex.vcpu, frags)
