@@ -56,6 +56,13 @@ class Dispatcher:
                 del self._ports[p]
             self._port_ranges.insert(0, (first, first + count, handler))
 
+    def remove_io(self, first: int, count: int) -> None:
+        """Forget the handlers of ports [first, first + count): they fall back to whatever a wider
+        range or the unhandled-port behaviour says (a device moved elsewhere, say)."""
+        for p in range(first, first + count):
+            self._ports.pop(p, None)
+        self._port_ranges = [r for r in self._port_ranges if (r[0], r[1]) != (first, first + count)]
+
     def on_mmio(self, base: int, size: int, handler: Handler) -> None:
         """Handle guest-physical [base, base + size) where no RAM backs it (or it is read-only)."""
         if base < 0 or size <= 0:

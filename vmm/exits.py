@@ -63,13 +63,12 @@ class IoExit(Exit):
     """KVM_EXIT_IO: a port access. `port`, `size`, `count` and `is_write` are decoded once per exit
     (`load`); `value` reads or writes the datum of element `index` (string I/O has `count` > 1)."""
 
-    __slots__ = ("_data", "_io", "_page", "_typed", "count", "index", "is_write", "port", "size")
+    __slots__ = ("_data", "_page", "_typed", "count", "index", "is_write", "port", "size")
     reason = ke.KVM_EXIT_IO
     name = "IO"
 
     def __init__(self, vcpu: Vcpu, run: Any) -> None:
         super().__init__(vcpu, run)
-        self._io = run.io
         # KVM always puts port data at the same offset; typed pointers to it are made once
         base = ffi.cast("char *", run)
         self._typed = {n: ffi.cast(t, base + _PIO_DATA_OFFSET) for n, t in _U.items()}

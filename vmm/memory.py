@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 from kvm_abi import constants as c
 from kvm_abi import ffi, libc
@@ -128,8 +127,3 @@ class GuestMemory:
         if end < 0:
             raise GuestMemoryError(f"string at {gpa:#x} is not terminated within {avail} bytes")
         return raw[:end].decode("utf-8", "replace")
-
-    def cdata(self, ctype: str, gpa: int, size: int) -> Any:
-        """A cffi pointer of `ctype` into guest RAM after checking `size` bytes are inside it."""
-        r = self.region_of(gpa, size)
-        return ffi.cast(ctype, r.host_addr + (gpa - r.gpa))

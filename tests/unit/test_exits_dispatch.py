@@ -168,3 +168,13 @@ def test_handler_for_a_raw_reason_without_x86_class_gets_foreign_and_unknown_vie
     assert d.dispatch(Unknown(None, None, 99)) == Stop(0, "private")  # type: ignore[arg-type]
     verdict = d.dispatch(Unknown(None, None, 98))  # type: ignore[arg-type]
     assert verdict is not None and verdict.status == ExitStatus.UNHANDLED_EXIT
+
+
+def test_removed_ports_fall_back_to_a_wider_range_or_the_unhandled_handler() -> None:
+    d = Dispatcher()
+    d.on_io(0, 0x10000, handler("everything"))
+    d.on_io(0xF4, 4, handler("exit"))
+    d.remove_io(0xF4, 4)
+    assert d.port_handler(0xF5)(None) == Stop(0, "everything")
+    d.remove_io(0, 0x10000)
+    assert d.port_handler(0xF5) is d.unhandled_io

@@ -16,9 +16,6 @@ from typing import TYPE_CHECKING
 
 from .. import layout as L
 from ..devices.debug_exit import DebugExit
-from ..dispatch import Handler
-from ..exits import IoExit
-from ..verdict import Verdict
 from . import acpi, mptable
 from .cmos import Cmos
 from .fw_cfg import (
@@ -95,16 +92,6 @@ def make_fw_cfg(machine: PlatformHost, ncpus: int, max_cpus: int | None = None) 
     return fw
 
 
-def _unassigned(machine: PlatformHost) -> Handler:
-    """A handler that behaves as if nothing were at the port (empty-bus reads, --strict stops),
-    by passing the access to whatever the machine does with unhandled ports at that moment."""
-
-    def handler(ex: IoExit) -> Verdict:
-        return machine.dispatcher.unhandled_io(ex)
-
-    return handler
-
-
 def install_pc_platform(
     machine: PlatformHost,
     *,
@@ -142,7 +129,7 @@ def install_pc_platform(
     default_dx = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)
     if debug_exit != default_dx:
         # the machine put one at the default place; take it away before placing the requested one
-        machine.on_io(default_dx[0], default_dx[1], _unassigned(machine))
+        machine.dispatcher.remove_io(*default_dx)
     if debug_exit is not None:
         dx = DebugExit()
         machine.on_io(debug_exit[0], debug_exit[1], dx.handle_io)
