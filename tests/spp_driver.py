@@ -50,6 +50,7 @@ TARGET = 0x300000  # the guest keeps everything of its own out of 0x200000-0x3ff
 ) = range(1, 28)
 
 OP = struct.Struct("<IIQQQ")
+RESULT_OFFSET = 8  # the guest's `result`: 0 when every op ran, i + 1 when op i was refused
 OPS_OFFSET = 16
 SRC_OFFSET = 8192  # the mailbox's source buffer starts at its third page
 
@@ -74,6 +75,14 @@ class StoreDriver:
         self.mailbox = 0
         self.done = 0
         machine.ucall.on(SYNC, self._sync)
+
+    def refused(self) -> int:
+        """The guest's verdict on the last batch: 0, or 1 + the index of the op it refused."""
+        return self.m.memory.read_u32(self.mailbox + RESULT_OFFSET)
+
+    def value2(self, i: int) -> int:
+        """What op i of the last batch wrote back into its value2 (READ64, XCHG64, cmpxchg)."""
+        return self.m.memory.read_u64(self.mailbox + OPS_OFFSET + i * OP.size + 24)
 
     def set_source(self, data: bytes) -> None:
         """Bytes REP_MOVSB copies from."""

@@ -18,7 +18,6 @@ pytestmark = pytest.mark.kvm
 
 PAGE = 4096
 MASK = 0xFFFFFFFD  # sub-page 1 (0x80-0xff) denied, the rest allowed
-RESULT_OFFSET, OPS_OFFSET, OP_SIZE = 8, 16, 32
 OLD = 0x0102030405060708  # what every target slot holds before the run
 NEW = 0x1122334455667788
 
@@ -38,9 +37,9 @@ def run(cpl: int, ops: list[Op]) -> tuple[list[int], list[SppEvent], bytes, list
         driver = StoreDriver(m, cpl, [ops])
         result = m.run(timeout=20)
         assert result.status == ExitStatus.OK, result.reason
-        assert m.memory.read_u32(driver.mailbox + RESULT_OFFSET) == 0
+        assert driver.refused() == 0
         got = [m.memory.read_u64(op.addr) for op in ops]
-        value2 = [m.memory.read_u64(driver.mailbox + OPS_OFFSET + i * OP_SIZE + 24) for i in range(len(ops))]
+        value2 = [driver.value2(i) for i in range(len(ops))]
         page = m.memory.read(TARGET, PAGE)
     return got, events, page, value2
 

@@ -22,7 +22,6 @@ PAGE = 4096
 MASK = 0x55555555  # bit i set = sub-page i writable: even sub-pages allowed, odd ones denied
 STORE_OPS = {1: STORE8, 2: STORE16, 4: STORE32, 8: STORE64}
 IMAGE_TEXT = range(0x100000, 0x101000)  # the guest's code page: every store's RIP lies there
-RESULT_OFFSET, OPS_OFFSET, OP_SIZE = 8, 16, 32  # mailbox layout (guests/README.md)
 
 
 def pattern(size: int, seed: int) -> bytes:
@@ -72,7 +71,7 @@ def test_stores_into_allowed_and_denied_subpages(cpl: int, width: int) -> None:
         driver = StoreDriver(m, cpl, [ops])
         result = m.run(timeout=20)
         after = m.memory.read(lo, size)
-        refused = m.memory.read_u32(driver.mailbox + RESULT_OFFSET)
+        refused = driver.refused()
 
     assert result.status == ExitStatus.OK, result.reason
     assert refused == 0
@@ -134,7 +133,7 @@ def test_reads_of_protected_memory_see_the_data_without_exits(cpl: int) -> None:
         m.stats = ExitStats()
         driver = StoreDriver(m, cpl, [[Op(READ64, a) for a in addrs]])
         result = m.run(timeout=20)
-        got = [m.memory.read_u64(driver.mailbox + OPS_OFFSET + i * OP_SIZE + 24) for i in range(len(addrs))]
+        got = [driver.value2(i) for i in range(len(addrs))]
         table = dict(m.stats.table)
 
     assert result.status == ExitStatus.OK, result.reason

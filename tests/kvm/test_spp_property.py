@@ -65,7 +65,7 @@ def test_memory_matches_the_reference_model(masks: list[int], ops: list[Op]) -> 
         driver = StoreDriver(m, 3, [ops])
         result = m.run(timeout=20)
         after = m.memory.read(LO, HI - LO)
-        refused = m.memory.read_u32(driver.mailbox + 8)
+        refused = driver.refused()
 
     assert result.status == ExitStatus.OK, result.reason
     assert refused == 0

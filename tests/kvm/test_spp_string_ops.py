@@ -21,7 +21,6 @@ pytestmark = pytest.mark.kvm
 
 PAGE = 4096
 SRC_OFFSET = 8192  # the guest's `src` (guests/README.md: mailbox offset 8192)
-RESULT_OFFSET = 8  # the guest's `result`: 0 when every op ran
 
 
 def pattern(size: int, seed: int) -> bytes:
@@ -63,7 +62,7 @@ def run_string_op(
         driver.between = load_source
         result = m.run(timeout=20)
         after = m.memory.read(lo, size)
-        refused = m.memory.read_u32(driver.mailbox + RESULT_OFFSET)
+        refused = driver.refused()
     assert result.status == ExitStatus.OK, result.reason
     assert refused == 0
     return lo, before, after, events

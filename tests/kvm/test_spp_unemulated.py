@@ -99,7 +99,7 @@ def run(cpl: int, ops: list[Op]) -> tuple[RunResult, bytes, bytes, list[SppEvent
         after = m.memory.read(TARGET, PAGE)
         rip = m.vcpu.get_regs().rip
         if result.status == ExitStatus.OK:
-            assert m.memory.read_u32(driver.mailbox + 8) == 0  # every op ran
+            assert driver.refused() == 0  # every op ran
     return result, before, after, events, rip
 
 
