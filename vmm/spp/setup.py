@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..devices import ucall as uc
 from ..verdict import Verdict
 from .controller import Spp
-from .masks import SppError
+from .masks import FULL, SppError
 
 if TYPE_CHECKING:
     from ..machine import Machine
@@ -32,22 +32,13 @@ def attach_spp(machine: Machine, backend: str, abi: str | None) -> Spp:
 def _register_ucalls(machine: Machine, spp: Spp) -> None:
     """A guest may protect its own structures (as introspection agents do) through the ucall port."""
 
-    def protect(call: uc.Ucall) -> Verdict:
-        gpa, npages, mask = call.args[0], call.args[1], call.args[2]
+    def change(call: uc.Ucall, mask: int) -> Verdict:
+        """Set `mask` on args[1] pages from args[0]; a refusal is logged and told to the guest."""
         try:
-            spp.protect(gpa, mask, npages)
+            spp.protect(call.args[0], mask, call.args[1])
             call.result = 0
         except SppError as e:
-            machine.log.write(f"pyvmm: guest SPP_PROTECT refused: {e}\n")
-            call.result = -errno.EINVAL
-        return None
-
-    def release(call: uc.Ucall) -> Verdict:
-        try:
-            spp.release(call.args[0], call.args[1])
-            call.result = 0
-        except SppError as e:
-            machine.log.write(f"pyvmm: guest SPP_RELEASE refused: {e}\n")
+            machine.log.write(f"pyvmm: guest {call.name} refused: {e}\n")
             call.result = -errno.EINVAL
         return None
 
@@ -56,6 +47,6 @@ def _register_ucalls(machine: Machine, spp: Spp) -> None:
         call.result = 0
         return None
 
-    machine.ucall.on(uc.SPP_PROTECT, protect)
-    machine.ucall.on(uc.SPP_RELEASE, release)
+    machine.ucall.on(uc.SPP_PROTECT, lambda call: change(call, call.args[2]))
+    machine.ucall.on(uc.SPP_RELEASE, lambda call: change(call, FULL))
     machine.ucall.on(uc.SPP_QUERY, query)
