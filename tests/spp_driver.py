@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmm.cpu.modes import CpuMode
 from vmm.devices.ucall import SYNC, Ucall
 from vmm.machine import Machine, RunResult
-from vmm.modes import CpuMode
 
 IMAGE = Path(__file__).resolve().parent.parent / "guests" / "build" / "spp-stores.bin"
 TARGET = 0x300000  # the guest keeps everything of its own out of 0x200000-0x3fffff

@@ -18,18 +18,17 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from kvm_abi import exits as ke
-
-from . import layout as L
-from .boot import apply_boot_state
-from .cpuid import cpuid_for_vcpu
-from .devices.console import Console
-from .devices.debug_exit import DebugExit
-from .devices.debugcon import DebugConsole
-from .devices.uart import Uart16550
-from .devices.ucall import UcallPort
-from .dispatch import Dispatcher, Handler
-from .errors import ConfigError, ExitStatus, PyvmmError
-from .exits import (
+from vmm import layout as L
+from vmm.cpu.boot import apply_boot_state
+from vmm.cpu.cpuid import cpuid_for_vcpu
+from vmm.cpu.modes import CpuMode, boot_state
+from vmm.devices.console import Console
+from vmm.devices.debugcon import DebugConsole
+from vmm.devices.isa_debug_exit import IsaDebugExit
+from vmm.devices.uart import Uart16550
+from vmm.devices.ucall import UcallPort
+from vmm.errors import ConfigError, ExitStatus, PyvmmError
+from vmm.kvm.exits import (
     Exit,
     FailEntryExit,
     ForeignExit,
@@ -42,17 +41,17 @@ from .exits import (
     ShutdownExit,
     Unknown,
 )
-from .image import place_flat
-from .kvm import Kvm
-from .modes import CpuMode, boot_state
-from .observe import ExitStats, ExitTrace
-from .report import guest_state
-from .runcontrol import RunControl
-from .verdict import Stop, Verdict
+from vmm.kvm.system import Kvm
+from vmm.loaders.image import place_flat
+from vmm.runner.control import RunControl
+from vmm.runner.dispatch import Dispatcher, Handler
+from vmm.runner.observe import ExitStats, ExitTrace
+from vmm.runner.report import guest_state
+from vmm.verdict import Stop, Verdict
 
 if TYPE_CHECKING:
-    from .spp.controller import Spp
-    from .vcpu import Vcpu
+    from vmm.kvm.vcpu import Vcpu
+    from vmm.spp.controller import Spp
 
 RFLAGS_IF = 1 << 9
 MAX_VCPUS = 64
@@ -139,7 +138,7 @@ class Machine:
     def _install_devices(self) -> None:
         self.uart = Uart16550(self.console, L.COM1_PORT)
         self.debugcon = DebugConsole(self.console)
-        self.debug_exit = DebugExit()
+        self.debug_exit = IsaDebugExit()
         self.ucall = UcallPort(self.memory, self.console, strict=self.strict, log=self.log)
         self.on_io(L.COM1_PORT, 8, self.uart.handle_io)
         self.on_io(L.DEBUGCON_PORT, 1, self.debugcon.handle_io)
@@ -229,7 +228,7 @@ class Machine:
     # --- running ----------------------------------------------------------------------------
     def enable_spp(self, backend: str = "software", abi: str | None = None) -> Spp:
         """Turn on sub-page protection with the named backend (see vmm.spp.select)."""
-        from .spp.setup import attach_spp
+        from vmm.spp.attach import attach_spp
 
         if self.spp is None:
             self.spp = attach_spp(self, backend, abi)

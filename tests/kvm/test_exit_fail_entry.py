@@ -13,7 +13,7 @@ import pytest
 
 from kvm_abi import exits as ke
 from vmm.errors import ExitStatus
-from vmm.exits import FailEntryExit
+from vmm.kvm.exits import FailEntryExit
 from vmm.machine import Machine
 
 pytestmark = pytest.mark.kvm

@@ -7,10 +7,10 @@ import io
 import pytest
 from conftest import guest
 
+from vmm.cpu.modes import CpuMode
 from vmm.errors import ExitStatus
-from vmm.exits import MmioExit
+from vmm.kvm.exits import MmioExit
 from vmm.machine import Machine
-from vmm.modes import CpuMode
 
 pytestmark = pytest.mark.kvm
 

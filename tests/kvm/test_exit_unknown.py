@@ -11,7 +11,7 @@ import io
 import pytest
 
 from vmm.errors import ExitStatus
-from vmm.exits import ForeignExit, Unknown, make_view
+from vmm.kvm.exits import ForeignExit, Unknown, make_view
 from vmm.machine import Machine
 from vmm.verdict import Stop
 

@@ -7,9 +7,9 @@ import io
 import pytest
 from conftest import guest
 
+from vmm.cpu.modes import CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, CpuMode
 from vmm.errors import ExitStatus
 from vmm.machine import Machine
-from vmm.modes import CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, CpuMode
 
 pytestmark = pytest.mark.kvm
 

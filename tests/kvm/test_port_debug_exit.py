@@ -10,10 +10,10 @@ from conftest import guest, pyvmm
 from kvm_abi import ffi
 from kvm_abi.constants import KVM_PIO_PAGE_OFFSET
 from vmm import layout as L
-from vmm.devices.debug_exit import DebugExit
-from vmm.exits import IoExit
+from vmm.cpu.modes import CpuMode
+from vmm.devices.isa_debug_exit import IsaDebugExit
+from vmm.kvm.exits import IoExit
 from vmm.machine import Machine
-from vmm.modes import CpuMode
 from vmm.verdict import Stop
 
 pytestmark = pytest.mark.kvm
@@ -41,7 +41,7 @@ def io_exit(port: int, size: int, write: bool, value: int = 0) -> tuple[IoExit, 
 @pytest.mark.parametrize("v", [0, 1, 0x10, 21, 0x7F])
 def test_written_value_becomes_the_status(v: int) -> None:
     ex, _buf = io_exit(L.DEBUG_EXIT_PORT, 4, write=True, value=v)
-    verdict = DebugExit().handle_io(ex)
+    verdict = IsaDebugExit().handle_io(ex)
     assert isinstance(verdict, Stop)
     assert verdict.status == (v << 1) | 1
     assert not verdict.fatal  # the guest chose to stop: no state dump
@@ -49,7 +49,7 @@ def test_written_value_becomes_the_status(v: int) -> None:
 
 def test_read_returns_all_ones_and_does_not_stop() -> None:
     ex, _buf = io_exit(L.DEBUG_EXIT_PORT, 4, write=False)
-    assert DebugExit().handle_io(ex) is None
+    assert IsaDebugExit().handle_io(ex) is None
     assert ex.value == 0xFFFFFFFF
 
 

@@ -7,9 +7,9 @@ import io
 import pytest
 from conftest import guest
 
+from vmm.cpu.modes import CpuMode
 from vmm.errors import ExitStatus
 from vmm.machine import Machine
-from vmm.modes import CpuMode
 
 pytestmark = pytest.mark.kvm
 

@@ -8,11 +8,11 @@ import io
 import pytest
 from conftest import guest
 
+from vmm.cpu.modes import CpuMode
 from vmm.devices.console import Console
 from vmm.devices.uart import LCR, LSR, MCR, RBR_THR, SCR, Uart16550
 from vmm.errors import ExitStatus
 from vmm.machine import Machine
-from vmm.modes import CpuMode
 
 pytestmark = pytest.mark.kvm
 

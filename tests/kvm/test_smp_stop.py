@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from conftest import guest, interrupt_running
 
+from vmm.board.pc import install_pc_platform
 from vmm.errors import ExitStatus
-from vmm.exits import IoExit
+from vmm.kvm.exits import IoExit
 from vmm.loaders import load_kernel
 from vmm.machine import Machine
-from vmm.platform.pc import install_pc_platform
 from vmm.verdict import Verdict
 
 pytestmark = pytest.mark.kvm

@@ -16,10 +16,10 @@ import struct
 import pytest
 from conftest import guest
 
+from vmm.cpu.modes import CpuMode
 from vmm.devices import ucall as uc
 from vmm.errors import ExitStatus
 from vmm.machine import Machine
-from vmm.modes import CpuMode
 from vmm.spp.event import SppEvent
 
 pytestmark = pytest.mark.kvm

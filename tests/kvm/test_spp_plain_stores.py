@@ -13,7 +13,7 @@ import pytest
 from tests.spp_driver import READ64, STORE8, STORE16, STORE32, STORE64, TARGET, Op, StoreDriver, stores_machine
 from tests.spp_model import SppModel
 from vmm.errors import ExitStatus
-from vmm.observe import ExitStats
+from vmm.runner.observe import ExitStats
 from vmm.spp.event import SppEvent
 
 pytestmark = pytest.mark.kvm

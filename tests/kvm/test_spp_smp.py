@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from conftest import GUESTS
 
+from vmm.board.pc import install_pc_platform
 from vmm.devices.ucall import SYNC, Ucall
 from vmm.errors import ExitStatus
 from vmm.loaders import load_kernel
 from vmm.machine import Machine, RunResult
-from vmm.platform.pc import install_pc_platform
 from vmm.spp.controller import Spp
 from vmm.spp.event import SppEvent, StopVm, Verdict
 from vmm.spp.software import WATCHDOG_PERIOD, SoftwareSpp

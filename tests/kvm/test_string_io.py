@@ -10,10 +10,10 @@ import io
 
 import pytest
 
+from vmm.cpu.modes import CpuMode
 from vmm.errors import ExitStatus
-from vmm.exits import IoExit
+from vmm.kvm.exits import IoExit
 from vmm.machine import Machine
-from vmm.modes import CpuMode
 from vmm.verdict import Stop
 
 pytestmark = pytest.mark.kvm

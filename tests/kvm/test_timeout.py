@@ -8,9 +8,9 @@ import time
 import pytest
 from conftest import guest, pyvmm
 
+from vmm.cpu.modes import CpuMode
 from vmm.errors import ExitStatus
 from vmm.machine import Machine
-from vmm.modes import CpuMode
 
 pytestmark = pytest.mark.kvm
 

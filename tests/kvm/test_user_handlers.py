@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 from conftest import guest, one_line_error, pyvmm
 
+from vmm.cpu.modes import CpuMode
 from vmm.errors import ExitStatus
-from vmm.exits import IoExit
+from vmm.kvm.exits import IoExit
 from vmm.machine import Machine
-from vmm.modes import CpuMode
 
 pytestmark = pytest.mark.kvm
 
 PROBE_LINE = b"mmio read: 0xffffffff\n"  # what mmio-probe prints on 0xe9 with no MMIO device
 
 COUNTING_HANDLERS = """\
-from vmm.exits import HltExit
+from vmm.kvm.exits import HltExit
 
 
 def setup(machine):

@@ -7,8 +7,8 @@ import io
 import pytest
 from conftest import guest
 
+from vmm.cpu.modes import CpuMode
 from vmm.machine import Machine
-from vmm.modes import CpuMode
 
 pytestmark = pytest.mark.kvm
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kvm_abi import ffi
-from vmm.cpuid import cpuid_for_vcpu
+from vmm.cpu.cpuid import cpuid_for_vcpu
 
 
 def supported() -> object:

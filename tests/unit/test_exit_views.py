@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kvm_abi import ffi
-from vmm.exits import IoExit, MmioExit
+from vmm.kvm.exits import IoExit, MmioExit
 
 
 def run_page() -> Any:

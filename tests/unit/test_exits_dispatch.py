@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from vmm.dispatch import Dispatcher
 from vmm.errors import ExitStatus
-from vmm.exits import HltExit, ShutdownExit
+from vmm.kvm.exits import HltExit, ShutdownExit
+from vmm.runner.dispatch import Dispatcher
 from vmm.verdict import Stop, Verdict
 
 
@@ -159,7 +159,7 @@ def test_bad_mmio_ranges_are_refused(base: int, size: int) -> None:
 
 
 def test_handler_for_a_raw_reason_without_x86_class_gets_foreign_and_unknown_views() -> None:
-    from vmm.exits import ForeignExit, Unknown
+    from vmm.kvm.exits import ForeignExit, Unknown
 
     d = Dispatcher()
     d.on_exit(28, handler("spp-profile"))  # 28 is ARM_NISV upstream: x86 has no class for it

@@ -21,11 +21,11 @@ from tests.unit.test_loader_images import (
     gcc_build,
     phent_size,
 )
+from vmm.cpu.modes import CpuMode
 from vmm.errors import ConfigError, ImageError
 from vmm.layout import MONITOR_AREA
 from vmm.loaders import load_kernel
 from vmm.loaders.elf import parse_elf, resolve_entry
-from vmm.modes import CpuMode
 
 MEM = 16 << 20
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from vmm.memory import GuestMemory
-from vmm.modes import CpuMode
+from vmm.board.memory import GuestMemory
+from vmm.cpu.modes import CpuMode
 
 EM_386, EM_X86_64 = 3, 62
 PT_LOAD, PT_NOTE = 1, 4

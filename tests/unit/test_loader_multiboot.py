@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_loader_images import FakeMachine, Seg, at_offset, elf, fake_machine, gcc_build, mb_header
+from vmm.cpu.modes import CpuMode
 from vmm.errors import ConfigError, ImageError
 from vmm.layout import MONITOR_AREA
 from vmm.loaders import load_kernel
@@ -22,7 +23,6 @@ from vmm.loaders.multiboot import (
     parse_header,
     place_modules,
 )
-from vmm.modes import CpuMode
 
 MEM = 16 << 20
 AOUT = 1 << 16

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from vmm import layout as L
-from vmm.modes import (
+from vmm.cpu.modes import (
     CR0_PE,
     CR0_PG,
     CR4_PAE,
@@ -20,7 +20,7 @@ from vmm.modes import (
     boot_state,
     gdt_descriptor,
 )
-from vmm.paging import translate
+from vmm.cpu.paging import translate
 
 
 def memory_of(state):  # type: ignore[no-untyped-def]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from vmm.cpu.modes import CpuMode
 from vmm.errors import ImageError
-from vmm.image import place_flat
-from vmm.modes import CpuMode
+from vmm.loaders.image import place_flat
 from vmm.numbers import parse_int
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from vmm.modes import CR0_PE, CR0_PG, CR4_PAE, CR4_PSE, EFER_LMA, PTE_P, PTE_PS, PTE_RW
-from vmm.paging import translate, walk
+from vmm.cpu.modes import CR0_PE, CR0_PG, CR4_PAE, CR4_PSE, EFER_LMA, PTE_P, PTE_PS, PTE_RW
+from vmm.cpu.paging import translate, walk
 
 
 class Ram:

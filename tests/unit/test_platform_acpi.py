@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from vmm.errors import ConfigError
-from vmm.platform import acpi, mptable
+from vmm.firmware import acpi, mptable
 
 MIB = 1 << 20
 

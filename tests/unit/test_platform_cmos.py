@@ -8,8 +8,8 @@ import time
 import pytest
 
 from tests.fakes import FakeIo
-from vmm.platform import cmos as C
-from vmm.platform.cmos import Cmos
+from vmm.devices import cmos as C
+from vmm.devices.cmos import Cmos
 
 MIB, GIB = 1 << 20, 1 << 30
 T0 = 1700000000  # 2023-11-14 22:13:20 UTC, a Tuesday

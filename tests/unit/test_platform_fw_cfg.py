@@ -8,8 +8,8 @@ import struct
 import pytest
 
 from tests.fakes import FakeIo
-from vmm.platform import fw_cfg as F
-from vmm.platform.fw_cfg import FwCfg
+from vmm.devices import fw_cfg as F
+from vmm.devices.fw_cfg import FwCfg
 
 
 def read_item(fw: FwCfg, key: int, n: int) -> bytes:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes import FakeIo
-from vmm.platform import i8042 as K
-from vmm.platform.i8042 import I8042, PortA
+from vmm.devices import i8042 as K
+from vmm.devices.i8042 import I8042, PortA
 from vmm.verdict import Stop
 
 

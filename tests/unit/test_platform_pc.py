@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes import FakeIo
-from vmm.dispatch import Dispatcher
-from vmm.platform import acpi
-from vmm.platform import fw_cfg as F
-from vmm.platform.pc import install_pc_platform
+from vmm.board.pc import install_pc_platform
+from vmm.devices import fw_cfg as F
+from vmm.firmware import acpi
+from vmm.runner.dispatch import Dispatcher
 from vmm.verdict import Stop
 
 MIB = 1 << 20

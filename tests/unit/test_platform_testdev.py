@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.fakes import FakeIo, FakeMmio
-from vmm.dispatch import Dispatcher
+from vmm.devices import testdev as T
+from vmm.devices.testdev import PcTestdev
 from vmm.errors import ConfigError, KvmCallFailed
-from vmm.platform import testdev as T
-from vmm.platform.testdev import PcTestdev
+from vmm.runner.dispatch import Dispatcher
 
 
 class FakeMemory:

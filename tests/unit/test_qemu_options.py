@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from vmm.cli.launch import parse_debug_exit, parse_device, parse_initrd, parse_module, parse_qemu_size, parse_smp
 from vmm.errors import ConfigError
-from vmm.runner import parse_debug_exit, parse_device, parse_initrd, parse_module, parse_qemu_size, parse_smp
 
 
 @pytest.mark.parametrize(

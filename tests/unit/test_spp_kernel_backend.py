@@ -27,12 +27,12 @@ from kvm_abi.spp import (
     profile,
     spp_ffi,
 )
-from vmm.dispatch import Dispatcher
+from vmm.board.memory import GuestMemory
 from vmm.errors import ConfigError, ExitStatus, KvmCallFailed
-from vmm.exits import DebugExit, make_view
-from vmm.memory import GuestMemory
-from vmm.runcontrol import RunControl
-from vmm.spp import select
+from vmm.kvm.exits import DebugExit, make_view
+from vmm.runner.control import RunControl
+from vmm.runner.dispatch import Dispatcher
+from vmm.spp import choice as select
 from vmm.spp.controller import Spp
 from vmm.spp.event import (
     ALLOW,

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from vmm.errors import ConfigError
-from vmm.spp import select
-from vmm.spp.select import choose_backend, describe_backend_choice, kernel_looks_patched
+from vmm.spp import choice as select
+from vmm.spp.choice import choose_backend, describe_backend_choice, kernel_looks_patched
 
 KVM = SimpleNamespace(api_version=12)
 

@@ -12,14 +12,14 @@ from typing import cast
 import pytest
 from conftest import guest, one_line_error, pyvmm
 
+from vmm.cli.policyfile import load_policy
+from vmm.cli.userfile import UserCodeError
 from vmm.errors import ConfigError, ExitStatus
 from vmm.machine import Machine
 from vmm.spp.controller import Spp
 from vmm.spp.event import Allow, Deny, SppEvent, StopVm
 from vmm.spp.policies import BUILTIN
 from vmm.spp.policies.allow_rip_range import make_policy
-from vmm.spp.policyfile import load_policy
-from vmm.userfile import UserCodeError
 
 
 def event(gpa: int = 0x300080, rip: int | None = 0x100123) -> SppEvent:

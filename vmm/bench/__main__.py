@@ -94,7 +94,7 @@ def main() -> int:
                 f"({spp / plain:.2f}x)"
             )
     if not args.group or 3 in args.group:
-        from .boot import report
+        from vmm.bench.boot import report
 
         report(args.rounds)
     print(f"\n(median of {args.rounds} rounds; ratios are against the group's first row, measured in the same run)")

@@ -24,8 +24,8 @@ def _timed(fn: Callable[[], int]) -> dict[str, float]:
 
 
 def _machine(image: str, mem: int = 1 << 20, long_mode: bool = False) -> Any:
+    from vmm.cpu.modes import CpuMode
     from vmm.machine import Machine
-    from vmm.modes import CpuMode
 
     m = Machine(mem, console=io.BytesIO())
     m.load_flat((GUESTS / image).read_bytes(), CpuMode.LONG if long_mode else CpuMode.REAL)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..exits import IoExit
-from .console import Console
+from vmm.devices.console import Console
+from vmm.kvm.exits import IoExit
 
 READBACK = 0xE9  # reading the port returns its number, which is how guests detect it
 

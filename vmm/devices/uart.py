@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..exits import IoExit
-from .console import Console
+from vmm.devices.console import Console
+from vmm.kvm.exits import IoExit
 
 # register offsets
 RBR_THR, IER, IIR_FCR, LCR, MCR, LSR, MSR, SCR = range(8)

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from ..errors import ExitStatus, GuestMemoryError
-from ..exits import IoExit
-from ..verdict import Stop, Verdict
-from .console import Console
+from vmm.devices.console import Console
+from vmm.errors import ExitStatus, GuestMemoryError
+from vmm.kvm.exits import IoExit
+from vmm.verdict import Stop, Verdict
 
 if TYPE_CHECKING:
-    from ..memory import GuestMemory
+    from vmm.board.memory import GuestMemory
 
 MAGIC = 0x4C414355
 LAYOUT = struct.Struct("<II4QQQIi")

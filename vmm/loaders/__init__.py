@@ -16,15 +16,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from ..errors import ConfigError, ImageError
-from ..image import place_flat
-from ..modes import CpuMode
-from . import multiboot as mb
-from .detect import ImageFormat, detect_format
-from .elf import Segment, parse_elf, resolve_entry
+from vmm.cpu.modes import CpuMode
+from vmm.errors import ConfigError, ImageError
+from vmm.loaders import multiboot as mb
+from vmm.loaders.detect import ImageFormat, detect_format
+from vmm.loaders.elf import Segment, parse_elf, resolve_entry
+from vmm.loaders.image import place_flat
 
 if TYPE_CHECKING:
-    from ..memory import GuestMemory
+    from vmm.board.memory import GuestMemory
 
 __all__ = ["BootTarget", "ImageFormat", "LoadedKernel", "detect_format", "load_kernel"]
 

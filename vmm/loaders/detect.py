@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ..errors import ImageError
-from .elf import ELF_MAGIC, ELFCLASS32, ELFCLASS64
-from .multiboot import find_header
+from vmm.errors import ImageError
+from vmm.loaders.elf import ELF_MAGIC, ELFCLASS32, ELFCLASS64
+from vmm.loaders.multiboot import find_header
 
 ImageFormat = Literal["multiboot", "elf64", "elf32", "flat"]
 

@@ -15,8 +15,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .. import layout as L
-from ..errors import ImageError
+from vmm import layout as L
+from vmm.errors import ImageError
 
 ELF_MAGIC = b"\x7fELF"
 ELFCLASS32, ELFCLASS64 = 1, 2

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .. import layout as L
-from ..errors import ConfigError, ImageError
-from ..image import read_guest_file
-from .elf import ELF_MAGIC, Segment, check_segments, parse_elf, resolve_entry
+from vmm import layout as L
+from vmm.errors import ConfigError, ImageError
+from vmm.loaders.elf import ELF_MAGIC, Segment, check_segments, parse_elf, resolve_entry
+from vmm.loaders.image import read_guest_file
 
 HEADER_MAGIC = 0x1BADB002  # in the kernel image
 BOOT_MAGIC = 0x2BADB002  # in EAX at entry: tells the kernel a multiboot loader started it

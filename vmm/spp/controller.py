@@ -12,12 +12,12 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from ..errors import ExitStatus, PyvmmError
-from .event import DENY, SppEvent, Verdict
-from .masks import FULL, PAGE, MaskTable, SppError, check_mask, check_page, mask_for_bytes
+from vmm.errors import ExitStatus, PyvmmError
+from vmm.spp.event import DENY, SppEvent, Verdict
+from vmm.spp.masks import FULL, PAGE, MaskTable, SppError, check_mask, check_page, mask_for_bytes
 
 if TYPE_CHECKING:
-    from ..machine import Machine
+    from vmm.machine import Machine
 
 Policy = Callable[[SppEvent], Verdict | None]
 APPLY_TIMEOUT = 5.0  # seconds a foreign thread waits for the vCPU thread to apply its change

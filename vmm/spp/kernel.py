@@ -49,18 +49,17 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from kvm_abi import CData, ffi, ioctls
 from kvm_abi import constants as kc
 from kvm_abi.spp import FULL_ACCESS, AddrUnit, SppProfile, profile, spp_ffi
-
-from ..errors import ConfigError, ExitStatus, KvmCallFailed
-from ..exits import DebugExit, Exit
-from ..sys import new, raw_ioctl
-from ..verdict import Stop
-from .event import Allow, AllowAndUnprotect, Backend, Deny, Inject, SppEvent, StopVm, Verdict, WriteInstead
-from .masks import PAGE, MaskTable, SppError, subpage_of
+from vmm.errors import ConfigError, ExitStatus, KvmCallFailed
+from vmm.kvm.calls import new, raw_ioctl
+from vmm.kvm.exits import DebugExit, Exit
+from vmm.spp.event import Allow, AllowAndUnprotect, Backend, Deny, Inject, SppEvent, StopVm, Verdict, WriteInstead
+from vmm.spp.masks import PAGE, MaskTable, SppError, subpage_of
+from vmm.verdict import Stop
 
 if TYPE_CHECKING:
-    from ..dispatch import Dispatcher
-    from ..machine import Machine
-    from .controller import Spp
+    from vmm.machine import Machine
+    from vmm.runner.dispatch import Dispatcher
+    from vmm.spp.controller import Spp
 
 SUPPORTED_ABIS = ("rfc-v1", "v12")
 PAGE_SHIFT = 12
@@ -537,8 +536,8 @@ def _runs(pages: list[int], mask_of: Callable[[int], int], limit: int) -> list[t
 def attach_kernel_backend(machine: Machine, abi: str | None, *, ioctl: IoctlFn = raw_ioctl) -> Spp:
     """Build the controller with a KernelSpp on `machine`: check the choice (and log its warning),
     take the exit reason on the machine's dispatcher, and switch SPP on."""
-    from .controller import Spp
-    from .select import choose_backend
+    from vmm.spp.choice import choose_backend
+    from vmm.spp.controller import Spp
 
     _, why = choose_backend("kernel", abi, machine.kvm)
     for line in why.splitlines():

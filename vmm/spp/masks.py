@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kvm_abi.spp import FULL_ACCESS, SUBPAGE_SIZE, SUBPAGES_PER_PAGE
-
-from ..errors import PyvmmError
+from vmm.errors import PyvmmError
 
 PAGE = 4096
 FULL = FULL_ACCESS

@@ -34,20 +34,19 @@ from kvm_abi import caps as kcaps
 from kvm_abi import constants as kc
 from kvm_abi import exits as ke
 from kvm_abi import ffi, ioctls, libc
-
-from ..errors import ExitStatus
-from ..exits import DebugExit, InternalErrorExit, IntrExit, MmioExit, ShutdownExit
-from ..memory import GuestMemory, RamRegion
-from ..sys import ioctl, new
-from ..verdict import Stop
-from ..verdict import Verdict as RunVerdict
-from .event import DENY, Allow, AllowAndUnprotect, Deny, Inject, SppEvent, StopVm, Verdict, WriteInstead
-from .masks import FULL, PAGE, MaskTable, SppError
+from vmm.board.memory import GuestMemory, RamRegion
+from vmm.errors import ExitStatus
+from vmm.kvm.calls import ioctl, new
+from vmm.kvm.exits import DebugExit, InternalErrorExit, IntrExit, MmioExit, ShutdownExit
+from vmm.spp.event import DENY, Allow, AllowAndUnprotect, Deny, Inject, SppEvent, StopVm, Verdict, WriteInstead
+from vmm.spp.masks import FULL, PAGE, MaskTable, SppError
+from vmm.verdict import Stop
+from vmm.verdict import Verdict as RunVerdict
 
 if TYPE_CHECKING:
-    from ..machine import Machine
-    from ..vcpu import Vcpu
-    from .controller import Spp
+    from vmm.kvm.vcpu import Vcpu
+    from vmm.machine import Machine
+    from vmm.spp.controller import Spp
 
 LAST_SUBPAGE = 1 << 31
 WATCHDOG_PERIOD = 0.05  # seconds without an exit before a vCPU is looked at

@@ -8,8 +8,8 @@ disagree and are refused; byte ranges combine (a sub-page denied by any of them 
 
 from __future__ import annotations
 
-from ..numbers import parse_int
-from .masks import FULL, PAGE, SppError, check_mask, check_page, mask_for_bytes
+from vmm.numbers import parse_int
+from vmm.spp.masks import FULL, PAGE, SppError, check_mask, check_page, mask_for_bytes
 
 
 def parse_request(text: str) -> tuple[str, int, int]:

@@ -1,0 +1,7 @@
+"""`python -m vmm.cli`: the same as the `pyvmm` command."""
+
+import sys
+
+from vmm.cli.main import main
+
+sys.exit(main())

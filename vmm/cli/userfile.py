@@ -1,0 +1,61 @@
+"""Loading a user's Python file (handlers, policies) and calling its entry function."""
+
+from __future__ import annotations
+
+import importlib.util
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from vmm.errors import ConfigError, ExitStatus, PyvmmError
+
+
+class UserCodeError(PyvmmError):
+    """User code raised; `details` holds its traceback, trimmed to the user's frames."""
+
+    status = ExitStatus.HANDLER_ERROR
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def load_user_file(path: str, kind: str) -> ModuleType:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{kind} file {path!r} does not exist")
+    spec = importlib.util.spec_from_file_location(f"pyvmm_user_{p.stem}", p)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{kind} file {path!r} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(f"{kind} file {path!r} line {e.lineno}: syntax error: {e.msg}") from None
+    except OSError as e:
+        raise ConfigError(f"{kind} file {path!r} is not readable: {e.strerror}") from None
+    except Exception as e:
+        raise UserCodeError(f"{kind} file {path!r} raised while loading: {e!r}", user_traceback(e)) from None
+    return module
+
+
+def call_entry(module: ModuleType, path: str, kind: str, name: str, *args: Any) -> Any:
+    fn: Callable[..., Any] | None = getattr(module, name, None)
+    if not callable(fn):
+        raise ConfigError(f"{kind} file {path!r} defines no {name}() function")
+    try:
+        return fn(*args)
+    except PyvmmError:
+        raise
+    except Exception as e:
+        raise UserCodeError(f"{kind} file {path!r}: {name}() raised {e!r}", user_traceback(e)) from None
+
+
+def user_traceback(e: BaseException) -> str:
+    """The traceback from the first frame outside pyvmm's own package onward."""
+    frames = traceback.extract_tb(e.__traceback__)
+    pkg = str(Path(__file__).parent)
+    keep = [f for f in frames if not f.filename.startswith(pkg)] or frames
+    return "".join(traceback.format_list(keep)) + "".join(traceback.format_exception_only(type(e), e))

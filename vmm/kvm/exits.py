@@ -1,0 +1,551 @@
+"""Typed VM exits.
+
+Each exit type is a view over the vCPU's shared `kvm_run` page: `Vcpu.run()` returns the same view
+object for the same reason every time, and its properties read the page when asked. Nothing is
+decoded or allocated on the exit path that the handler does not ask for. A view is only valid until
+the next `run()`; call `snapshot()` to keep a copy.
+
+One class per upstream exit reason that x86 produces; reasons of other architectures keep their name
+through `ForeignExit`; a number pyvmm does not know at all becomes `Unknown`, never an error.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from kvm_abi import exits as ke
+from kvm_abi import ffi
+from kvm_abi.constants import KVM_PIO_PAGE_OFFSET
+
+if TYPE_CHECKING:
+    from vmm.kvm.vcpu import Vcpu
+
+_U = {1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *", 8: "uint64_t *"}
+_PIO_DATA_OFFSET = KVM_PIO_PAGE_OFFSET * 4096
+_IO_OFFSET = ffi.offsetof("struct kvm_run", "io")
+_IO_FIELDS = struct.Struct("<BBHIQ")  # direction, size, port, count, data_offset (the conformance test pins them)
+
+
+class Exit:
+    """Base of every exit view: the vCPU it came from, its reason number and name."""
+
+    __slots__ = ("_run", "vcpu")
+    reason: ClassVar[int] = -1
+    name: ClassVar[str] = "?"
+
+    def __init__(self, vcpu: Vcpu, run: Any) -> None:
+        self.vcpu = vcpu
+        self._run = run
+
+    @property
+    def rip(self) -> int | None:
+        """Guest RIP at the exit, from the sync-regs area (no ioctl), or None if KVM did not fill it."""
+        return self.vcpu.synced_rip()
+
+    def fields(self) -> dict[str, Any]:
+        """The decoded payload, for traces and reports."""
+        return {}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"vcpu": self.vcpu.index, "reason": self.name, "rip": self.rip, **self.fields()}
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={_fmt(v)}" for k, v in self.fields().items())
+        return f"{type(self).__name__}({body})"
+
+
+def _fmt(v: Any) -> str:
+    return hex(v) if isinstance(v, int) and not isinstance(v, bool) else repr(v)
+
+
+class IoExit(Exit):
+    """KVM_EXIT_IO: a port access. `port`, `size`, `count` and `is_write` are decoded once per exit
+    (`load`); `value` reads or writes the datum of element `index` (string I/O has `count` > 1)."""
+
+    __slots__ = ("_data", "_page", "_typed", "count", "index", "is_write", "port", "size")
+    reason = ke.KVM_EXIT_IO
+    name = "IO"
+
+    def __init__(self, vcpu: Vcpu, run: Any) -> None:
+        super().__init__(vcpu, run)
+        # KVM always puts port data at the same offset; typed pointers to it are made once
+        base = ffi.cast("char *", run)
+        self._typed = {n: ffi.cast(t, base + _PIO_DATA_OFFSET) for n, t in _U.items()}
+        self._page = ffi.buffer(base, _IO_OFFSET + _IO_FIELDS.size)
+        self.port = self.size = self.count = self.index = 0
+        self.is_write = False
+        self._data: Any = self._typed[1]
+
+    def load(self) -> None:
+        # one unpack of the io member instead of five cffi field reads: this runs on every port exit
+        direction, size, port, count, data_offset = _IO_FIELDS.unpack_from(self._page, _IO_OFFSET)
+        self.port = port
+        self.size = size
+        self.count = count
+        self.is_write = direction == ke.KVM_EXIT_IO_OUT
+        self.index = 0
+        data = self._typed.get(size) if data_offset == _PIO_DATA_OFFSET else None
+        if data is None:
+            data = ffi.cast(_U.get(size, "uint8_t *"), ffi.cast("char *", self._run) + data_offset)
+        self._data = data
+
+    @property
+    def value(self) -> int:
+        return int(self._data[self.index])
+
+    @value.setter
+    def value(self, v: int) -> None:
+        self._data[self.index] = v & ((1 << (8 * self.size)) - 1)
+
+    def fields(self) -> dict[str, Any]:
+        f: dict[str, Any] = {"port": self.port, "size": self.size, "write": self.is_write}
+        if self.count != 1:
+            f["count"] = self.count
+        f["value"] = self.value
+        return f
+
+
+class MmioExit(Exit):
+    """KVM_EXIT_MMIO: an access to guest-physical memory that no writable memslot backs."""
+
+    __slots__ = ("_mmio",)
+    reason = ke.KVM_EXIT_MMIO
+    name = "MMIO"
+
+    def __init__(self, vcpu: Vcpu, run: Any) -> None:
+        super().__init__(vcpu, run)
+        self._mmio = run.mmio
+
+    @property
+    def address(self) -> int:
+        return int(self._mmio.phys_addr)
+
+    @property
+    def length(self) -> int:
+        return int(self._mmio.len)
+
+    @property
+    def is_write(self) -> bool:
+        return bool(self._mmio.is_write)
+
+    @property
+    def data(self) -> bytes:
+        return bytes(ffi.buffer(self._mmio.data, self._mmio.len))
+
+    @data.setter
+    def data(self, raw: bytes) -> None:
+        n = int(self._mmio.len)
+        ffi.memmove(self._mmio.data, raw[:n].ljust(n, b"\0"), n)
+
+    @property
+    def value(self) -> int:
+        return int.from_bytes(ffi.buffer(self._mmio.data, self._mmio.len), "little")
+
+    @value.setter
+    def value(self, v: int) -> None:
+        n = int(self._mmio.len)
+        self.data = (v & ((1 << (8 * n)) - 1)).to_bytes(n, "little")
+
+    def fields(self) -> dict[str, Any]:
+        f: dict[str, Any] = {"address": self.address, "length": self.length, "write": self.is_write}
+        if self.is_write:
+            f["data"] = self.data.hex()
+        return f
+
+
+class HltExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_HLT
+    name = "HLT"
+
+
+class ShutdownExit(Exit):
+    """KVM_EXIT_SHUTDOWN: the guest triple-faulted (or otherwise asked the CPU to shut down)."""
+
+    __slots__ = ()
+    reason = ke.KVM_EXIT_SHUTDOWN
+    name = "SHUTDOWN"
+
+
+class HwUnknownExit(Exit):
+    """KVM_EXIT_UNKNOWN: KVM could not classify a hardware exit; carries the hardware reason."""
+
+    __slots__ = ()
+    reason = ke.KVM_EXIT_UNKNOWN
+    name = "UNKNOWN"
+
+    @property
+    def hardware_exit_reason(self) -> int:
+        return int(self._run.hw.hardware_exit_reason)
+
+    def fields(self) -> dict[str, Any]:
+        return {"hardware_exit_reason": self.hardware_exit_reason}
+
+
+class FailEntryExit(Exit):
+    """KVM_EXIT_FAIL_ENTRY: VM entry failed; the hardware reason says which check refused the state."""
+
+    __slots__ = ()
+    reason = ke.KVM_EXIT_FAIL_ENTRY
+    name = "FAIL_ENTRY"
+
+    @property
+    def hardware_entry_failure_reason(self) -> int:
+        return int(self._run.fail_entry.hardware_entry_failure_reason)
+
+    @property
+    def cpu(self) -> int:
+        return int(self._run.fail_entry.cpu)
+
+    def fields(self) -> dict[str, Any]:
+        return {"hardware_entry_failure_reason": self.hardware_entry_failure_reason, "cpu": self.cpu}
+
+
+class InternalErrorExit(Exit):
+    """KVM_EXIT_INTERNAL_ERROR; for emulation failures, `insn_bytes` holds what KVM fetched."""
+
+    __slots__ = ()
+    reason = ke.KVM_EXIT_INTERNAL_ERROR
+    name = "INTERNAL_ERROR"
+
+    @property
+    def suberror(self) -> int:
+        return int(self._run.internal.suberror)
+
+    @property
+    def suberror_name(self) -> str:
+        return ke.INTERNAL_ERROR_NAMES.get(self.suberror, f"suberror {self.suberror}")
+
+    @property
+    def data(self) -> list[int]:
+        n = min(int(self._run.internal.ndata), 16)
+        return [int(self._run.internal.data[i]) for i in range(n)]
+
+    @property
+    def insn_bytes(self) -> bytes | None:
+        ef = self._run.emulation_failure
+        if (
+            self.suberror == ke.KVM_INTERNAL_ERROR_EMULATION
+            and ef.ndata >= 3
+            and ef.flags & ke.KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES
+        ):
+            return bytes(ffi.buffer(ef.insn_bytes, min(int(ef.insn_size), 15)))
+        return None
+
+    def fields(self) -> dict[str, Any]:
+        f: dict[str, Any] = {"suberror": self.suberror_name, "data": [hex(d) for d in self.data]}
+        insn = self.insn_bytes
+        if insn is not None:
+            f["insn_bytes"] = insn.hex(" ")
+        return f
+
+
+class ExceptionExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_EXCEPTION
+    name = "EXCEPTION"
+
+    def fields(self) -> dict[str, Any]:
+        return {"exception": int(self._run.ex.exception), "error_code": int(self._run.ex.error_code)}
+
+
+class HypercallExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_HYPERCALL
+    name = "HYPERCALL"
+
+    @property
+    def nr(self) -> int:
+        return int(self._run.hypercall.nr)
+
+    @property
+    def args(self) -> list[int]:
+        return [int(a) for a in self._run.hypercall.args]
+
+    @property
+    def ret(self) -> int:
+        return int(self._run.hypercall.ret)
+
+    @ret.setter
+    def ret(self, v: int) -> None:
+        self._run.hypercall.ret = v
+
+    def fields(self) -> dict[str, Any]:
+        return {"nr": self.nr, "args": [hex(a) for a in self.args], "longmode": int(self._run.hypercall.longmode)}
+
+
+class DebugExit(Exit):
+    """KVM_EXIT_DEBUG: single-step or breakpoint; `exception` is 1 (#DB) or 3 (#BP)."""
+
+    __slots__ = ()
+    reason = ke.KVM_EXIT_DEBUG
+    name = "DEBUG"
+
+    @property
+    def exception(self) -> int:
+        return int(self._run.debug.arch.exception)
+
+    @property
+    def pc(self) -> int:
+        return int(self._run.debug.arch.pc)
+
+    @property
+    def dr6(self) -> int:
+        return int(self._run.debug.arch.dr6)
+
+    @property
+    def dr7(self) -> int:
+        return int(self._run.debug.arch.dr7)
+
+    def fields(self) -> dict[str, Any]:
+        return {"exception": self.exception, "pc": self.pc, "dr6": self.dr6, "dr7": self.dr7}
+
+
+class IrqWindowOpenExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_IRQ_WINDOW_OPEN
+    name = "IRQ_WINDOW_OPEN"
+
+
+class IntrExit(Exit):
+    """KVM_EXIT_INTR: KVM_RUN returned because a signal is pending (or immediate_exit was set)."""
+
+    __slots__ = ()
+    reason = ke.KVM_EXIT_INTR
+    name = "INTR"
+
+
+class SetTprExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_SET_TPR
+    name = "SET_TPR"
+
+
+class TprAccessExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_TPR_ACCESS
+    name = "TPR_ACCESS"
+
+    def fields(self) -> dict[str, Any]:
+        return {"rip": int(self._run.tpr_access.rip), "is_write": bool(self._run.tpr_access.is_write)}
+
+
+class NmiExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_NMI
+    name = "NMI"
+
+
+class SystemEventExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_SYSTEM_EVENT
+    name = "SYSTEM_EVENT"
+
+    @property
+    def type(self) -> int:
+        return int(self._run.system_event.type)
+
+    @property
+    def data(self) -> list[int]:
+        n = min(int(self._run.system_event.ndata), 16)
+        return [int(self._run.system_event.data[i]) for i in range(n)]
+
+    def fields(self) -> dict[str, Any]:
+        return {"type": ke.SYSTEM_EVENT_NAMES.get(self.type, str(self.type)), "data": [hex(d) for d in self.data]}
+
+
+class IoapicEoiExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_IOAPIC_EOI
+    name = "IOAPIC_EOI"
+
+    def fields(self) -> dict[str, Any]:
+        return {"vector": int(self._run.eoi.vector)}
+
+
+class HypervExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_HYPERV
+    name = "HYPERV"
+
+    def fields(self) -> dict[str, Any]:
+        return {"type": int(self._run.hyperv.type)}
+
+
+class MsrExit(Exit):
+    """KVM_EXIT_X86_RDMSR / WRMSR (with KVM_CAP_X86_USER_SPACE_MSR): set `data` for reads, `error` to #GP."""
+
+    __slots__ = ()
+    name = "MSR"
+
+    @property
+    def index(self) -> int:
+        return int(self._run.msr.index)
+
+    @property
+    def data(self) -> int:
+        return int(self._run.msr.data)
+
+    @data.setter
+    def data(self, v: int) -> None:
+        self._run.msr.data = v
+
+    @property
+    def error(self) -> bool:
+        return bool(self._run.msr.error)
+
+    @error.setter
+    def error(self, v: bool) -> None:
+        self._run.msr.error = 1 if v else 0
+
+    def fields(self) -> dict[str, Any]:
+        return {"index": self.index, "data": self.data, "reason_bits": int(self._run.msr.reason)}
+
+
+class RdmsrExit(MsrExit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_X86_RDMSR
+    name = "X86_RDMSR"
+
+
+class WrmsrExit(MsrExit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_X86_WRMSR
+    name = "X86_WRMSR"
+
+
+class DirtyRingFullExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_DIRTY_RING_FULL
+    name = "DIRTY_RING_FULL"
+
+
+class ApResetHoldExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_AP_RESET_HOLD
+    name = "AP_RESET_HOLD"
+
+
+class BusLockExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_X86_BUS_LOCK
+    name = "X86_BUS_LOCK"
+
+
+class XenExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_XEN
+    name = "XEN"
+
+    def fields(self) -> dict[str, Any]:
+        return {"type": int(self._run.xen.type)}
+
+
+class NotifyExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_NOTIFY
+    name = "NOTIFY"
+
+    def fields(self) -> dict[str, Any]:
+        return {"flags": int(self._run.notify.flags)}
+
+
+class MemoryFaultExit(Exit):
+    """KVM_EXIT_MEMORY_FAULT (newer kernels): KVM could not resolve a guest-physical access."""
+
+    __slots__ = ()
+    reason = ke.KVM_EXIT_MEMORY_FAULT
+    name = "MEMORY_FAULT"
+
+    def fields(self) -> dict[str, Any]:
+        mf = self._run.memory_fault
+        return {"flags": int(mf.flags), "gpa": int(mf.gpa), "size": int(mf.size)}
+
+
+class TdxExit(Exit):
+    __slots__ = ()
+    reason = ke.KVM_EXIT_TDX
+    name = "TDX"
+
+
+class ForeignExit(Exit):
+    """An upstream reason that belongs to another architecture; x86 KVM never produces it."""
+
+    __slots__ = ("_reason",)
+    name = "FOREIGN_ARCH"
+
+    def __init__(self, vcpu: Vcpu, run: Any, reason: int) -> None:
+        super().__init__(vcpu, run)
+        self._reason = reason
+
+    @property
+    def raw_reason(self) -> int:
+        return self._reason
+
+    def fields(self) -> dict[str, Any]:
+        return {"raw_reason": self._reason, "upstream_name": ke.EXIT_REASON_NAMES.get(self._reason, "?")}
+
+
+class Unknown(Exit):
+    """An exit reason pyvmm has no name for; carries the raw number."""
+
+    __slots__ = ("_reason",)
+    name = "UNKNOWN_REASON"
+
+    def __init__(self, vcpu: Vcpu, run: Any, reason: int) -> None:
+        super().__init__(vcpu, run)
+        self._reason = reason
+
+    @property
+    def raw_reason(self) -> int:
+        return self._reason
+
+    def fields(self) -> dict[str, Any]:
+        return {"raw_reason": self._reason}
+
+
+X86_EXIT_TYPES: dict[int, type[Exit]] = {
+    cls.reason: cls
+    for cls in (
+        HwUnknownExit,
+        ExceptionExit,
+        IoExit,
+        HypercallExit,
+        DebugExit,
+        HltExit,
+        MmioExit,
+        IrqWindowOpenExit,
+        ShutdownExit,
+        FailEntryExit,
+        IntrExit,
+        SetTprExit,
+        TprAccessExit,
+        NmiExit,
+        InternalErrorExit,
+        SystemEventExit,
+        IoapicEoiExit,
+        HypervExit,
+        RdmsrExit,
+        WrmsrExit,
+        DirtyRingFullExit,
+        ApResetHoldExit,
+        BusLockExit,
+        XenExit,
+        NotifyExit,
+        MemoryFaultExit,
+        TdxExit,
+    )
+}
+
+
+def make_view(vcpu: Vcpu, run: Any, reason: int) -> Exit:
+    """The view object for `reason`; called once per reason per vCPU, not per exit."""
+    cls = X86_EXIT_TYPES.get(reason)
+    if cls is not None:
+        return cls(vcpu, run)
+    if reason in ke.EXIT_REASON_NAMES:
+        view: Exit = ForeignExit(vcpu, run, reason)
+    else:
+        view = Unknown(vcpu, run, reason)
+    return view

@@ -1,0 +1,133 @@
+"""`Vm`: a VM file descriptor, its memslots and its vCPUs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kvm_abi import caps, ioctls
+from kvm_abi.constants import KVM_PIT_SPEAKER_DUMMY
+from vmm.board.memory import GuestMemory, RamRegion
+from vmm.kvm.calls import NULL, as_arg, ioctl, new, raw_ioctl
+from vmm.layout import KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR
+
+if TYPE_CHECKING:
+    from vmm.kvm.system import Kvm
+    from vmm.kvm.vcpu import Vcpu
+
+
+@dataclass(frozen=True)
+class Memslot:
+    slot: int
+    gpa: int
+    size: int
+    host_addr: int
+    flags: int
+
+    @property
+    def end(self) -> int:
+        return self.gpa + self.size
+
+
+class Vm:
+    def __init__(self, kvm: Kvm, fd: int) -> None:
+        self.kvm = kvm
+        self.fd = fd
+        self.memory = GuestMemory()
+        self.memslots: dict[int, Memslot] = {}
+        self.vcpus: list[Vcpu] = []
+        self.max_memslots = kvm.check_extension(caps.KVM_CAP_NR_MEMSLOTS) or 32
+        self._region = new("struct kvm_userspace_memory_region *")
+
+    def close(self) -> None:
+        for v in self.vcpus:
+            v.close()
+        self.vcpus.clear()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.memory.close()
+
+    # --- platform set-up -----------------------------------------------------------------
+    def set_tss_addr(self, addr: int = KVM_TSS_ADDR) -> None:
+        ioctl(self.fd, ioctls.KVM_SET_TSS_ADDR, as_arg(addr), "KVM_SET_TSS_ADDR")
+
+    def set_identity_map_addr(self, addr: int = KVM_IDENTITY_MAP_ADDR) -> None:
+        ident = new("uint64_t *", addr)
+        ioctl(self.fd, ioctls.KVM_SET_IDENTITY_MAP_ADDR, ident, "KVM_SET_IDENTITY_MAP_ADDR")
+
+    def create_irqchip(self) -> None:
+        """KVM_CREATE_IRQCHIP: in-kernel PIC, IOAPIC and a LAPIC per vCPU (before any vCPU)."""
+        ioctl(self.fd, ioctls.KVM_CREATE_IRQCHIP, NULL, "KVM_CREATE_IRQCHIP")
+
+    def create_pit2(self) -> None:
+        """KVM_CREATE_PIT2: the in-kernel 8254 timer, on IRQ 0 (after the irqchip)."""
+        cfg = new("struct kvm_pit_config *")
+        cfg.flags = KVM_PIT_SPEAKER_DUMMY  # port 0x61 is answered in the kernel too
+        ioctl(self.fd, ioctls.KVM_CREATE_PIT2, cfg, "KVM_CREATE_PIT2")
+
+    def irq_line(self, irq: int, level: int) -> None:
+        """Drive interrupt line `irq` of the in-kernel PIC/IOAPIC to `level`."""
+        line = new("struct kvm_irq_level *")
+        line.irq, line.level = irq, level
+        ioctl(self.fd, ioctls.KVM_IRQ_LINE, line, f"KVM_IRQ_LINE({irq})")
+
+    def check_extension(self, cap: int) -> int:
+        return max(raw_ioctl(self.fd, ioctls.KVM_CHECK_EXTENSION, as_arg(cap)), 0)
+
+    def enable_cap(self, cap: int, *args: int) -> None:
+        ec = new("struct kvm_enable_cap *")
+        ec.cap = cap
+        for i, a in enumerate(args):
+            ec.args[i] = a
+        ioctl(self.fd, ioctls.KVM_ENABLE_CAP, ec, f"KVM_ENABLE_CAP({cap})")
+
+    # --- memory --------------------------------------------------------------------------
+    def add_ram(self, gpa: int, size: int) -> RamRegion:
+        """Allocate RAM at `gpa` and map it into the guest with a memslot of its own."""
+        region = self.memory.add_ram(gpa, size)
+        self.set_memslot(self.free_slot(), gpa, size, region.host_addr, 0)
+        return region
+
+    def free_slot(self) -> int:
+        for s in range(self.max_memslots):
+            if s not in self.memslots:
+                return s
+        raise RuntimeError(f"all {self.max_memslots} memslots are in use")
+
+    def set_memslot(self, slot: int, gpa: int, size: int, host_addr: int, flags: int) -> Memslot:
+        r = self._region
+        r.slot, r.flags, r.guest_phys_addr, r.memory_size, r.userspace_addr = slot, flags, gpa, size, host_addr
+        ioctl(self.fd, ioctls.KVM_SET_USER_MEMORY_REGION, r, f"KVM_SET_USER_MEMORY_REGION(slot {slot})")
+        ms = Memslot(slot, gpa, size, host_addr, flags)
+        self.memslots[slot] = ms
+        return ms
+
+    def delete_memslot(self, slot: int) -> None:
+        ms = self.memslots.pop(slot)
+        r = self._region
+        r.slot, r.flags, r.guest_phys_addr, r.memory_size, r.userspace_addr = slot, 0, ms.gpa, 0, 0
+        ioctl(self.fd, ioctls.KVM_SET_USER_MEMORY_REGION, r, f"KVM_SET_USER_MEMORY_REGION(delete {slot})")
+
+    def memslot_at(self, gpa: int) -> Memslot | None:
+        for ms in self.memslots.values():
+            if ms.gpa <= gpa < ms.end:
+                return ms
+        return None
+
+    # --- vCPUs ---------------------------------------------------------------------------
+    def create_vcpu(self, index: int | None = None) -> Vcpu:
+        from vmm.kvm.vcpu import Vcpu
+
+        idx = len(self.vcpus) if index is None else index
+        fd = ioctl(self.fd, ioctls.KVM_CREATE_VCPU, as_arg(idx), f"KVM_CREATE_VCPU({idx})")
+        vcpu = Vcpu(self, fd, idx)
+        self.vcpus.append(vcpu)
+        return vcpu
+
+    def __enter__(self) -> Vm:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,64 @@
+"""Reading a guest image from disk and placing a flat binary in guest RAM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vmm import layout as L
+from vmm.cpu.modes import CpuMode
+from vmm.errors import ImageError
+
+
+def read_guest_file(path: str, what: str) -> bytes:
+    """The bytes of an image or module file; any failure is an ImageError naming `what` and path."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ImageError(f"{what} {path!r} does not exist") from None
+    except IsADirectoryError:
+        raise ImageError(f"{what} {path!r} is a directory") from None
+    except PermissionError:
+        raise ImageError(f"{what} {path!r} is not readable (permission denied)") from None
+    except OSError as e:
+        raise ImageError(f"cannot read {what} {path!r}: {e.strerror}") from None
+
+
+def read_image(path: str) -> bytes:
+    data = read_guest_file(path, "image")
+    if not data:
+        raise ImageError(f"image {path!r} is empty")
+    return data
+
+
+@dataclass(frozen=True)
+class FlatPlacement:
+    load: int
+    entry: int
+    stack: int
+
+
+def place_flat(size: int, mode: CpuMode, mem_size: int, load: int | None, entry: int | None) -> FlatPlacement:
+    """Where a flat image of `size` bytes goes; refuses one that leaves RAM or covers boot structures."""
+    default_load = L.REAL_MODE_LOAD if mode is CpuMode.REAL else L.DEFAULT_LOAD
+    load = default_load if load is None else load
+    entry = load if entry is None else entry
+    end = load + size
+    if end > mem_size:
+        raise ImageError(
+            f"image of {size} bytes at {load:#x} ends at {end:#x}, beyond guest RAM ({mem_size:#x} bytes); "
+            "use a larger --mem or a lower --load"
+        )
+    if mode is CpuMode.REAL:
+        if end > 0x100000:
+            raise ImageError(f"real-mode image at {load:#x}+{size:#x} extends past 1 MiB")
+        if entry > 0xFFFF and entry >> 4 > 0xFFFF:
+            raise ImageError(f"real-mode entry {entry:#x} is not reachable with a 16-bit segment")
+    else:
+        lo, hi = L.MONITOR_AREA
+        if load < hi and lo < end:
+            raise ImageError(f"image at {load:#x}-{end:#x} overlaps the monitor's boot structures at {lo:#x}-{hi:#x}")
+    if not load <= entry < end:
+        raise ImageError(f"entry point {entry:#x} is outside the image ({load:#x}-{end:#x})")
+    stack = load if mode is not CpuMode.REAL else min(load, 0xFFFF)
+    return FlatPlacement(load, entry, stack)
