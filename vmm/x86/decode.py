@@ -19,7 +19,7 @@ from typing import Final
 
 import iced_x86 as iced
 
-from vmm.x86.state import RFLAGS_DF, CpuState
+from vmm.x86.state import RFLAGS_DF, SEGMENT_NAMES, CpuState
 
 _FACTORY: Final = iced.InstructionInfoFactory()
 _FORMATTER: Final = iced.Formatter(iced.FormatterSyntax.INTEL)
@@ -40,7 +40,7 @@ def _gpr_table() -> dict[int, tuple[int, int]]:
 
 _GPRS: Final = _gpr_table()
 _SEGMENT_INDEX: Final[dict[int, int]] = {iced.Register.ES + i: i for i in range(6)}
-_SEGMENT_NAME: Final[dict[int, str]] = {iced.Register.ES + i: n for i, n in enumerate(("es", "cs", "ss", "ds", "fs", "gs"))}
+_SEGMENT_NAME: Final[dict[int, str]] = {iced.Register.ES + i: n for i, n in enumerate(SEGMENT_NAMES)}
 _ADDRESS_MASK: Final[dict[int, int]] = {
     iced.CodeSize.CODE16: 0xFFFF,
     iced.CodeSize.CODE32: 0xFFFF_FFFF,
