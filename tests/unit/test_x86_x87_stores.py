@@ -237,9 +237,7 @@ def test_float_rounding_is_exact(fmt: FloatFormat, raw: bytes, rc: int) -> None:
     conversion = to_float(raw, fmt, rc)
     largest = (2 - Fraction(2) ** -fmt.fraction_bits) * Fraction(2) ** fmt.bias
     low, high = _neighbours(x, fmt)
-    if low == high:
-        wanted = low
-    elif rc == RC_DOWN:
+    if low == high or rc == RC_DOWN:
         wanted = low
     elif rc == RC_UP:
         wanted = high

@@ -67,9 +67,7 @@ HEADER_BV_COMP: Final = (512, 528)
 AVX_RANGE: Final = (576, 832)
 
 
-def legacy_image(state: CpuState, wide: bool) -> bytearray | Unsupported:
-    """The 416 bytes FXSAVE writes (64-bit format with `wide`)."""
-    image = bytearray(416)
+def _fill_x87(image: bytearray, state: CpuState, wide: bool) -> Unsupported | None:
     image[FX_FCW : FX_FCW + 2] = state.fcw.to_bytes(2, "little")
     image[FX_FSW : FX_FSW + 2] = state.fsw.to_bytes(2, "little")
     image[FX_FTW] = state.ftw & 0xFF
@@ -84,15 +82,28 @@ def legacy_image(state: CpuState, wide: bool) -> bytearray | Unsupported:
         image[FX_FIP + 4 : FX_FIP + 6] = state.fcs.to_bytes(2, "little")
         image[FX_FDP : FX_FDP + 4] = (state.fdp & 0xFFFF_FFFF).to_bytes(4, "little")
         image[FX_FDP + 4 : FX_FDP + 6] = state.fds.to_bytes(2, "little")
+    for i, value in enumerate(state.st):
+        image[FX_ST + 16 * i : FX_ST + 16 * i + 10] = value
+    return None
+
+
+def _fill_sse(image: bytearray, state: CpuState) -> Unsupported | None:
     if state.mxcsr_mask is None:
         return Unsupported("MXCSR_MASK is not known (pass the XSAVE region)")
     image[FX_MXCSR : FX_MXCSR + 4] = state.mxcsr.to_bytes(4, "little")
     image[FX_MXCSR + 4 : FX_MXCSR + 8] = state.mxcsr_mask.to_bytes(4, "little")
-    for i, value in enumerate(state.st):
-        image[FX_ST + 16 * i : FX_ST + 16 * i + 10] = value
     for i, value in enumerate(state.xmm):
         image[FX_XMM + 16 * i : FX_XMM + 16 * i + 16] = value
-    return image
+    return None
+
+
+def legacy_image(state: CpuState, wide: bool, x87: bool = True, sse: bool = True) -> bytearray | Unsupported:
+    """The 416 bytes FXSAVE writes (64-bit format with `wide`); parts left out stay zero."""
+    image = bytearray(416)
+    refused = _fill_x87(image, state, wide) if x87 else None
+    if refused is None and sse:
+        refused = _fill_sse(image, state)
+    return image if refused is None else refused
 
 
 def _merge(image: bytes | bytearray, base: int, ranges: list[tuple[int, int]]) -> tuple[MemoryWrite, ...]:
@@ -162,7 +173,7 @@ def emulate_xsave(insn: Instruction, state: CpuState, read: Callable[[int, int],
     if not isinstance(destination, MemoryOperand):
         return destination
     base = destination.linear
-    legacy = legacy_image(state, wide) if rfbm & 0x3 else bytearray(416)
+    legacy = legacy_image(state, wide, x87=bool(rfbm & 0x1), sse=bool(rfbm & 0x6))
     if isinstance(legacy, Unsupported):
         return legacy
     image = bytearray(832)
