@@ -162,3 +162,39 @@ def test_from_kvm_mode(cr0: int, efer: int, cs_l: int, cs_db: int, rflags: int, 
     regs.rflags = rflags
     state = CpuState.from_kvm(regs, sregs, xsave_region=bytes(4096))
     assert state.bitness == bitness
+
+
+COMPAT_OPS = ["fxsave", "xsave", "xsaveopt", "xsavec"]
+COMPAT_CASES = [(op, rfbm, image) for op, rfbm, image in CASES if op in COMPAT_OPS]
+
+
+@pytest.fixture(scope="module")
+def native_compat() -> list[list[str]]:
+    return x86_cpu.run([f"cm {op} {rfbm:x} {image.hex()}" for op, rfbm, image in COMPAT_CASES])
+
+
+@pytest.mark.parametrize("op", COMPAT_OPS)
+def test_save_in_compatibility_mode_matches_the_cpu(op: str, native_compat: list[list[str]]) -> None:
+    """Outside 64-bit mode only XMM0-7 (and YMM0-7's upper halves) are saved."""
+    compared = 0
+    for (name, rfbm, _image_in), (code, dump_hex, target_hex, address) in zip(COMPAT_CASES, native_compat, strict=True):
+        if name != op:
+            continue
+        dump = bytes.fromhex(dump_hex) + bytes(4096 - 832)
+        base = int(address, 16)
+        regs = _regs(rfbm)
+        regs.rdi = base
+        sregs = _sregs()
+        sregs.cs = SimpleNamespace(**{**vars(sregs.cs), "l": 0, "db": 1, "selector": 0x23})
+        state = CpuState.from_kvm(regs, sregs, xsave_region=dump, xcr0=HOST_XCR0)
+        assert state.bitness == 32
+        insn = decode(bytes.fromhex(code), state)
+        assert insn is not None
+        result = emulate_store(insn, state, lambda a, n: bytes([0xAA]) * n)
+        if isinstance(result, Unsupported):
+            assert state.fcs is None, result
+            continue
+        effect = x86_cpu.effect(result)
+        assert x86_cpu.apply(effect.writes, 1088, base=base) == bytes.fromhex(target_hex), f"{op} rfbm={rfbm}"
+        compared += 1
+    assert compared >= 9

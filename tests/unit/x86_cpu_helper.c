@@ -11,6 +11,9 @@
  *                               on a 1088-byte buffer of 0xAA, print: code-bytes dump buffer
  *   cx OP MEM RAX RDX RBX RCX   run cmpxchg8b/16b OP on MEM (32 hex digits), print:
  *                               code-bytes mem rax rdx zf
+ *   cm OP RFBM IMAGE            as xs, but OP (fxsave, xsave, xsaveopt or xsavec) runs in
+ *                               compatibility mode (a far jump to the 32-bit user code segment);
+ *                               the binary is linked without PIE so code and data sit below 4 GiB
  *
  * Every OP is an instruction between two labels; its bytes are printed so the test decodes
  * exactly what ran. Addresses are printed nowhere: the test works with offsets.
@@ -241,6 +244,78 @@ static void do_cx(char **arg) {
     printf(" %016llx %016llx %d\n", (unsigned long long)rax, (unsigned long long)rdx, zf);
 }
 
+/* Compatibility mode: selector 0x23 is Linux's 32-bit user code segment, 0x2b its data segment.
+ * The 32-bit code touches no stack; RSP and RBP are saved around it all the same. */
+struct __attribute__((packed)) far_pointer {
+    uint32_t offset;
+    uint16_t selector;
+};
+static struct far_pointer to_compat;
+uint64_t compat_saved_rsp, compat_saved_rbp;
+extern const unsigned char compat_entry[], cm_fxsave_b[], cm_fxsave_e[], cm_xsave_b[], cm_xsave_e[],
+    cm_xsaveopt_b[], cm_xsaveopt_e[], cm_xsavec_b[], cm_xsavec_e[];
+
+static void do_cm(char **arg) {
+    static const char *names[] = {"fxsave", "xsave", "xsaveopt", "xsavec"};
+    const unsigned char *bounds[][2] = {{cm_fxsave_b, cm_fxsave_e},
+                                        {cm_xsave_b, cm_xsave_e},
+                                        {cm_xsaveopt_b, cm_xsaveopt_e},
+                                        {cm_xsavec_b, cm_xsavec_e}};
+    uint32_t which = 0;
+    while (which < 4 && strcmp(names[which], arg[0])) which++;
+    if (which == 4) {
+        fprintf(stderr, "unknown compat op %s\n", arg[0]);
+        exit(2);
+    }
+    uint64_t rfbm = strtoull(arg[1], 0, 16);
+    memset(image, 0, sizeof image);
+    hex_in(arg[2], image, 832);
+    memset(dump, 0, sizeof dump);
+    memset(target, 0xaa, 1088);
+    __asm__ volatile("xrstor64 %0" : : "m"(*(unsigned char(*)[832])image), "a"(7), "d"(0));
+    __asm__ volatile("xsave64 %0" : "=m"(*(unsigned char(*)[832])dump) : "a"(7), "d"(0));
+    to_compat.offset = (uint32_t)(uintptr_t)compat_entry;
+    to_compat.selector = 0x23;
+    __asm__ volatile(
+        "mov %%rsp, compat_saved_rsp(%%rip)\n\t"
+        "mov %%rbp, compat_saved_rbp(%%rip)\n\t"
+        "ljmp *%0\n"
+        ".code32\n"
+        "compat_entry:\n\t"
+        "mov $0x2b, %%ecx\n\t"
+        "mov %%ecx, %%ds\n\t"
+        "mov %%ecx, %%es\n\t"
+        "cmp $1, %%esi\n\t"
+        "je 1f\n\t"
+        "cmp $2, %%esi\n\t"
+        "je 2f\n\t"
+        "cmp $3, %%esi\n\t"
+        "je 3f\n"
+        ".globl cm_fxsave_b\ncm_fxsave_b:\n\t fxsave (%%edi)\n.globl cm_fxsave_e\ncm_fxsave_e:\n\t jmp 4f\n"
+        "1:\n.globl cm_xsave_b\ncm_xsave_b:\n\t xsave (%%edi)\n.globl cm_xsave_e\ncm_xsave_e:\n\t jmp 4f\n"
+        "2:\n.globl cm_xsaveopt_b\ncm_xsaveopt_b:\n\t xsaveopt (%%edi)\n.globl cm_xsaveopt_e\ncm_xsaveopt_e:\n\t jmp 4f\n"
+        "3:\n.globl cm_xsavec_b\ncm_xsavec_b:\n\t xsavec (%%edi)\n.globl cm_xsavec_e\ncm_xsavec_e:\n"
+        "4:\n\t"
+        "ljmp $0x33, $5f\n"
+        ".code64\n"
+        "5:\n\t"
+        "mov compat_saved_rsp(%%rip), %%rsp\n\t"
+        "mov compat_saved_rbp(%%rip), %%rbp\n\t"
+        "xor %%ecx, %%ecx\n\t"
+        "mov %%ecx, %%ds\n\t"
+        "mov %%ecx, %%es\n"
+        :
+        : "m"(to_compat), "S"(which), "D"(target), "a"((uint32_t)rfbm), "d"((uint32_t)(rfbm >> 32))
+        : "memory", "rcx", "cc");
+    __asm__ volatile("fninit\n\tvzeroupper");
+    hex_out(bounds[which][0], (size_t)(bounds[which][1] - bounds[which][0]));
+    printf(" ");
+    hex_out(dump, 832);
+    printf(" ");
+    hex_out(target, 1088);
+    printf(" %08x\n", (uint32_t)(uintptr_t)target);
+}
+
 int main(void) {
     char line[8192];
     setvbuf(stdout, 0, _IOFBF, 1 << 16);
@@ -253,6 +328,7 @@ int main(void) {
         else if (!strcmp(arg[0], "sse") && n == 3) do_sse(arg + 1);
         else if (!strcmp(arg[0], "xs") && n == 4) do_xs(arg + 1);
         else if (!strcmp(arg[0], "cx") && n == 7) do_cx(arg + 1);
+        else if (!strcmp(arg[0], "cm") && n == 4) do_cm(arg + 1);
         else {
             fprintf(stderr, "bad request: %s\n", arg[0]);
             return 2;

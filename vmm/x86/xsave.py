@@ -2,7 +2,8 @@
 
 The legacy region is the FXSAVE image: FCW, FSW, abridged FTW, FOP, FIP/FDP (64-bit offsets with
 REX.W, else 32-bit offsets with the FCS/FDS selectors), MXCSR and MXCSR_MASK, ST0-7 (each in a
-16-byte slot, upper 6 bytes zero), XMM0-15 (64-bit mode). Bytes 416-511 are not written.
+16-byte slot, upper 6 bytes zero), XMM0-15 in 64-bit mode, XMM0-7 elsewhere (the XMM8-15 fields
+are then left alone, as are bytes 416-511; likewise XSAVE saves only YMM0-7's upper halves there).
 
 XSAVE writes every requested component (RFBM = XCR0 & EDX:EAX) and sets XSTATE_BV[i] = XINUSE[i]
 for i in RFBM, keeping the other bits (a read of the header); MXCSR goes with SSE or AVX.
@@ -12,10 +13,10 @@ XSAVEC writes the compacted header (XSTATE_BV = XINUSE & RFBM, XCOMP_BV = RFBM |
 components not in use, and counts SSE as in use when MXCSR is not 1F80H (then MXCSR goes with
 it); for components 0-2 its layout is the standard one.
 
-Refused: components above AVX (their state is not in CpuState), modes other than 64-bit (which
-XMM fields are written there was not verified), unknown XINUSE, FCS/FDS or MXCSR_MASK where the
-image needs them, CR4.OSFXSR clear (FXSAVE's XMM save is then implementation-defined), and AMD's
-fast FXSAVE (EFER.FFXSR at CPL 0 in 64-bit mode skips the XMM registers).
+Refused: components above AVX (their state is not in CpuState), unknown XINUSE, FCS/FDS or
+MXCSR_MASK where the image needs them, CR4.OSFXSR clear (FXSAVE's XMM save is then
+implementation-defined), and AMD's fast FXSAVE (EFER.FFXSR at CPL 0 in 64-bit mode skips the XMM
+registers).
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ CODES: Final = FXSAVE_CODES | XSAVE_CODES
 X87_RANGES: Final = ((0, 24), (32, 160))
 MXCSR_RANGE: Final = (24, 32)
 XMM_RANGE: Final = (160, 416)
+XMM_RANGE_LEGACY: Final = (160, 288)  # outside 64-bit mode only XMM0-7 are saved
 HEADER_BV: Final = (512, 520)
 HEADER_BV_COMP: Final = (512, 528)
 AVX_RANGE: Final = (576, 832)
+AVX_RANGE_LEGACY: Final = (576, 704)
 
 
 def _fill_x87(image: bytearray, state: CpuState, wide: bool) -> Unsupported | None:
@@ -88,6 +91,7 @@ def _fill_x87(image: bytearray, state: CpuState, wide: bool) -> Unsupported | No
 
 
 def _fill_sse(image: bytearray, state: CpuState) -> Unsupported | None:
+    """MXCSR, MXCSR_MASK and XMM0-15 (callers write only XMM0-7 outside 64-bit mode)."""
     if state.mxcsr_mask is None:
         return Unsupported("MXCSR_MASK is not known (pass the XSAVE region)")
     image[FX_MXCSR : FX_MXCSR + 4] = state.mxcsr.to_bytes(4, "little")
@@ -121,8 +125,6 @@ def _common(insn: Instruction, state: CpuState, alignment: int, size: int) -> Me
     destination = checks.memory_destination(insn)
     if isinstance(destination, Unsupported):
         return destination
-    if state.bitness != 64:
-        return Unsupported("state saves outside 64-bit mode are not modelled")
     problem = checks.check_destination(state, destination, size, alignment)
     if problem is None:
         problem = checks.refuse_trap(state)
@@ -147,8 +149,9 @@ def emulate_fxsave(insn: Instruction, state: CpuState, _read: Callable[[int, int
     image = legacy_image(state, insn.iced.code == C.FXSAVE64_M512BYTE)
     if isinstance(image, Unsupported):
         return image
+    length = 416 if state.bitness == 64 else 288
     return StoreEffect(
-        writes=(MemoryWrite(destination.linear, bytes(image)),),
+        writes=(MemoryWrite(destination.linear, bytes(image[:length])),),
         rip=checks.next_rip(insn, state),
         rflags=checks.rflags_after(state),
     )
@@ -191,10 +194,11 @@ def emulate_xsave(insn: Instruction, state: CpuState, read: Callable[[int, int],
         ranges.extend(X87_RANGES)
     if (kind != "xsavec" and rfbm & 0x6) or (kind == "xsavec" and saved & 0x2):
         ranges.append(MXCSR_RANGE)
+    long_mode = state.bitness == 64
     if saved & 0x2:
-        ranges.append(XMM_RANGE)
+        ranges.append(XMM_RANGE if long_mode else XMM_RANGE_LEGACY)
     if saved & 0x4:
-        ranges.append(AVX_RANGE)
+        ranges.append(AVX_RANGE if long_mode else AVX_RANGE_LEGACY)
 
     if kind == "xsavec":
         image[512:520] = (in_use & rfbm).to_bytes(8, "little")
