@@ -4,6 +4,7 @@ pieces the vmm.x86 tests share: building states, applying an emulated effect to 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -38,12 +39,13 @@ def helper() -> Path:
     missing = [f for f in _REQUIRED_FLAGS if f not in _cpu_flags()]
     if missing:
         pytest.skip(f"this CPU lacks {', '.join(missing)}")
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    # No PIE: the compatibility-mode requests need code and data below 4 GiB.
+    flags = ["-std=gnu11", "-O0", "-Wall", "-no-pie", "-fno-pie"]
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
     binary = Path(tempfile.gettempdir()) / f"pyvmm-x86-helper-{digest}"
     if not binary.exists():
-        partial = binary.with_suffix(".part")
-        # No PIE: the compatibility-mode requests need code and data below 4 GiB.
-        command = [gcc, "-std=gnu11", "-O0", "-Wall", "-no-pie", "-fno-pie", "-o", str(partial), str(SOURCE)]
+        partial = binary.with_suffix(f".{os.getpid()}.part")
+        command = [gcc, *flags, "-o", str(partial), str(SOURCE)]
         build = subprocess.run(command, capture_output=True, text=True)
         assert build.returncode == 0, build.stderr
         partial.rename(binary)

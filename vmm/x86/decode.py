@@ -215,10 +215,20 @@ def _memory_operands(insn: iced.Instruction, state: CpuState) -> list[MemoryOper
 def _operand_size(insn: iced.Instruction, used: iced.UsedMemory, state: CpuState) -> tuple[int, bool]:
     if insn.code in _XSAVE_FAMILY or used.memory_size in _XSAVE_IMAGE_SIZES:
         return xsave_extent(insn, state)
-    size = iced.MemorySizeInfo(used.memory_size).size
+    size = _memory_size_bytes(used.memory_size)
     if size == 0:  # a REP string operand is reported with an unknown size: use the element's
-        size = iced.MemorySizeInfo(insn.memory_size).size
+        size = _memory_size_bytes(insn.memory_size)
     return size, True
+
+
+_SIZES: Final[dict[int, int]] = {}
+
+
+def _memory_size_bytes(memory_size: iced.MemorySize_) -> int:
+    size = _SIZES.get(memory_size)
+    if size is None:
+        size = _SIZES[memory_size] = iced.MemorySizeInfo(memory_size).size
+    return size
 
 
 def xsave_extent(insn: iced.Instruction, state: CpuState) -> tuple[int, bool]:
