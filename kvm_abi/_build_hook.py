@@ -38,6 +38,9 @@ class BuildPyWithFfi(build_py):
     def run(self) -> None:
         super().run()
         generator = _ffi_build()
-        target = generator.PACKAGE_DIR if self.editable_mode else Path(self.build_lib) / "kvm_abi"
-        for path in generator.generate(target):
+        if self.editable_mode:
+            written = generator.generate(generator.PACKAGE_DIR, bytecode=True)
+        else:
+            written = generator.generate(Path(self.build_lib) / "kvm_abi")
+        for path in written:
             self.announce(f"generated {path}", level=2)

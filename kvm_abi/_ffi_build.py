@@ -26,6 +26,7 @@ import contextlib
 import importlib.util
 import io
 import os
+import py_compile
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -102,8 +103,14 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def generate(target_dir: Path) -> list[Path]:
-    """Writes both generated modules into target_dir (a kvm_abi package directory)."""
+def generate(target_dir: Path, *, bytecode: bool = False) -> list[Path]:
+    """Writes both generated modules into target_dir (a kvm_abi package directory).
+
+    With ``bytecode``, each is also compiled to its ``__pycache__`` file, for modules that are
+    imported where they are written (a source tree): an interpreter that may not write bytecode
+    (PYTHONDONTWRITEBYTECODE) would otherwise compile their 35 KB of tables at every start.
+    A wheel needs none; the installer compiles what it installs.
+    """
     cdef, extra = mainline_cdef(), spp_cdef()
     mainline = mainline_builder(cdef)
     spp = spp_builder(mainline, extra)
@@ -114,13 +121,15 @@ def generate(target_dir: Path) -> list[Path]:
     ):
         path = target_dir / _file_name(module_name)
         _write(path, render(ffibuilder, text, from_file))
+        if bytecode:
+            py_compile.compile(str(path), doraise=True)
         written.append(path)
     return written
 
 
 def main(argv: list[str]) -> int:
     target = Path(argv[1]) if len(argv) > 1 else PACKAGE_DIR
-    for path in generate(target):
+    for path in generate(target, bytecode=True):
         print(f"generated {path}")
     return 0
 

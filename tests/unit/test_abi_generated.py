@@ -165,6 +165,13 @@ def package_copy(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _edit(path: Path, text: str) -> None:
+    # Bytecode written in the same second for a file of the same size would still pass as
+    # current, so it goes with the edit.
+    path.write_text(text)
+    shutil.rmtree(path.parent / "__pycache__", ignore_errors=True)
+
+
 def test_copy_uses_its_own_generated_modules(package_copy: Path) -> None:
     report = _probe(package_copy, pythonpath=package_copy)
     assert report["file"].startswith(str(package_copy))
@@ -187,7 +194,7 @@ def test_missing_module_falls_back_in_line_silently(package_copy: Path) -> None:
 def test_stale_module_is_not_used_and_is_reported(package_copy: Path) -> None:
     # A cdef edited after generation: the new declaration must be there, from the in-line path.
     cdef = package_copy / "kvm_abi" / "_cdef.py"
-    cdef.write_text(cdef.read_text().replace("int dup(int oldfd);", "int dup(int oldfd);\nint dup2(int a, int b);"))
+    _edit(cdef, cdef.read_text().replace("int dup(int oldfd);", "int dup(int oldfd);\nint dup2(int a, int b);"))
     probe = "hasattr(libc, 'dup2')"
     report = _probe(package_copy, pythonpath=package_copy, probe=probe)
     assert report["origin"].startswith("in-line") and "another version" in report["origin"]
@@ -208,7 +215,7 @@ def test_stale_module_is_not_used_and_is_reported(package_copy: Path) -> None:
 
 def test_stale_spp_module_alone_falls_back_for_spp_only(package_copy: Path) -> None:
     spp_cdef = package_copy / "kvm_abi" / "_spp_cdef.py"
-    spp_cdef.write_text(spp_cdef.read_text().replace("__u8  insn_len;", "__u8  insn_len;\n    __u8  spare;"))
+    _edit(spp_cdef, spp_cdef.read_text().replace("__u8  insn_len;", "__u8  insn_len;\n    __u8  spare;"))
     probe = "kvm_abi.spp.spp_ffi.offsetof('struct spp_exit_v12', 'spare')"
     report = _probe(package_copy, pythonpath=package_copy, probe=probe)
     assert report["origin"] == "generated"
@@ -222,7 +229,7 @@ def test_module_that_does_not_import_is_reported(package_copy: Path) -> None:
     generated = package_copy / "kvm_abi" / "_generated_ffi.py"
     text = generated.read_text()
     assert "_version = 0x" in text
-    generated.write_text(re.sub(r"_version = 0x[0-9A-Fa-f]+", "_version = 0x7FFF", text))
+    _edit(generated, re.sub(r"_version = 0x[0-9A-Fa-f]+", "_version = 0x7FFF", text))
     report = _probe(package_copy, pythonpath=package_copy)
     assert report["origin"].startswith("in-line") and "does not import" in report["origin"]
     assert [w.split(":")[0] for w in report["warnings"]] == ["StaleFfiModuleWarning"]
