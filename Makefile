@@ -16,7 +16,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-setup: $(STAMP)
+# kvm_abi's cffi out-of-line modules (preparsed cdefs, so no C parser runs at start-up). The
+# install above writes them; an editable install never reruns by itself, so they are rewritten
+# here whenever a cdef or their generator changes. (A stale one is never used: kvm_abi warns and
+# parses the cdef instead.)
+FFI_GENERATED := kvm_abi/_generated_ffi.py kvm_abi/_generated_spp_ffi.py
+$(FFI_GENERATED) &: kvm_abi/_cdef.py kvm_abi/_spp_cdef.py kvm_abi/_ffi_build.py | $(STAMP)
+	$(BIN)/python kvm_abi/_ffi_build.py
+
+setup: $(STAMP) $(FFI_GENERATED)
 
 guests:
 	$(MAKE) --no-print-directory -C guests -j2

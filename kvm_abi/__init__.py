@@ -3,13 +3,32 @@
 ``ffi`` holds every mainline declaration (uapi structs and the libc calls);
 ``libc`` is the process's C library opened through it.  Submodules carry the
 numbers: ``ioctls``, ``exits``, ``caps``, ``constants``.  ``spp`` holds the
-unmerged SPP patch profiles, kept apart from everything mainline.
+unmerged SPP patch profiles, kept apart from everything mainline, and
+``subpage`` the sub-page geometry they share with pyvmm's software engine.
+
+``ffi`` is loaded from a module generated at build time (``_ffi_build.py``),
+so no C parser runs at start-up; ``_ffi.FFI_ORIGIN`` says whether it was.
+``spp`` is imported on first use: nothing mainline needs it.
 
 Errors from libc calls are read from ``ffi.errno`` right after the call.
 ``CData`` is the annotation for cffi objects, ``LibC`` the type of ``libc``.
 """
 
-from kvm_abi import caps, constants, exits, ioctls, spp
+from typing import TYPE_CHECKING
+
+from kvm_abi import caps, constants, exits, ioctls, subpage
 from kvm_abi._ffi import CData, LibC, ffi, libc
 
-__all__ = ["CData", "LibC", "caps", "constants", "exits", "ffi", "ioctls", "libc", "spp"]
+if TYPE_CHECKING:
+    from kvm_abi import spp
+else:
+
+    def __getattr__(name: str) -> object:
+        if name == "spp":
+            import kvm_abi.spp
+
+            return kvm_abi.spp
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["CData", "LibC", "caps", "constants", "exits", "ffi", "ioctls", "libc", "spp", "subpage"]

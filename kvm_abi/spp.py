@@ -6,7 +6,8 @@ different meaning (exit 28 is KVM_EXIT_ARM_NISV, 29 is KVM_EXIT_X86_RDMSR,
 capability 182 is KVM_CAP_HALT_POLL...).  Sending them to, or trusting them
 from, a stock kernel would silently do something else.  So they live here,
 in their own cffi instance, and nothing in ``kvm_abi``'s mainline declarations
-refers to them; code opts into one profile by name.
+refers to them; code opts into one profile by name.  That instance,
+``spp_ffi``, is loaded on first use: importing this module builds no ffi.
 
 Facts and their sources: shared/reference/spp.md and the RFC v1 patch in
 shared/seed.  Items that no primary source confirmed are listed in each
@@ -15,23 +16,57 @@ profile's ``unconfirmed`` field rather than presented as facts.
 
 import enum
 from dataclasses import dataclass, replace
-from typing import Final
-
-import cffi
+from typing import TYPE_CHECKING, Final
 
 from kvm_abi import caps, exits
-from kvm_abi._ffi import ffi as mainline_ffi
 from kvm_abi.ioctls import _IOR, _IOW, KVMIO
 
-# One 4 KiB page holds 32 sub-pages of 128 bytes; bit i of a 32-bit mask
-# allows guest writes to bytes [128*i, 128*i + 127].
-SUBPAGE_SIZE: Final = 128
-SUBPAGES_PER_PAGE: Final = 32
-PAGE_SIZE: Final = SUBPAGE_SIZE * SUBPAGES_PER_PAGE
-FULL_ACCESS: Final = 0xFFFFFFFF
-# The hardware SPP vector (SPPT L1 entry) grants sub-page i with bit 2*i; the
-# odd bits are reserved.  This is FULL_ACCESS in that format.
-FULL_VECTOR: Final = 0x5555555555555555
+# The sub-page geometry and mask formats live in kvm_abi.subpage, which costs nothing to import;
+# they are re-exported here because every profile is stated in their terms.
+from kvm_abi.subpage import (
+    FULL_ACCESS,
+    FULL_VECTOR,
+    PAGE_SIZE,
+    SUBPAGE_SIZE,
+    SUBPAGES_PER_PAGE,
+    mask_to_vector,
+    vector_to_mask,
+)
+
+if TYPE_CHECKING:
+    from _cffi_backend import FFI
+
+    # The patched layouts (kvm_abi._spp_cdef), in an ffi of their own that includes the
+    # mainline one. Only the kernel backend and the tests use it, so it is loaded on first
+    # access, through __getattr__ below.
+    spp_ffi: FFI
+
+__all__ = [
+    "EPT_SPP_BIT",
+    "FULL_ACCESS",
+    "FULL_VECTOR",
+    "KVM_INIT_SPP",
+    "KVM_SUBPAGES_GET_ACCESS",
+    "KVM_SUBPAGES_SET_ACCESS",
+    "PAGE_SIZE",
+    "PROFILES",
+    "RUN_SPP_ADDR_OFFSET",
+    "RUN_SPP_INSN_LEN_OFFSET",
+    "SECONDARY_EXEC_ENABLE_SPP",
+    "SUBPAGES_PER_PAGE",
+    "SUBPAGE_SIZE",
+    "VMCS_SPPT_POINTER",
+    "VMX_EXIT_REASON_SPP",
+    "AddrUnit",
+    "Enable",
+    "SppProfile",
+    "mainline_cap_name",
+    "mainline_exit_name",
+    "mask_to_vector",
+    "profile",
+    "spp_ffi",
+    "vector_to_mask",
+]
 
 # Hardware facts, identical in every revision.
 VMX_EXIT_REASON_SPP: Final = 66
@@ -43,51 +78,6 @@ EPT_SPP_BIT: Final = 61
 # at byte 32, and the SPP exit puts addr first and the length byte after it.
 RUN_SPP_ADDR_OFFSET: Final = 32
 RUN_SPP_INSN_LEN_OFFSET: Final = 40
-
-# Patched layouts under names of their own, so they cannot be mistaken for
-# (or collide with) the mainline declarations they would replace.
-spp_ffi: Final[cffi.FFI] = cffi.FFI()
-spp_ffi.include(mainline_ffi)
-spp_ffi.cdef(
-    """
-    /* RFC v1 (access_map size assumed) and RFC v2: SUBPAGE_MAX_BITMAP 128 */
-    struct spp_rfc_kvm_subpage {
-        __u64 base_gfn;
-        __u64 npages;
-        __u32 access_map[128];
-    };
-    /* v3 .. v7: SUBPAGE_MAX_BITMAP 64 */
-    struct spp_v3_kvm_subpage {
-        __u64 base_gfn;
-        __u64 npages;
-        __u32 access_map[64];
-    };
-    /* v8 .. v12: fixed header, then one __u32 per page */
-    struct spp_v12_kvm_subpage_hdr {
-        __u64 gfn_base;
-        __u32 npages;
-        __u32 flags;
-    };
-    struct spp_v12_kvm_subpage {
-        __u64 gfn_base;
-        __u32 npages;
-        __u32 flags;
-        __u32 access_map[];
-    };
-    /* The kvm_run exit member, to be cast at run + 32. */
-    struct spp_exit_rfc {
-        __u64 addr;
-    };
-    struct spp_exit_v9 {
-        __u64 addr;
-        __u8  ins_len;
-    };
-    struct spp_exit_v12 {
-        __u64 addr;
-        __u8  insn_len;
-    };
-    """
-)
 
 # Every revision encodes __u64 as the ioctl size while the kernel copies the
 # whole kvm_subpage buffer: pass a pointer to a buffer of the profile's size,
@@ -312,31 +302,11 @@ def mainline_cap_name(p: SppProfile) -> str | None:
     return "KVM_CAP_" + caps.CAP_NAMES[p.cap]
 
 
-def mask_to_vector(mask: int) -> int:
-    """32-bit write mask -> 64-bit hardware SPP vector (bit i -> bit 2i)."""
-    if not 0 <= mask <= FULL_ACCESS:
-        raise ValueError(f"mask 0x{mask:x} is not a 32-bit value")
-    vector = 0
-    for i in range(SUBPAGES_PER_PAGE):
-        if mask >> i & 1:
-            vector |= 1 << (2 * i)
-    return vector
+if not TYPE_CHECKING:
 
+    def __getattr__(name: str) -> object:
+        if name == "spp_ffi":
+            from kvm_abi._spp_ffi import spp_ffi
 
-def vector_to_mask(vector: int) -> int:
-    """64-bit hardware SPP vector -> 32-bit write mask (bit 2i -> bit i).
-
-    A set odd bit is reserved in the hardware format, i.e. a misconfigured
-    SPPT entry, so it is rejected rather than dropped.
-    """
-    if not 0 <= vector < 1 << 64:
-        raise ValueError(f"vector 0x{vector:x} is not a 64-bit value")
-    if vector & ~FULL_VECTOR:
-        raise ValueError(
-            f"vector 0x{vector:016x} sets reserved odd bits 0x{vector & ~FULL_VECTOR & 0xFFFFFFFFFFFFFFFF:016x}"
-        )
-    mask = 0
-    for i in range(SUBPAGES_PER_PAGE):
-        if vector >> (2 * i) & 1:
-            mask |= 1 << i
-    return mask
+            return spp_ffi
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
