@@ -13,6 +13,7 @@
 #define EXIT_BAD_MAGIC   0x7f	/* EAX was not the multiboot loader magic */
 #define EXIT_MISSING     0x7e	/* the loader left out information the kernel needs */
 #define EXIT_FAILED      0x7d	/* the kernel's own check failed */
+#define EXIT_TRAP        0x7c	/* an exception or interrupt nobody expected (trap.c) */
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
