@@ -18,7 +18,7 @@ MB_BUILD := $(BUILD)/mb
 
 # Multiboot kernels linked as ELF at 1 MiB: start.o + NAME.o + kernel.o.
 MB_ELF_KERNELS  := mb-info mb-modules mb-fwcfg mb-rtc mb-exitcodes mb-smp mb-timer \
-                   mb-smp-spp mb-pci
+                   mb-smp-spp mb-pci mb-cpuid
 # Multiboot kernels linked by a script of their own (low.ld: below 64 KiB),
 # from one source: mb-low with text at 0x8000 and data at 0xb000; mb-low-a000
 # with text at 0xa000 and data at 0xd000, clear of the 0x9000-0x95ff that
@@ -65,19 +65,20 @@ $(MB_BUILD)/elf-hello-64.o: mb/elf-hello.c $(THIS) $(MB_MK) | $(MB_BUILD)
 $(MB_BUILD)/elf-hello-start-64.o: mb/elf-hello-start.S $(THIS) $(MB_MK) | $(MB_BUILD)
 	$(CC) $(MB_ASFLAGS64) -c $< -o $@
 
+# The reporting IDT (trap.c, trap-isr.S) is linked into the kernels that load it.
+MB_TRAP := $(MB_BUILD)/trap.o $(MB_BUILD)/trap-isr.o
+
 # Kernels made of more than start, body and kernel.o.
 $(MB_BUILD)/mb-smp.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
 $(MB_BUILD)/mb-smp-spp.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
 $(MB_BUILD)/mb-timer.elf: $(MB_BUILD)/timer-isr.o
-$(MB_BUILD)/mb-pci.elf: $(MB_BUILD)/pci.o $(MB_BUILD)/trap.o $(MB_BUILD)/trap-isr.o
+$(MB_BUILD)/mb-pci.elf: $(MB_BUILD)/pci.o $(MB_TRAP)
+$(MB_BUILD)/mb-cpuid.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o $(MB_TRAP)
 
 $(MB_ELF_KERNELS:%=$(MB_BUILD)/%.elf): $(MB_BUILD)/%.elf: $(MB_BUILD)/start.o $(MB_BUILD)/%.o \
 		$(MB_BUILD)/kernel.o $(LIB32) mb/kernel.ld
 	$(LD) -m elf_i386 $(LDFLAGS) -T mb/kernel.ld --defsym=KERNEL_BASE=0x100000 \
 		-Map=$(MB_BUILD)/$*.map -o $@ $(filter %.o,$^) $(LIB32)
-
-# The reporting IDT (trap.c, trap-isr.S) is linked into the kernels that load it.
-MB_TRAP := $(MB_BUILD)/trap.o $(MB_BUILD)/trap-isr.o
 
 MB_LOW_OBJS := $(MB_BUILD)/start-low.o $(MB_BUILD)/mb-low.o $(MB_BUILD)/kernel.o $(MB_TRAP)
 $(MB_BUILD)/mb-low.elf: $(MB_LOW_OBJS) $(LIB32) mb/low.ld
