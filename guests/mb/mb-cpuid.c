@@ -26,14 +26,24 @@
  *   0xd.0 ebx      XSAVE area size for the features now enabled in XCR0
  *   0xd.1 ebx      the same for XCR0 | IA32_XSS
  * Everything else comes from the CPU model and the machine: for a named
- * model (`-cpu qemu64`, `-cpu kvm64`) QEMU's model definition minus the
- * features the host's KVM cannot offer (QEMU warns about each one it
- * drops, and they differ between hosts), the topology (-smp) in 1.ebx
- * 31:16, 0xb and 0x1f; for `-cpu host` and `-cpu max` the host's own
- * values as KVM reports them (family, model, features, brand, address
- * sizes). So on one host a monitor can be compared with QEMU for every
- * model; across hosts only a named model's output, and only where the
- * hosts offer all its features.
+ * model (`-cpu qemu64`, `-cpu kvm64`) QEMU's model definition (family,
+ * model, stepping, maximum leaves, brand, address sizes) minus the features
+ * the host's KVM cannot offer (QEMU warns about each one it drops, and they
+ * differ between hosts), with the host's vendor string (QEMU puts the
+ * host's vendor into named models when it runs on KVM), and the topology
+ * (-smp) in 1.ebx 31:16, 0xb and 0x1f; for `-cpu host` and `-cpu max` the
+ * host's own values as KVM reports them. So on one host a monitor can be
+ * compared with QEMU for every model; across hosts only the topology
+ * fields are stable for every model.
+ *
+ * On this project's hosts (KVM under PVM) CPUID executed at CPL 0 answers
+ * leaf 1 ecx, leaf 7.0 and leaf 0xd with bits of the host CPU that neither
+ * QEMU's table nor pyvmm's (KVM_GET_SUPPORTED_CPUID) contains: qemu64 shows
+ * AVX, AES and the rest in 1.ecx, and the same 7.0.ebx (0xf1bf03ab) as
+ * pyvmm's table with 0x01800002 in it. The other leaves follow the table.
+ * QEMU 7.2 does not start at all with `-cpu max` or `-cpu host` there
+ * ("failed to set MSR 0x10a", IA32_ARCH_CAPABILITIES); `-cpu
+ * max,-arch-capabilities` works.
  *
  * `-append topology` prints, per CPU, only what the machine and not the
  * host defines for every model: the APIC ids and counts of leaf 1 ebx

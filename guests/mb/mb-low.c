@@ -1,10 +1,12 @@
 /*
- * mb-low: a multiboot kernel linked below 64 KiB (low.ld: a text segment at
- * 0x8000-0xa86c and a data segment at 0xb000-0xda30), in the area where a
- * monitor might keep boot structures of its own. It checks that the loader
- * put everything where a kernel can use it, then uses low memory itself:
+ * mb-low: a multiboot kernel linked below 64 KiB (low.ld), in the area
+ * where a monitor might keep boot structures of its own, in two builds:
+ * mb-low with a text segment at 0x8000-0xa86c and a data segment at
+ * 0xb000-0xda30, and mb-low-a000 with the same segments at 0xa000-0xc86c
+ * and 0xd000-0xfa30. It checks that the loader put everything where a
+ * kernel can use it, then uses low memory itself:
  *
- *   mb-low: text 0x00008000-0x0000a86c, data 0x0000b000-0x0000da30 (file to 0x0000b0..)
+ *   mb-low: text 0x0000a000-0x0000c86c, data 0x0000d000-0x0000fa30 (file to 0x0000d060)
  *   loader data outside the segments: info, cmdline, mmap, 1 module
  *   cmdline "..."
  *   segment contents: text tail and data head as linked
@@ -22,6 +24,13 @@
  * monitor that keeps anything there (page 0 included: a real kernel may put
  * its AP trampoline there) is caught, and so is memory that aliases. No
  * address chosen by the loader is printed.
+ *
+ * QEMU's multiboot loader always puts the memory map at 0x9000 and the
+ * information structure at 0x9500, and copies the kernel over them
+ * afterwards, so under QEMU mb-low gets EBX = 0x9500 inside its own text
+ * and prints
+ *   the loader's multiboot info at 0x00009500-0x00009534 overlaps the text segment
+ * (status EXIT_FAILED); mb-low-a000 keeps clear of that and passes.
  */
 #include "kernel.h"
 #include "serial.h"
