@@ -13,6 +13,7 @@
 #define EXIT_BAD_MAGIC   0x7f	/* EAX was not the multiboot loader magic */
 #define EXIT_MISSING     0x7e	/* the loader left out information the kernel needs */
 #define EXIT_FAILED      0x7d	/* the kernel's own check failed */
+#define EXIT_TRAP        0x7c	/* an exception or interrupt nobody expected (trap.c) */
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
@@ -34,6 +35,19 @@ int kernel_init(uint32_t magic);
 
 /* Prints "0x" and the value in hex: `digits` digits, zero-padded, or as few as needed if 0. */
 void put_hex(uint64_t value, int digits);
+
+/*
+ * 1 if `word` is one of the space-separated words of the command line after
+ * the first (QEMU's loader puts the image path first), 0 otherwise or if
+ * the loader passed no command line.
+ */
+int cmdline_has(const struct mb_info *info, const char *word);
+
+/*
+ * The value of the first word "key=value" after the first, as a number
+ * (0x... hex or decimal); `fallback` if there is none.
+ */
+uint32_t cmdline_number(const struct mb_info *info, const char *key, uint32_t fallback);
 
 /* Prints a string that the loader placed in memory, at most `max` bytes. */
 void put_guest_string(uint32_t addr, uint32_t max);

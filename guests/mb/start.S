@@ -17,7 +17,10 @@
 #define MB_FLAGS (MB_HEADER_PAGE_ALIGN | MB_HEADER_MEMORY)
 #endif
 
+/* A kernel linked into little space (mb-low) builds this file with a smaller stack. */
+#ifndef BOOT_STACK_SIZE
 #define BOOT_STACK_SIZE 16384
+#endif
 
 	/* The linker script puts this first in the image, well inside the first 8 KiB. */
 	.section .multiboot, "a"
