@@ -126,8 +126,8 @@ def interrupt_running(args: list[str], settle: float = 1.0) -> tuple[subprocess.
 
 
 def _run_loop_started(pid: int) -> bool:
-    """True once the process catches SIGALRM, which pyvmm does only while a guest runs."""
+    """True once the process catches SIGTERM, which the pyvmm command does only while a guest runs."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("SigCgt:"):
-            return bool(int(line.split()[1], 16) & (1 << (signal.SIGALRM - 1)))
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
     return False

@@ -1,7 +1,11 @@
-"""Error types and the process exit statuses pyvmm documents.
+"""Error types, the process exit statuses pyvmm documents, and the one table between them.
 
 Guest-chosen statuses from the isa-debug-exit port are always odd ((v << 1) | 1), so every status
 pyvmm itself chooses is even: a test runner can tell a guest's verdict from the monitor's.
+
+An error says what failed; which status that gives is decided here, once (`status_of`), for the
+CLI and for a run's result alike. So a KVM call that fails in the middle of SPP work is a KVM
+failure (10), not "bad command line", whoever raised it.
 """
 
 from __future__ import annotations
@@ -11,41 +15,48 @@ import enum
 
 class ExitStatus(enum.IntEnum):
     OK = 0  # guest halted with interrupts off, or sent ucall DONE
-    USAGE = 2  # bad command line (click's own status for usage errors)
-    BAD_IMAGE = 4  # image missing, empty, unreadable, too large, or over the monitor's area
+    USAGE = 2  # bad command line, bad SPP region, bad handler or policy file (click's own status too)
+    BAD_IMAGE = 4  # image missing, empty, unreadable, too large, or colliding with what the monitor places
     NO_KVM = 6  # /dev/kvm missing, not permitted, or the wrong API version
     TRIPLE_FAULT = 8  # KVM_EXIT_SHUTDOWN
-    INTERNAL_ERROR = 10  # KVM_EXIT_INTERNAL_ERROR (emulation failure and friends)
+    INTERNAL_ERROR = 10  # KVM_EXIT_INTERNAL_ERROR, or a KVM call the monitor needed failed
     FAIL_ENTRY = 12  # KVM_EXIT_FAIL_ENTRY: the CPU refused the guest state
     UNHANDLED_EXIT = 14  # an exit no handler takes, or an exit reason pyvmm does not know
     TIMEOUT = 16  # --timeout elapsed
     GUEST_ASSERT = 18  # the guest reported a failed assertion through the ucall port
-    HANDLER_ERROR = 20  # a user handler or policy raised
+    HANDLER_ERROR = 20  # a user handler or policy raised, or returned something that is not a verdict
     SPP_STOP = 22  # an SPP policy asked to stop the VM
-    SPP_UNENFORCEABLE = 24  # a write to a protected page that neither KVM nor single-step can judge
+    SPP_UNENFORCEABLE = 24  # a write to a protected page that the monitor cannot judge
     BAD_GUEST_REQUEST = 26  # a guest handed over a pointer or length outside RAM and --strict is on
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+    TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
 
 
 class PyvmmError(Exception):
-    """Base of every error pyvmm reports as one line; `status` is the process exit status."""
+    """Base of every error pyvmm reports as one line. `details` (may be empty) is printed above
+    the line: a traceback of user code, a guest-state dump."""
 
-    status: ExitStatus = ExitStatus.USAGE
+    details: str = ""
 
-    def __init__(self, message: str, status: ExitStatus | None = None) -> None:
-        super().__init__(message)
-        if status is not None:
-            self.status = status
+
+class ConfigError(PyvmmError):
+    """The request is wrong: an option, a handler registration, a device placement."""
+
+
+class SppRequestError(ConfigError):
+    """A protection request that cannot be honoured as asked (a region outside RAM, a bad mask)."""
+
+
+class ImageError(PyvmmError):
+    """A guest image or module that cannot be loaded."""
 
 
 class KvmUnavailable(PyvmmError):
-    status = ExitStatus.NO_KVM
+    """/dev/kvm cannot be used at all."""
 
 
 class KvmCallFailed(PyvmmError):
     """An ioctl failed; carries the call's name and errno so the message reads by name."""
-
-    status = ExitStatus.INTERNAL_ERROR
 
     def __init__(self, call: str, errno: int) -> None:
         import os
@@ -55,15 +66,56 @@ class KvmCallFailed(PyvmmError):
         super().__init__(f"{call} failed: {os.strerror(errno)} (errno {errno})")
 
 
-class ImageError(PyvmmError):
-    status = ExitStatus.BAD_IMAGE
+class KvmSetupError(PyvmmError):
+    """A host resource the VM needs (a mapping, a memfd) could not be made."""
+
+
+class RunError(PyvmmError):
+    """The run loop cannot go on safely (vCPUs that will not pause, a step that made no progress)."""
 
 
 class GuestMemoryError(PyvmmError):
     """A guest-physical access outside RAM. Raised for hostile guest pointers and bad user input."""
 
-    status = ExitStatus.BAD_GUEST_REQUEST
+
+class SppEnforcementError(PyvmmError):
+    """A write to a protected page that neither KVM nor the monitor can judge exactly."""
 
 
-class ConfigError(PyvmmError):
-    status = ExitStatus.USAGE
+class UserCodeError(PyvmmError):
+    """User code (a handler or policy file, a handler, a policy) raised or misbehaved; `details`
+    holds its traceback, trimmed to the user's frames."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class Interrupted(PyvmmError):
+    """Ctrl-C (or SIGTERM) before or while the guest ran."""
+
+
+# The one table from what failed to the process status. A class not listed takes its nearest
+# listed base's status.
+STATUS_OF: dict[type[PyvmmError], ExitStatus] = {
+    PyvmmError: ExitStatus.INTERNAL_ERROR,
+    ConfigError: ExitStatus.USAGE,
+    SppRequestError: ExitStatus.USAGE,
+    ImageError: ExitStatus.BAD_IMAGE,
+    KvmUnavailable: ExitStatus.NO_KVM,
+    KvmCallFailed: ExitStatus.INTERNAL_ERROR,
+    KvmSetupError: ExitStatus.INTERNAL_ERROR,
+    RunError: ExitStatus.INTERNAL_ERROR,
+    GuestMemoryError: ExitStatus.BAD_GUEST_REQUEST,
+    SppEnforcementError: ExitStatus.SPP_UNENFORCEABLE,
+    UserCodeError: ExitStatus.HANDLER_ERROR,
+    Interrupted: ExitStatus.INTERRUPTED,
+}
+
+
+def status_of(error: PyvmmError) -> ExitStatus:
+    for cls in type(error).__mro__:
+        status = STATUS_OF.get(cls)
+        if status is not None:
+            return status
+    return ExitStatus.INTERNAL_ERROR

@@ -32,7 +32,7 @@ def test_fail_entry_is_fatal_with_reason_cpu_and_hint(hw_reason: int, hint: str)
         view = m.vcpu._views[ke.KVM_EXIT_FAIL_ENTRY]
         assert isinstance(view, FailEntryExit)
         assert view.fields() == {"hardware_entry_failure_reason": hw_reason, "cpu": 1}
-        verdict = m.dispatcher.dispatch(view)
+        verdict = m.policy.handle(view)
     assert verdict is not None and verdict.fatal
     assert verdict.status == ExitStatus.FAIL_ENTRY
     assert f"VM entry failed on CPU 1: hardware reason {hw_reason:#x}" in verdict.reason

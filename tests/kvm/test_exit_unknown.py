@@ -30,7 +30,7 @@ def test_unknown_reason_is_an_unhandled_exit_naming_the_number(reason: int) -> N
         assert view.raw_reason == reason
         assert view.snapshot()["raw_reason"] == reason
 
-        verdict = m.dispatcher.dispatch(view)
+        verdict = m.policy.handle(view)
 
     assert isinstance(verdict, Stop)
     assert verdict.status == ExitStatus.UNHANDLED_EXIT
@@ -46,7 +46,7 @@ def test_foreign_reason_is_named() -> None:
         assert isinstance(view, ForeignExit)
         assert view.raw_reason == ARM_NISV
 
-        verdict = m.dispatcher.dispatch(view)
+        verdict = m.policy.handle(view)
 
     assert isinstance(verdict, Stop)
     assert verdict.status == ExitStatus.UNHANDLED_EXIT

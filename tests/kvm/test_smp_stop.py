@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from conftest import guest, interrupt_running
 
-from vmm.board.pc import install_pc_platform
 from vmm.errors import ExitStatus
 from vmm.kvm.exits import IoExit
 from vmm.loaders import load_kernel
@@ -28,8 +27,7 @@ def vcpu_threads() -> list[str]:
 
 
 def smp_kernel_machine(ncpus: int = 4) -> Machine:
-    m = Machine(128 << 20, smp=ncpus, console=io.BytesIO(), log=io.StringIO())
-    install_pc_platform(m, ncpus=ncpus)
+    m = Machine(128 << 20, smp=ncpus, console=io.BytesIO(), log=io.StringIO(), platform="pc")
     load_kernel(m, MB_SMP.read_bytes(), str(MB_SMP))
     return m
 
@@ -57,7 +55,7 @@ def test_a_handler_failing_on_one_ap_names_it_and_stops_all() -> None:
             uart(ex)
             return None
 
-        m.on_io(0x3F8, 8, failing_on_cpu2)
+        m.on_io(0x3F8, 8, failing_on_cpu2, replace=True)
         result = m.run(timeout=20)
     assert result.status == ExitStatus.HANDLER_ERROR
     assert result.reason.startswith("vCPU 2: ")

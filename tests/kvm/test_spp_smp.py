@@ -23,13 +23,12 @@ from pathlib import Path
 import pytest
 from conftest import GUESTS
 
-from vmm.board.pc import install_pc_platform
 from vmm.devices.ucall import SYNC, Ucall
 from vmm.errors import ExitStatus
 from vmm.loaders import load_kernel
 from vmm.machine import Machine, RunResult
 from vmm.spp.controller import Spp
-from vmm.spp.event import SppEvent, StopVm, Verdict
+from vmm.spp.event import SppEvent, SppVerdict, StopVm
 from vmm.spp.software import WATCHDOG_PERIOD, SoftwareSpp
 
 pytestmark = pytest.mark.kvm
@@ -118,10 +117,9 @@ def smp_spp_machine() -> Iterator[SmpSppRun]:
     if not KERNEL.exists():
         pytest.fail(f"kernel {KERNEL} is missing: run `make guests`")
     console = io.BytesIO()
-    with Machine(MEM, smp=NCPUS, irqchip=True, console=console) as m:
-        # the ACPI tables the kernel finds its CPUs in; written first, as `pyvmm run` does, so that
-        # the kernel's image wins wherever the two overlap
-        install_pc_platform(m, ncpus=NCPUS)
+    # the PC platform writes the ACPI tables the kernel finds its CPUs in, before the kernel is
+    # loaded (as `pyvmm run` does), so the kernel's image wins wherever the two overlap
+    with Machine(MEM, smp=NCPUS, irqchip=True, console=console, platform="pc") as m:
         load_kernel(m, KERNEL.read_bytes(), str(KERNEL))
         yield SmpSppRun(m, console)
 
@@ -145,7 +143,7 @@ def test_exact_while_protection_changes_from_every_side() -> None:
         lock = threading.Lock()
         reprotects: list[int] = []  # masks the policy set, in order
 
-        def reprotect_every_50(event: SppEvent) -> Verdict | None:
+        def reprotect_every_50(event: SppEvent) -> SppVerdict | None:
             """On the vCPU thread of the event: every 50th event switches the target's mask."""
             r.record(event)
             with lock:
@@ -220,7 +218,7 @@ def test_policy_stops_the_machine_from_vcpu_2() -> None:
     with smp_spp_machine() as r:
         seen: list[SppEvent] = []
 
-        def stop_on_vcpu_2(event: SppEvent) -> Verdict | None:
+        def stop_on_vcpu_2(event: SppEvent) -> SppVerdict | None:
             seen.append(event)
             return StopVm("vCPU 2 wrote a denied sub-page") if event.vcpu == 2 else None
 

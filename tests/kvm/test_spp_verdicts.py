@@ -22,8 +22,8 @@ from vmm.spp.event import (
     Deny,
     Inject,
     SppEvent,
+    SppVerdict,
     StopVm,
-    Verdict,
     WriteInstead,
 )
 from vmm.spp.masks import FULL
@@ -63,7 +63,7 @@ def run(policies: list[Policy], ops: list[Op]) -> Outcome:
         return Outcome(result, m.memory.read(TARGET, PAGE), events, spp.mask(TARGET), spp.masks())
 
 
-def always(verdict: Verdict) -> Policy:
+def always(verdict: SppVerdict) -> Policy:
     return lambda event: verdict
 
 
@@ -156,7 +156,7 @@ def test_inject_gp_without_an_idt_triple_faults() -> None:
     assert len(out.events) == 1
 
 
-def exploding_policy(event: SppEvent) -> Verdict | None:
+def exploding_policy(event: SppEvent) -> SppVerdict | None:
     raise RuntimeError(f"policy bug at {event.gpa:#x}")
 
 
@@ -173,15 +173,15 @@ def test_a_policy_that_raises_stops_the_run_with_its_traceback() -> None:
 def test_policies_chain_until_one_decides() -> None:
     seen: list[str] = []
 
-    def undecided(event: SppEvent) -> Verdict | None:
+    def undecided(event: SppEvent) -> SppVerdict | None:
         seen.append("undecided")
         return None
 
-    def decider(event: SppEvent) -> Verdict | None:
+    def decider(event: SppEvent) -> SppVerdict | None:
         seen.append("decider")
         return ALLOW if event.gpa == A else None
 
-    def never(event: SppEvent) -> Verdict | None:
+    def never(event: SppEvent) -> SppVerdict | None:
         seen.append("never")  # reached only for events the decider left open
         return DENY
 
@@ -197,7 +197,7 @@ def test_policies_chain_until_one_decides() -> None:
     [(Deny(), UNTOUCHED), (Allow(), q(V1)), (AllowAndUnprotect(), q(V1)), (WriteInstead(b"\xee" * 8), b"\xee" * 8)],
     ids=["deny", "allow", "allow-and-unprotect", "write-instead"],
 )
-def test_verdicts_on_single_step_events(verdict: Verdict, expected: bytes) -> None:
+def test_verdicts_on_single_step_events(verdict: SppVerdict, expected: bytes) -> None:
     """The same verdicts for a store only the single-step fallback can judge (movq from xmm0)."""
     out = run([always(verdict)], [Op(MOVQ_XMM, A, V1)])
     assert out.result.status == ExitStatus.OK, out.result.reason

@@ -20,7 +20,7 @@ from vmm import layout
 from vmm.errors import ExitStatus
 from vmm.machine import Machine, RunResult
 from vmm.spp.controller import Policy
-from vmm.spp.event import ALLOW, SppEvent, Verdict
+from vmm.spp.event import ALLOW, SppEvent, SppVerdict
 
 pytestmark = pytest.mark.kvm
 
@@ -83,7 +83,7 @@ def test_descriptor_table_store_into_a_protected_page(cpl: int, op: int) -> None
     assert ev.page_mask == MASK
 
 
-def allow_the_guests_own_stores(event: SppEvent) -> Verdict | None:
+def allow_the_guests_own_stores(event: SppEvent) -> SppVerdict | None:
     """The guest builds its GDT with plain `mov`s, which reach the engine as "software" events:
     let those through, so only the CPU's accessed-bit write is left to deny."""
     return ALLOW if event.backend == "software" else None

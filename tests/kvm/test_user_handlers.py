@@ -27,7 +27,7 @@ from vmm.kvm.exits import HltExit
 def setup(machine):
     count = 0
     builtin = machine.debugcon.handle_io
-    halted = machine.dispatcher.exit_handler(HltExit)
+    halted = machine.policy.handler_for(HltExit)
 
     def counting(ex):
         nonlocal count
@@ -39,7 +39,7 @@ def setup(machine):
         machine.console.write(f"0xe9 writes: {count}\\n".encode())
         return halted(ex)
 
-    machine.on_io(0xE9, 1, counting)
+    machine.on_io(0xE9, 1, counting, replace=True)
     machine.on_exit(HltExit, report)
 """
 
@@ -48,7 +48,7 @@ def setup(machine):
     def explode(ex):
         raise RuntimeError("handler exploded on purpose")
 
-    machine.on_io(0xE9, 1, explode)
+    machine.on_io(0xE9, 1, explode, replace=True)
 """
 
 
@@ -66,7 +66,7 @@ def test_library_handler_replaces_the_debug_console() -> None:
             captured.append(ex.value)
 
     with Machine(console=io.BytesIO()) as m:
-        m.on_io(0xE9, 1, capture)
+        m.on_io(0xE9, 1, capture, replace=True)
         m.load_flat(guest("mmio-probe").read_bytes(), CpuMode.LONG)
         result = m.run(timeout=5)
 
@@ -102,7 +102,7 @@ def test_library_raising_handler_leaves_the_process_intact() -> None:
 
     sigint_before = signal.getsignal(signal.SIGINT)
     with Machine(console=io.BytesIO()) as m:
-        m.on_io(0xE9, 1, explode)
+        m.on_io(0xE9, 1, explode, replace=True)
         m.load_flat(guest("mmio-probe").read_bytes(), CpuMode.LONG)
         result = m.run(timeout=5)
 

@@ -134,7 +134,7 @@ def _assert_same_abi(report: dict[str, Any]) -> None:
 def test_import_kvm_abi_runs_no_c_parser() -> None:
     code = (
         "import json, sys; import kvm_abi; before = sorted(sys.modules); "
-        "from kvm_abi.spp import SUBPAGE_SIZE; after_spp = sorted(sys.modules); "
+        "from kvm_abi.subpage import SUBPAGE_SIZE; after_spp = sorted(sys.modules); "
         "from kvm_abi.spp import spp_ffi; spp_ffi.sizeof('struct spp_exit_v12'); "
         "print(json.dumps([before, after_spp, sorted(sys.modules)]))"
     )

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.fakes import FakeIo
+from tests.fakes import port_access
 from vmm.devices import cmos as C
 from vmm.devices.cmos import Cmos
 
@@ -107,15 +107,11 @@ def test_guest_sets_the_clock_under_the_set_bit() -> None:
 
 def test_other_bytes_are_stored_and_index_masks_nmi() -> None:
     c = Cmos(ram_below_4g=16 * MIB, clock=lambda: T0)
-    c.handle_io(FakeIo(0x70, 1, True, 0x80 | 0x40))  # type: ignore[arg-type]
+    port_access(c, 0x70, 1, 0x80 | 0x40)
     assert c.index == 0x40 and c.nmi_masked
-    c.handle_io(FakeIo(0x71, 1, True, 0xA5))  # type: ignore[arg-type]
-    ex = FakeIo(0x71, 1, False)
-    c.handle_io(ex)  # type: ignore[arg-type]
-    assert ex.value == 0xA5
-    ex = FakeIo(0x70, 1, False)
-    c.handle_io(ex)  # type: ignore[arg-type]
-    assert ex.value & 0xFF == 0xFF
+    port_access(c, 0x71, 1, 0xA5)
+    assert port_access(c, 0x71, 1)[0] == 0xA5
+    assert port_access(c, 0x70, 1)[0] & 0xFF == 0xFF
 
 
 def test_impossible_dates_leave_the_clock_alone() -> None:

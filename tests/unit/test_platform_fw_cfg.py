@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from tests.fakes import FakeIo
+from tests.fakes import port_access
 from vmm.devices import fw_cfg as F
 from vmm.devices.fw_cfg import FwCfg
 
@@ -18,13 +18,8 @@ def read_item(fw: FwCfg, key: int, n: int) -> bytes:
 
 
 def io_read_item(fw: FwCfg, key: int, n: int) -> bytes:
-    fw.handle_io(FakeIo(F.SELECTOR_PORT, 2, True, key))  # type: ignore[arg-type]
-    out = bytearray()
-    for _ in range(n):
-        ex = FakeIo(F.DATA_PORT, 1, False)
-        fw.handle_io(ex)  # type: ignore[arg-type]
-        out.append(ex.value)
-    return bytes(out)
+    port_access(fw, F.SELECTOR_PORT, 2, key)
+    return bytes(port_access(fw, F.DATA_PORT, 1)[0] for _ in range(n))
 
 
 def test_key_numbers_are_qemus() -> None:
@@ -108,13 +103,11 @@ def test_ports_select_by_width_and_ignore_data_writes() -> None:
     fw = FwCfg()
     fw.set_u16(F.NB_CPUS, 2)
     assert io_read_item(fw, F.SIGNATURE, 2) == b"QE"
-    fw.handle_io(FakeIo(F.DATA_PORT, 1, True, 0x55))  # type: ignore[arg-type]  # dropped
-    ex = FakeIo(F.DATA_PORT, 1, False)
-    fw.handle_io(ex)  # type: ignore[arg-type]
-    assert ex.value == ord("M")  # the offset did not move either
+    port_access(fw, F.DATA_PORT, 1, 0x55)  # dropped
+    assert port_access(fw, F.DATA_PORT, 1)[0] == ord("M")  # the offset did not move either
     assert io_read_item(fw, F.NB_CPUS, 2) == b"\x02\x00"
     # QEMU tells selector from data by width: a 16-bit write to 0x511 selects as well
-    fw.handle_io(FakeIo(F.DATA_PORT, 2, True, F.SIGNATURE))  # type: ignore[arg-type]
+    port_access(fw, F.DATA_PORT, 2, F.SIGNATURE)
     assert fw.read_byte() == ord("Q")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes import FakeIo
+from tests.fakes import port_access
 from vmm.devices import i8042 as K
 from vmm.devices.i8042 import I8042, PortA
 from vmm.verdict import Stop
@@ -30,8 +30,7 @@ def test_pulse_reset_stops_with_status_zero() -> None:
 
 
 def test_reset_through_the_port() -> None:
-    ex = FakeIo(0x64, 1, True, 0xFE)
-    verdict = I8042().handle_io(ex)  # type: ignore[arg-type]
+    _, verdict = port_access(I8042(), 0x64, 1, 0xFE)
     assert isinstance(verdict, Stop) and verdict.status == 0 and not verdict.fatal
 
 
@@ -86,7 +85,5 @@ def test_port_92_fast_reset_and_a20() -> None:
     assert p.write(0x02) is None
     assert p.read() == 0x02
     assert p.write(0x03) == Stop(0, "guest reset the machine through port 0x92 (-no-reboot)")
-    ex = FakeIo(0x92, 1, False)
-    p.handle_io(ex)  # type: ignore[arg-type]
-    assert ex.value == 0x03
+    assert port_access(p, 0x92, 1)[0] == 0x03
     assert p.write(0x03) is None  # only a 0 -> 1 transition resets

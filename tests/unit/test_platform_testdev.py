@@ -3,39 +3,9 @@ device memory; installed on a stand-in machine whose routing is the real dispatc
 
 from __future__ import annotations
 
-import errno
-import io
-from dataclasses import dataclass, field
-
-import pytest
-
-from tests.fakes import FakeIo, FakeMmio
+from tests.fakes import mmio_access, port_access
 from vmm.devices import testdev as T
 from vmm.devices.testdev import PcTestdev
-from vmm.errors import ConfigError, KvmCallFailed
-from vmm.runner.dispatch import Dispatcher
-
-
-class FakeMemory:
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def contains(self, gpa: int, length: int = 1) -> bool:
-        return gpa >= 0 and gpa + length <= self.size
-
-
-@dataclass
-class FakeMachine:
-    memory: FakeMemory
-    dispatcher: Dispatcher = field(default_factory=Dispatcher)
-    log: io.StringIO = field(default_factory=io.StringIO)
-    vm: object = None
-
-    def on_io(self, first: int, count: int, handler: object) -> None:
-        self.dispatcher.on_io(first, count, handler)  # type: ignore[arg-type]
-
-    def on_mmio(self, base: int, size: int, handler: object) -> None:
-        self.dispatcher.on_mmio(base, size, handler)  # type: ignore[arg-type]
 
 
 class Recorder:
@@ -47,9 +17,7 @@ class Recorder:
 
 
 def access(dev: PcTestdev, port: int, size: int, value: int | None = None) -> int:
-    ex = FakeIo(port, size, value is not None, value or 0)
-    dev.handle_io(ex)  # type: ignore[arg-type]
-    return ex.value
+    return port_access(dev, port, size, value)[0]
 
 
 def test_addresses_are_qemus() -> None:
@@ -98,64 +66,14 @@ def test_flush_port_takes_dwords() -> None:
 
 def test_device_memory_reads_back() -> None:
     dev = PcTestdev(Recorder())
-    dev.handle_mmio(FakeMmio(0xFF000010, 8, True, bytes(range(1, 9))))  # type: ignore[arg-type]
-    ex = FakeMmio(0xFF000012, 4, False)
-    dev.handle_mmio(ex)  # type: ignore[arg-type]
-    assert ex.data == bytes([3, 4, 5, 6])
-    ex = FakeMmio(0xFF00FFFE, 4, False)  # runs off the end: zeros
-    dev.handle_mmio(ex)  # type: ignore[arg-type]
-    assert ex.data == bytes(4)
+    mmio_access(dev, 0xFF000010, 8, bytes(range(1, 9)))
+    assert mmio_access(dev, 0xFF000012, 4)[0] == bytes([3, 4, 5, 6])
+    assert mmio_access(dev, 0xFF00FFFE, 4)[0] == bytes(4)  # runs off the end: zeros
 
 
-def test_install_routes_ports_but_keeps_the_debug_console() -> None:
-    m = FakeMachine(FakeMemory(16 << 20))
-    debugcon = object()
-    m.on_io(0xE9, 1, debugcon)
-    dev = PcTestdev(Recorder())
-    dev.install(m)  # type: ignore[arg-type]
-    d = m.dispatcher
-    for port in (0xE0, 0xE3, 0xE4, 0xE8, 0xEA, 0xEB, 0x2000, 0x2017):
-        assert d.port_handler(port) == dev.handle_io, hex(port)
-    assert d.port_handler(0xE9) is debugcon
-    assert d.port_handler(0x2018) is d.unhandled_io
-    assert d.mmio_handler(0xFF00FFFF) == dev.handle_mmio
-
-
-def test_install_refuses_ram_over_the_window() -> None:
-    with pytest.raises(ConfigError):
-        PcTestdev(Recorder()).install(FakeMachine(FakeMemory(0xFF001000)))  # type: ignore[arg-type]
-
-
-def test_vm_irq_line_calls_the_vm_or_notes_once() -> None:
-    m = FakeMachine(FakeMemory(1 << 20))
-    irq = T.vm_irq_line(m)  # type: ignore[arg-type]
-    irq(1, 1)
-    irq(1, 0)
-    assert m.log.getvalue().count("no irqchip") == 1
-    rec = Recorder()
-
-    class Vm:
-        irq_line = rec
-
-    m.vm = Vm()
-    irq(9, 1)
-    assert rec.calls == [(9, 1)]
-
-
-def test_vm_irq_line_without_an_irqchip_notes_once() -> None:
-    class NoChip:
-        def irq_line(self, irq: int, level: int) -> None:
-            raise KvmCallFailed("KVM_IRQ_LINE", errno.ENXIO)
-
-    class Broken:
-        def irq_line(self, irq: int, level: int) -> None:
-            raise KvmCallFailed("KVM_IRQ_LINE", errno.EBADF)
-
-    m = FakeMachine(FakeMemory(1 << 20), vm=NoChip())
-    irq = T.vm_irq_line(m)  # type: ignore[arg-type]
-    irq(4, 1)
-    irq(4, 0)
-    assert m.log.getvalue().count("no irqchip") == 1
-    m.vm = Broken()
-    with pytest.raises(KvmCallFailed):
-        irq(4, 1)
+def test_regions_are_qemus_but_leave_the_debug_console() -> None:
+    regions = {(r.space, r.start, r.size, r.base) for r in PcTestdev(Recorder()).regions()}
+    assert regions == {
+        ("io", 0xE0, 8, None), ("io", 0xE8, 1, 0xE0), ("io", 0xEA, 1, 0xE0), ("io", 0xEB, 1, 0xE0),
+        ("io", 0x2000, 24, None), ("mmio", 0xFF000000, 0x10000, None),
+    }  # fmt: skip

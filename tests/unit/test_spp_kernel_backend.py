@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -27,11 +28,12 @@ from kvm_abi.spp import (
     profile,
     spp_ffi,
 )
+from vmm.board.bus import AddressSpace
 from vmm.board.memory import GuestMemory
-from vmm.errors import ConfigError, ExitStatus, KvmCallFailed
+from vmm.errors import ConfigError, ExitStatus, KvmCallFailed, UserCodeError, status_of
 from vmm.kvm.exits import DebugExit, make_view
 from vmm.runner.control import RunControl
-from vmm.runner.dispatch import Dispatcher
+from vmm.runner.policy import ExitPolicy
 from vmm.spp import choice as select
 from vmm.spp.controller import Spp
 from vmm.spp.event import (
@@ -40,12 +42,12 @@ from vmm.spp.event import (
     AllowAndUnprotect,
     Inject,
     SppEvent,
+    SppVerdict,
     StopVm,
-    Verdict,
     WriteInstead,
 )
 from vmm.spp.kernel import KernelSpp, attach_kernel_backend
-from vmm.spp.masks import MaskTable, SppError
+from vmm.spp.masks import MaskTable
 from vmm.verdict import Stop
 
 VM_FD = 7
@@ -178,11 +180,49 @@ class PatchedKernelStandIn:
 
 @dataclass
 class FakeVcpu:
-    """A vCPU as the backend sees it: an fd, an index and a kvm_run page (here plain memory)."""
+    """A vCPU as the backend sees it: an index, a kvm_run page (here plain memory), and the vCPU
+    contract's register, event and guest-debug calls, answered by the stand-in kernel."""
 
+    kernel: Callable[[int, int, Any], int]
     fd: int = VCPU_FD
     index: int = 0
     page: Any = field(default_factory=lambda: ffi.new("char[]", 4096))
+
+    def _call(self, request: int, arg: Any, name: str) -> Any:
+        rc = self.kernel(self.fd, request, arg)
+        if rc < 0:
+            raise KvmCallFailed(f"{name} on vCPU {self.index}", -rc)
+        return arg
+
+    def get_regs(self) -> Any:
+        return self._call(ioctls.KVM_GET_REGS, ffi.new("struct kvm_regs *"), "KVM_GET_REGS")
+
+    def set_regs(self, regs: Any) -> None:
+        self._call(ioctls.KVM_SET_REGS, regs, "KVM_SET_REGS")
+
+    def get_sregs(self) -> Any:
+        return self._call(ioctls.KVM_GET_SREGS, ffi.new("struct kvm_sregs *"), "KVM_GET_SREGS")
+
+    def set_sregs(self, sregs: Any) -> None:
+        self._call(ioctls.KVM_SET_SREGS, sregs, "KVM_SET_SREGS")
+
+    def get_vcpu_events(self) -> Any:
+        return self._call(ioctls.KVM_GET_VCPU_EVENTS, ffi.new("struct kvm_vcpu_events *"), "KVM_GET_VCPU_EVENTS")
+
+    def set_vcpu_events(self, ev: Any) -> None:
+        self._call(ioctls.KVM_SET_VCPU_EVENTS, ev, "KVM_SET_VCPU_EVENTS")
+
+    def set_guest_debug(self, control: int, debugreg: list[int] | None = None) -> None:
+        dbg: Any = ffi.new("struct kvm_guest_debug *")
+        dbg.control = control
+        self._call(ioctls.KVM_SET_GUEST_DEBUG, dbg, "KVM_SET_GUEST_DEBUG")
+
+    def synced_rip(self) -> int | None:
+        return int(self.kvm_run.s.regs.regs.rip)
+
+    @property
+    def sync_regs(self) -> bool:
+        return True
 
     @property
     def kvm_run(self) -> Any:
@@ -204,43 +244,50 @@ class FakeVcpu:
         return int(self.kvm_run.s.regs.regs.rip)
 
 
+def exit_policy() -> ExitPolicy:
+    return ExitPolicy(
+        AddressSpace("port", 0x10000, direct_index=True), AddressSpace("address", 1 << 52, direct_index=False),
+        on_interrupt=lambda ex: None,
+    )  # fmt: skip
+
+
 class Rig:
-    """One VM's worth of parts: guest RAM, the controller with a KernelSpp, a dispatcher, the
-    stand-in kernel, and a policy the test sets through `verdict`."""
+    """One VM's worth of parts: guest RAM, the controller with a KernelSpp, an exit policy, the
+    stand-in kernel, and an SPP policy the test sets through `verdict`."""
 
     def __init__(self, abi: str, *, with_vcpu: bool = True) -> None:
         self.memory = GuestMemory()
         self.memory.add_ram(0, RAM)
         self.kernel = PatchedKernelStandIn(abi)
-        self.vcpu = FakeVcpu()
+        self.vcpu = FakeVcpu(self.kernel)
         self.log = io.StringIO()
-        machine = SimpleNamespace(memory=self.memory, kick=lambda: None, control=RunControl([]))
+        host = SimpleNamespace(memory=self.memory, control=RunControl([]))
         vcpus = [self.vcpu] if with_vcpu else []
 
         def make(spp: Spp) -> KernelSpp:
             return KernelSpp(abi, vm_fd=VM_FD, vcpus=vcpus, memory=self.memory, controller=spp,
                              ioctl=self.kernel, log=self.log)  # fmt: skip
 
-        self.spp = Spp(machine, make)  # type: ignore[arg-type]
+        self.spp = Spp(host, make)  # type: ignore[arg-type]
         self.backend: KernelSpp = self.spp.backend  # type: ignore[assignment]
-        self.verdict: Verdict = DENY
+        self.verdict: SppVerdict = DENY
         self.spp.add_policy(lambda ev: self.verdict)
-        self.dispatcher = Dispatcher()
-        self.backend.register(self.dispatcher)
+        self.policy = exit_policy()
+        self.backend.register(self.policy)
         if with_vcpu:
             self.backend.enable()
 
     def fire(self, addr: int, insn_len: int | None = 3, *, sync_regs: bool = True) -> Stop | None:
-        """Deliver one SPP exit through the dispatcher, as the run loop would."""
+        """Deliver one SPP exit through the exit policy, as the run loop would."""
         p = self.backend.profile
         self.vcpu.spp_exit(p.exit_reason, addr, insn_len if p.exit_has_insn_len else None, sync_regs)
-        return self.dispatcher.dispatch(make_view(self.vcpu, self.vcpu.kvm_run, p.exit_reason))  # type: ignore[arg-type]
+        return self.policy.handle(make_view(self.vcpu, self.vcpu.kvm_run, p.exit_reason))
 
     def debug_exit(self, exception: int = 1) -> Stop | None:
         run = self.vcpu.kvm_run
         run.exit_reason = DebugExit.reason
         run.debug.arch.exception = exception
-        return self.dispatcher.dispatch(DebugExit(self.vcpu, run))  # type: ignore[arg-type]
+        return self.policy.handle(DebugExit(self.vcpu, run))
 
     @property
     def event(self) -> SppEvent:
@@ -408,20 +455,18 @@ def test_rfc_v1_enable_calls_nothing(rfc: Rig) -> None:
     assert rfc.kernel.calls == [] and rfc.backend.enabled
 
 
-def test_register_takes_the_profile_exit_reason(rfc: Rig, v12: Rig) -> None:
-    assert rfc.dispatcher.exit_handler(28) == rfc.backend.handle_exit
-    assert rfc.dispatcher.exit_handler(DebugExit) is None  # rfc-v1 never single-steps
-    assert v12.dispatcher.exit_handler(29) == v12.backend.handle_exit
-    assert v12.dispatcher.exit_handler(DebugExit) == v12.backend._on_debug
+def test_register_claims_the_profile_exit_reason(rfc: Rig, v12: Rig) -> None:
+    assert rfc.policy._claims == {28: [rfc.backend.handle_exit]}  # rfc-v1 never single-steps
+    assert v12.policy._claims == {29: [v12.backend.handle_exit], DebugExit.reason: [v12.backend._on_debug]}
 
 
 def test_rfc_v1_exit_arrives_as_a_foreign_view_and_other_foreign_exits_pass_by(rfc: Rig) -> None:
     rfc.spp.protect(PAGE, 0)
-    view = make_view(rfc.vcpu, rfc.vcpu.kvm_run, 28)  # type: ignore[arg-type]  # x86 has no class for 28 (KVM_EXIT_ARM_NISV)
+    view = make_view(rfc.vcpu, rfc.vcpu.kvm_run, 28)  # x86 has no class for 28 (KVM_EXIT_ARM_NISV)
     rfc.vcpu.spp_exit(28, SUBPAGE_5)
-    assert rfc.dispatcher.dispatch(view) is None and rfc.event.gpa == SUBPAGE_5
-    other = make_view(rfc.vcpu, rfc.vcpu.kvm_run, 35)  # type: ignore[arg-type]  # RISCV_SBI: still unhandled
-    stop = rfc.dispatcher.dispatch(other)
+    assert rfc.policy.handle(view) is None and rfc.event.gpa == SUBPAGE_5
+    other = make_view(rfc.vcpu, rfc.vcpu.kvm_run, 35)  # RISCV_SBI: still unhandled
+    stop = rfc.policy.handle(other)
     assert stop is not None and stop.status == ExitStatus.UNHANDLED_EXIT
     assert len(rfc.spp.events) == 1
 
@@ -494,14 +539,11 @@ def test_v12_page_faulting_again_while_open_stops_instead_of_looping(v12: Rig) -
     assert v12.kernel.access[PAGE >> 12] == 0 and v12.kernel.guest_debug == 0
 
 
-def test_v12_debug_exits_that_are_not_the_step_go_to_the_previous_handler() -> None:
+def test_v12_debug_exits_that_are_not_the_step_go_to_the_users_handler() -> None:
     rig = Rig("v12")
     try:
         seen: list[int] = []
-        d = Dispatcher()
-        d.on_exit(DebugExit, lambda ex: seen.append(ex.exception))
-        rig.dispatcher = d
-        rig.backend.register(d)
+        rig.policy.on_exit(DebugExit, lambda ex: seen.append(ex.exception))
         rig.debug_exit(exception=3)
         assert seen == [3]
         rig.spp.protect(PAGE, 0)
@@ -529,7 +571,7 @@ def test_v12_run_end_closes_a_pending_step(v12: Rig) -> None:
     v12.spp.protect(PAGE, 0)
     v12.verdict = ALLOW
     v12.fire(SUBPAGE_5)
-    v12.spp.backend_stopped()
+    v12.spp.run_ended(None)  # type: ignore[arg-type]  # the context is not used on the way out
     assert v12.kernel.access[PAGE >> 12] == 0 and v12.kernel.guest_debug == 0
 
 
@@ -613,11 +655,12 @@ def test_inject_page_fault_sets_cr2(v12: Rig) -> None:
     assert sregs.cr2 == SUBPAGE_5 + 1
 
 
-def test_a_non_verdict_is_an_error(v12: Rig) -> None:
+def test_a_non_verdict_is_the_policys_error(v12: Rig) -> None:
     v12.spp.protect(PAGE, 0)
     v12.verdict = "deny"  # type: ignore[assignment]
-    with pytest.raises(SppError, match="not a verdict"):
+    with pytest.raises(UserCodeError, match="returned 'deny', which is not a verdict") as e:
         v12.fire(SUBPAGE_5)
+    assert status_of(e.value) == ExitStatus.HANDLER_ERROR
 
 
 # --- rfc-v1 verdicts -------------------------------------------------------------------------
@@ -673,27 +716,22 @@ def test_attach_kernel_backend_registers_enables_and_warns(monkeypatch: pytest.M
     monkeypatch.setenv(select.TRUST_ENV, "1")  # the stand-in is patched; the host's kallsyms says otherwise
     memory = GuestMemory()
     memory.add_ram(0, RAM)
-    vcpu = FakeVcpu()
     kernel = PatchedKernelStandIn("v12")
+    vcpu = FakeVcpu(kernel)
     log = io.StringIO()
-    machine = SimpleNamespace(
-        kvm=None,
-        vm=SimpleNamespace(fd=VM_FD, vcpus=[vcpu]),
-        memory=memory,
-        control=RunControl([]),
-        dispatcher=Dispatcher(),
-        log=log,
-        kick=lambda: None,
+    policy = exit_policy()
+    host = SimpleNamespace(
+        kvm=None, vm_fd=VM_FD, vcpus=[vcpu], memory=memory, control=RunControl([]), log=log, claim=policy.claim
     )
     try:
-        spp = attach_kernel_backend(machine, "v12", ioctl=kernel)  # type: ignore[arg-type]
+        spp = attach_kernel_backend(host, "v12", ioctl=kernel)
         assert spp.backend.name == "kernel:v12"
-        assert machine.dispatcher.exit_handler(29) is not None and kernel.enabled
+        assert 29 in policy._claims and kernel.enabled
         assert log.getvalue().startswith("pyvmm: warning: the running kernel does not look SPP-patched")
         spp.protect(PAGE, 0)
         assert kernel.access[PAGE >> 12] == 0
         with pytest.raises(ConfigError, match="--spp-abi"):
-            attach_kernel_backend(machine, None, ioctl=kernel)  # type: ignore[arg-type]
+            attach_kernel_backend(host, None, ioctl=kernel)
     finally:
         memory.close()
 

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.spp_model import SppModel
-from vmm.spp.masks import FULL, MaskTable, SppError, mask_for_bytes
+from vmm.errors import SppRequestError
+from vmm.spp.masks import FULL, MaskTable, mask_for_bytes
 from vmm.spp.spec import combine, parse_request
 
 BASE = 0x200000
@@ -59,12 +60,12 @@ def test_byte_range_rounds_outward() -> None:
     ],
 )
 def test_bad_requests_name_the_value(text: str, message: str) -> None:
-    with pytest.raises(SppError, match=message):
+    with pytest.raises(SppRequestError, match=message):
         parse_request(text)
 
 
 def test_disagreeing_masks_are_refused_with_both_origins() -> None:
-    with pytest.raises(SppError, match=r"page 0x1000 is given mask 0x00000001 here and 0x00000000 at a"):
+    with pytest.raises(SppRequestError, match=r"page 0x1000 is given mask 0x00000001 here and 0x00000000 at a"):
         combine([("a", "0x1000:0"), ("b", "0x1000:1")])
 
 

@@ -7,17 +7,16 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from types import ModuleType
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from conftest import guest, one_line_error, pyvmm
 
 from vmm.cli.policyfile import load_policy
-from vmm.cli.userfile import UserCodeError
-from vmm.errors import ConfigError, ExitStatus
-from vmm.machine import Machine
+from vmm.errors import ConfigError, ExitStatus, PyvmmError, UserCodeError, status_of
 from vmm.spp.controller import Spp
 from vmm.spp.event import Allow, Deny, SppEvent, StopVm
+from vmm.spp.host import SppHost
 from vmm.spp.policies import BUILTIN
 from vmm.spp.policies.allow_rip_range import make_policy
 
@@ -43,13 +42,15 @@ class _NoBackend:
     def apply(self, pages: list[int]) -> None:
         raise AssertionError("nothing here changes protection")
 
-    def start_watchdog(self) -> None: ...
+    def run_started(self) -> None: ...
 
-    def stop_watchdog(self) -> None: ...
+    def on_kick(self, vcpu: Any) -> None: ...
+
+    def run_ended(self) -> None: ...
 
 
 def bare_spp() -> Spp:
-    return Spp(cast(Machine, None), lambda spp: _NoBackend())
+    return Spp(cast(SppHost, None), lambda spp: _NoBackend())
 
 
 # --- the example policies ----------------------------------------------------------------------
@@ -105,7 +106,7 @@ def test_allow_rip_range_without_a_range_says_what_to_set(monkeypatch: pytest.Mo
     monkeypatch.delenv("PYVMM_ALLOW_RIP", raising=False)
     with pytest.raises(UserCodeError, match="PYVMM_ALLOW_RIP") as e:
         load_policy("allow-rip-range", bare_spp())
-    assert e.value.status == ExitStatus.HANDLER_ERROR
+    assert status_of(e.value) == ExitStatus.HANDLER_ERROR
 
 
 def test_a_builtin_policy_by_name_is_added_as_is() -> None:
@@ -133,7 +134,7 @@ def test_bad_policy_files(tmp_path: Path, text: str, error: type[Exception], sta
         load_policy(str(path), bare_spp())
     assert words in str(e.value)
     assert str(path) in str(e.value)
-    assert getattr(e.value, "status", None) == status
+    assert isinstance(e.value, PyvmmError) and status_of(e.value) == status
 
 
 def test_missing_policy_file(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from kvm_abi import constants as c
 from kvm_abi import ffi, libc
-from vmm.errors import GuestMemoryError, PyvmmError
+from vmm.errors import ConfigError, GuestMemoryError, KvmSetupError
 
 
 @dataclass(frozen=True)
@@ -26,15 +26,15 @@ class RamRegion:
 def _map_memfd(name: str, size: int) -> tuple[int, int]:
     fd = libc.memfd_create(name.encode(), c.MFD_CLOEXEC)
     if fd < 0:
-        raise PyvmmError(f"memfd_create for guest RAM failed (errno {ffi.errno})")
+        raise KvmSetupError(f"memfd_create for guest RAM failed (errno {ffi.errno})")
     if libc.ftruncate(fd, size) != 0:
         libc.close(fd)
-        raise PyvmmError(f"cannot size guest RAM to {size} bytes (errno {ffi.errno})")
+        raise KvmSetupError(f"cannot size guest RAM to {size} bytes (errno {ffi.errno})")
     ptr = libc.mmap(ffi.NULL, size, c.PROT_READ | c.PROT_WRITE, c.MAP_SHARED | c.MAP_NORESERVE, fd, 0)
     addr = int(ffi.cast("uintptr_t", ptr))
     if addr == c.MAP_FAILED:
         libc.close(fd)
-        raise PyvmmError(f"cannot map {size} bytes of guest RAM (errno {ffi.errno})")
+        raise KvmSetupError(f"cannot map {size} bytes of guest RAM (errno {ffi.errno})")
     return fd, addr
 
 
@@ -46,10 +46,10 @@ class GuestMemory:
 
     def add_ram(self, gpa: int, size: int) -> RamRegion:
         if gpa % 4096 or size % 4096 or size <= 0:
-            raise PyvmmError(f"RAM region {gpa:#x}+{size:#x} is not page-aligned")
+            raise ConfigError(f"RAM region {gpa:#x}+{size:#x} is not page-aligned")
         for r in self.regions:
             if gpa < r.end and r.gpa < gpa + size:
-                raise PyvmmError(f"RAM region {gpa:#x}+{size:#x} overlaps {r.gpa:#x}+{r.size:#x}")
+                raise ConfigError(f"RAM region {gpa:#x}+{size:#x} overlaps {r.gpa:#x}+{r.size:#x}")
         fd, addr = _map_memfd(f"pyvmm-ram-{gpa:#x}", size)
         buf = ffi.buffer(ffi.cast("char *", addr), size)
         region = RamRegion(gpa, size, addr, fd, memoryview(buf))
@@ -78,6 +78,20 @@ class GuestMemory:
 
     def contains(self, gpa: int, length: int = 1) -> bool:
         return any(r.gpa <= gpa and gpa + length <= r.end for r in self.regions) and length >= 0
+
+    def first_gap(self, gpa: int, length: int) -> int | None:
+        """The first address of [gpa, gpa + length) that no RAM region holds, or None; by
+        arithmetic over the regions, however long the range."""
+        pos, end = gpa, gpa + length
+        for r in self.regions:  # sorted by address
+            if r.end <= pos:
+                continue
+            if r.gpa > pos:
+                return pos
+            pos = r.end
+            if pos >= end:
+                return None
+        return pos if pos < end else None
 
     def host_address(self, gpa: int) -> int:
         r = self.region_of(gpa)

@@ -2,6 +2,6 @@
 
 import sys
 
-from vmm.cli.main import main
+from vmm.cli.commands import main
 
 sys.exit(main())

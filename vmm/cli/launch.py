@@ -51,7 +51,6 @@ class RunOptions:
 
 
 def run_image(o: RunOptions) -> int:
-    from vmm.board.pc import install_pc_platform
     from vmm.loaders import detect_format, load_kernel
 
     image = read_image(o.image)  # before KVM: a bad path is reported even on a host without KVM
@@ -62,16 +61,17 @@ def run_image(o: RunOptions) -> int:
     err = sys.stderr
     console: BinaryIO | None = io.BytesIO() if o.serial in ("null", "none") else None
     try:
-        with Machine(o.mem, strict=o.strict, smp=o.smp, irqchip=irqchip, console=console) as m:
-            # The platform's tables go into RAM first, so an image that covers them wins.
-            if kind != "flat" or o.testdev or o.debug_exit != (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE) or o.smp > 1:
-                install_pc_platform(m, ncpus=o.smp, debug_exit=o.debug_exit, testdev=o.testdev)
+        # A kernel gets the PC platform (its firmware tables go into RAM first, so an image that
+        # covers them wins); so does a flat binary that asks for PC devices or several CPUs.
+        default_exit = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)
+        pc = kind != "flat" or o.testdev or o.debug_exit != default_exit or o.smp > 1
+        with Machine(o.mem, strict=o.strict, smp=o.smp, irqchip=irqchip, console=console,
+                     platform="pc" if pc else "minimal", debug_exit=o.debug_exit, testdev=o.testdev) as m:  # fmt: skip
             load_kernel(m, image, o.image, cmdline=o.append, modules=o.modules, mode=o.mode, load=o.load,
                         entry=o.entry)  # fmt: skip
             if o.wants_spp:
                 spp = m.enable_spp(o.spp_backend, o.spp_abi)
-                for page, mask in regions.items():
-                    spp.protect(page, mask)
+                spp.protect_pages(regions)
                 for arg in o.policies:
                     load_policy(arg, spp)
             for path in o.handler_files:
@@ -80,7 +80,7 @@ def run_image(o: RunOptions) -> int:
                 m.stats = ExitStats()
             if trace_file is not None:
                 m.trace = ExitTrace(trace_file)
-            result = m.run(timeout=o.timeout)
+            result = m.run(timeout=o.timeout, handle_signals=True)
             if result.report:
                 err.write(f"pyvmm: {result.reason}\n{result.report}\n")
             if m.stats is not None:

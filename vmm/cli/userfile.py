@@ -9,17 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from vmm.errors import ConfigError, ExitStatus, PyvmmError
-
-
-class UserCodeError(PyvmmError):
-    """User code raised; `details` holds its traceback, trimmed to the user's frames."""
-
-    status = ExitStatus.HANDLER_ERROR
-
-    def __init__(self, message: str, details: str) -> None:
-        super().__init__(message)
-        self.details = details
+from vmm.errors import ConfigError, PyvmmError, UserCodeError
 
 
 def load_user_file(path: str, kind: str) -> ModuleType:

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import calendar
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
-from vmm.kvm.exits import IoExit
-
-if TYPE_CHECKING:
-    from vmm.devices.host import PlatformHost
+from vmm.devices.protocol import PortAccess, Region
 
 INDEX_PORT = 0x70
 DATA_PORT = 0x71
@@ -88,6 +84,8 @@ def from_bcd(v: int) -> int:
 
 class Cmos:
     """The 128-byte register file, the index latch and the clock."""
+
+    name = "mc146818rtc"
 
     def __init__(
         self,
@@ -214,8 +212,8 @@ class Cmos:
         self.write(self.index, value)
 
     # --- I/O plumbing -------------------------------------------------------------------------
-    def handle_io(self, ex: IoExit) -> None:
-        if ex.port == INDEX_PORT:
+    def handle_io(self, ex: PortAccess) -> None:
+        if ex.offset == 0:  # the index register
             if ex.is_write:
                 self.write_index(ex.value & 0xFF)
             else:
@@ -225,5 +223,5 @@ class Cmos:
         else:
             ex.value = self.read_data()
 
-    def install(self, machine: PlatformHost) -> None:
-        machine.on_io(INDEX_PORT, 2, self.handle_io)
+    def regions(self) -> Sequence[Region]:
+        return (Region("io", INDEX_PORT, 2, self.handle_io),)

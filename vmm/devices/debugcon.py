@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from vmm.devices.console import Console
-from vmm.kvm.exits import IoExit
+from vmm.devices.protocol import PortAccess, Region
 
 READBACK = 0xE9  # reading the port returns its number, which is how guests detect it
 
 
 class DebugConsole:
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    name = "isa-debugcon"
 
-    def handle_io(self, ex: IoExit) -> None:
+    def __init__(self, console: Console, port: int = 0xE9) -> None:
+        self.console = console
+        self.port = port
+
+    def regions(self) -> Sequence[Region]:
+        return (Region("io", self.port, 1, self.handle_io),)
+
+    def handle_io(self, ex: PortAccess) -> None:
         if ex.is_write:
             self.console.put(ex.value & 0xFF)
         else:

@@ -12,12 +12,9 @@ writes to items (QEMU dropped them in 2.4; data-port writes are ignored, as ther
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
-from vmm.kvm.exits import IoExit
-
-if TYPE_CHECKING:
-    from vmm.devices.host import PlatformHost
+from vmm.devices.protocol import PortAccess, Region
 
 SELECTOR_PORT = 0x510
 DATA_PORT = 0x511
@@ -74,6 +71,8 @@ _FILE_ENTRY = struct.Struct(">IHH56s")  # size, select, reserved, name: big-endi
 
 class FwCfg:
     """The item store and the selector/offset state machine."""
+
+    name = "fw_cfg"
 
     def __init__(self) -> None:
         self._items: dict[int, bytes] = {}
@@ -191,7 +190,7 @@ class FwCfg:
         """Guest writes to the data port: accepted and dropped (QEMU 2.4 and later)."""
 
     # --- I/O plumbing -------------------------------------------------------------------------
-    def handle_io(self, ex: IoExit) -> None:
+    def handle_io(self, ex: PortAccess) -> None:
         # QEMU decodes 0x510-0x511 as one window and tells the registers apart by access width,
         # not by port: a 16-bit write selects, a byte write is a (dropped) data write, a byte
         # read returns the next data byte. Other widths are invalid there; reads of them get 0.
@@ -205,8 +204,8 @@ class FwCfg:
         else:
             ex.value = 0
 
-    def install(self, machine: PlatformHost, base: int = SELECTOR_PORT) -> None:
-        machine.on_io(base, PORT_COUNT, self.handle_io)
+    def regions(self) -> Sequence[Region]:
+        return (Region("io", SELECTOR_PORT, PORT_COUNT, self.handle_io),)
 
 
 def e820_table(entries: list[tuple[int, int, int]]) -> bytes:

@@ -11,14 +11,11 @@ initialise it do not hang. No key is ever pressed and IRQ 1 / IRQ 12 are never r
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
+from vmm.devices.protocol import PortAccess, Region
 from vmm.errors import ExitStatus
-from vmm.kvm.exits import IoExit
 from vmm.verdict import Stop, Verdict
-
-if TYPE_CHECKING:
-    from vmm.devices.host import PlatformHost
 
 DATA_PORT = 0x60
 COMMAND_PORT = 0x64  # writes: controller command; reads: status
@@ -93,6 +90,8 @@ PORT_A_RESET_REASON = "guest reset the machine through port 0x92 (-no-reboot)"
 
 class I8042:
     """The controller's registers, its pending-command latch and the output queue."""
+
+    name = "i8042"
 
     def __init__(self) -> None:
         self.status = STAT_SYS | STAT_UNLOCKED  # as left by a BIOS that ran the self-test
@@ -205,8 +204,8 @@ class I8042:
             self._push(KBD_ACK, aux=True)
 
     # --- I/O plumbing -------------------------------------------------------------------------
-    def handle_io(self, ex: IoExit) -> Verdict:
-        if ex.port == COMMAND_PORT:
+    def handle_io(self, ex: PortAccess) -> Verdict:
+        if ex.offset == COMMAND_PORT - DATA_PORT:
             if ex.is_write:
                 return self.write_command(ex.value)
             ex.value = self.read_status()
@@ -216,13 +215,18 @@ class I8042:
             ex.value = self.read_data()
         return None
 
-    def install(self, machine: PlatformHost) -> None:
-        machine.on_io(DATA_PORT, 1, self.handle_io)
-        machine.on_io(COMMAND_PORT, 1, self.handle_io)
+    def regions(self) -> Sequence[Region]:
+        # two one-port windows of one device: offsets count from the data port
+        return (
+            Region("io", DATA_PORT, 1, self.handle_io),
+            Region("io", COMMAND_PORT, 1, self.handle_io, base=DATA_PORT),
+        )
 
 
 class PortA:
     """System Control Port A: bit 0 is a fast CPU reset, bit 1 the fast A20 gate."""
+
+    name = "port92"
 
     def __init__(self) -> None:
         self.value = 0  # QEMU's reset value
@@ -236,11 +240,11 @@ class PortA:
     def read(self) -> int:
         return self.value
 
-    def handle_io(self, ex: IoExit) -> Verdict:
+    def handle_io(self, ex: PortAccess) -> Verdict:
         if ex.is_write:
             return self.write(ex.value)
         ex.value = self.read()
         return None
 
-    def install(self, machine: PlatformHost) -> None:
-        machine.on_io(PORT_A, 1, self.handle_io)
+    def regions(self) -> Sequence[Region]:
+        return (Region("io", PORT_A, 1, self.handle_io),)

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-from vmm.kvm.exits import IoExit
+from collections.abc import Sequence
+
+from vmm.devices.protocol import PortAccess, Region
+from vmm.errors import ConfigError
 from vmm.verdict import Stop, Verdict
+
+DEFAULT_IOBASE = 0xF4  # what kvm-unit-tests and most runners pass (QEMU's own default is 0x501)
+DEFAULT_IOSIZE = 4
 
 
 class IsaDebugExit:
-    def handle_io(self, ex: IoExit) -> Verdict:
+    name = "isa-debug-exit"
+
+    def __init__(self, iobase: int = DEFAULT_IOBASE, iosize: int = DEFAULT_IOSIZE) -> None:
+        # QEMU accepts only these widths (its memory region is 1, 2 or 4 bytes wide)
+        if iosize not in (1, 2, 4):
+            raise ConfigError(f"isa-debug-exit iosize {iosize:#x} must be 1, 2 or 4")
+        if not 0 <= iobase <= 0x10000 - iosize:
+            raise ConfigError(f"isa-debug-exit iobase {iobase:#x} with iosize {iosize} does not fit in ports 0-0xffff")
+        self.iobase = iobase
+        self.iosize = iosize
+
+    def regions(self) -> Sequence[Region]:
+        return (Region("io", self.iobase, self.iosize, self.handle_io),)
+
+    def handle_io(self, ex: PortAccess) -> Verdict:
         if not ex.is_write:
             ex.value = 0xFFFFFFFF
             return None

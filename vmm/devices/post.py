@@ -12,12 +12,9 @@ for the registers it maps; no DMA transfer ever takes place.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
-from vmm.kvm.exits import IoExit
-
-if TYPE_CHECKING:
-    from vmm.devices.host import PlatformHost
+from vmm.devices.protocol import PortAccess, Region
 
 POST_PORT = 0x80
 DELAY_PORT = 0xED
@@ -27,6 +24,8 @@ PAGE_COUNT = 15  # 0x81-0x8f
 
 class PostPorts:
     """Sinks for POST codes and I/O delays; the codes are kept for tests and debugging."""
+
+    name = "post"
 
     def __init__(self, keep: int = 64) -> None:
         self.codes: list[int] = []  # the most recent POST codes written to port 0x80
@@ -43,19 +42,20 @@ class PostPorts:
     def read(self, port: int) -> int:
         return 0xFF
 
-    def handle_io(self, ex: IoExit) -> None:
+    def handle_io(self, ex: PortAccess) -> None:
         if ex.is_write:
             self.write(ex.port, ex.value)
         else:
             ex.value = 0xFFFFFFFF  # every byte of a wider read is 0xff as well
 
-    def install(self, machine: PlatformHost) -> None:
-        machine.on_io(POST_PORT, 1, self.handle_io)
-        machine.on_io(DELAY_PORT, 1, self.handle_io)
+    def regions(self) -> Sequence[Region]:
+        return (Region("io", POST_PORT, 1, self.handle_io), Region("io", DELAY_PORT, 1, self.handle_io))
 
 
 class DmaPageRegisters:
     """Fifteen byte latches at 0x81-0x8f."""
+
+    name = "dma-page-registers"
 
     def __init__(self) -> None:
         self.regs = bytearray(PAGE_COUNT)
@@ -66,7 +66,7 @@ class DmaPageRegisters:
     def read(self, port: int) -> int:
         return self.regs[port - PAGE_FIRST]
 
-    def handle_io(self, ex: IoExit) -> None:
+    def handle_io(self, ex: PortAccess) -> None:
         # a wide access covers consecutive registers, low byte first; bytes past 0x8f float high
         if ex.is_write:
             for i in range(ex.size):
@@ -79,5 +79,5 @@ class DmaPageRegisters:
                 value |= (self.read(port) if port < PAGE_FIRST + PAGE_COUNT else 0xFF) << (8 * i)
             ex.value = value
 
-    def install(self, machine: PlatformHost) -> None:
-        machine.on_io(PAGE_FIRST, PAGE_COUNT, self.handle_io)
+    def regions(self) -> Sequence[Region]:
+        return (Region("io", PAGE_FIRST, PAGE_COUNT, self.handle_io),)

@@ -17,17 +17,9 @@ or dword covering 0xe9) do.
 
 from __future__ import annotations
 
-import errno
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
-from kvm_abi import constants as c
-from kvm_abi import ffi, libc
-from vmm.errors import ConfigError, KvmCallFailed
-from vmm.kvm.exits import IoExit, MmioExit
-
-if TYPE_CHECKING:
-    from vmm.devices.host import PlatformHost
+from vmm.devices.protocol import MmioAccess, PortAccess, Region
 
 IOPORT = 0xE0
 FLUSH_PORT = 0xE4
@@ -51,6 +43,8 @@ def _lane_mask(offset: int, size: int) -> tuple[int, int]:
 
 class PcTestdev:
     """The scratch register, the device memory, and the two actions (IRQ lines, page flush)."""
+
+    name = "pc-testdev"
 
     def __init__(self, irq_line: IrqLine, flush_page: FlushPage | None = None) -> None:
         self.irq_line = irq_line
@@ -96,15 +90,29 @@ class PcTestdev:
         self.iomem[offset : offset + len(data)] = data
 
     # --- I/O plumbing -------------------------------------------------------------------------
-    def handle_io(self, ex: IoExit) -> None:
-        port = ex.port
-        if IRQ_BASE <= port < IRQ_BASE + IRQ_COUNT:
-            # the IRQ ports take single bytes only, and read as 0
-            if not ex.is_write:
-                ex.value = 0
-            elif ex.size == 1:
-                self.set_irq(port - IRQ_BASE, ex.value & 0xFF)
-        elif FLUSH_PORT <= port < FLUSH_PORT + 4:
+    def regions(self) -> Sequence[Region]:
+        window = [Region("io", IOPORT, 8, self.handle_io)]  # the scratch register and the flush port
+        window += [
+            Region("io", port, 1, self.handle_io, base=IOPORT)
+            for port in range(IOPORT_BYTE, IOPORT_BYTE + 4)
+            if port != DEBUGCON_PORT
+        ]
+        return (
+            *window,
+            Region("io", IRQ_BASE, IRQ_COUNT, self.handle_irq_port),
+            Region("mmio", IOMEM_BASE, IOMEM_SIZE, self.handle_mmio),
+        )
+
+    def handle_irq_port(self, ex: PortAccess) -> None:
+        # the IRQ ports take single bytes only, and read as 0
+        if not ex.is_write:
+            ex.value = 0
+        elif ex.size == 1:
+            self.set_irq(ex.offset, ex.value & 0xFF)
+
+    def handle_io(self, ex: PortAccess) -> None:
+        port = IOPORT + ex.offset
+        if FLUSH_PORT <= port < FLUSH_PORT + 4:
             if not ex.is_write:
                 ex.value = 0
             elif ex.size == 4 and port == FLUSH_PORT:
@@ -119,59 +127,8 @@ class PcTestdev:
         else:
             ex.value = self.read_reg_bytes(port - IOPORT_BYTE, ex.size)
 
-    def handle_mmio(self, ex: MmioExit) -> None:
-        offset = ex.address - IOMEM_BASE
+    def handle_mmio(self, ex: MmioAccess) -> None:
         if ex.is_write:
-            self.write_mem(offset, ex.data)
+            self.write_mem(ex.offset, ex.data)
         else:
-            ex.data = self.read_mem(offset, ex.length)
-
-    def install(self, machine: PlatformHost) -> None:
-        if machine.memory.contains(IOMEM_BASE) or machine.memory.contains(IOMEM_BASE + IOMEM_SIZE - 1):
-            raise ConfigError(f"pc-testdev's memory at {IOMEM_BASE:#x} lies inside guest RAM; use less RAM")
-        machine.on_io(IOPORT, 8, self.handle_io)  # the scratch register and the flush port
-        for port in range(IOPORT_BYTE, IOPORT_BYTE + 4):
-            if port != DEBUGCON_PORT:
-                machine.on_io(port, 1, self.handle_io)
-        machine.on_io(IRQ_BASE, IRQ_COUNT, self.handle_io)
-        machine.on_mmio(IOMEM_BASE, IOMEM_SIZE, self.handle_mmio)
-
-
-def vm_irq_line(machine: PlatformHost) -> IrqLine:
-    """An IRQ callback that asks the VM's in-kernel irqchip (KVM_IRQ_LINE) when it fires.
-
-    The VM's method is looked up at each call, so the device can be installed before (or on a VM
-    without) an irqchip; a guest raising a line then gets a one-time note instead of a failure
-    (KVM answers ENXIO when there is no irqchip to take the line).
-    """
-    warned = False
-
-    def irq_line(irq: int, level: int) -> None:
-        nonlocal warned
-        fn = getattr(machine.vm, "irq_line", None)
-        try:
-            if fn is not None:
-                fn(irq, level)
-                return
-        except KvmCallFailed as e:
-            if e.errno != errno.ENXIO:
-                raise
-        if not warned:
-            warned = True
-            machine.log.write(f"pyvmm: pc-testdev: IRQ {irq} set to {level}, but this VM has no irqchip\n")
-
-    return irq_line
-
-
-def host_flush_page(machine: PlatformHost) -> FlushPage:
-    """Drop and restore the host mapping of a guest page, as QEMU does: the mprotect() pair makes
-    the kernel zap KVM's translations of it, so the guest's next access is a fresh fault."""
-
-    def flush_page(gpa: int) -> None:
-        if not machine.memory.contains(gpa, PAGE):
-            return
-        addr = ffi.cast("void *", machine.memory.host_address(gpa))
-        libc.mprotect(addr, PAGE, c.PROT_NONE)
-        libc.mprotect(addr, PAGE, c.PROT_READ | c.PROT_WRITE)
-
-    return flush_page
+            ex.data = self.read_mem(ex.offset, ex.length)

@@ -4,9 +4,10 @@ side reads from a byte queue the host can fill (`feed`)."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 from vmm.devices.console import Console
-from vmm.kvm.exits import IoExit
+from vmm.devices.protocol import PortAccess, Region
 
 # register offsets
 RBR_THR, IER, IIR_FCR, LCR, MCR, LSR, MSR, SCR = range(8)
@@ -17,6 +18,8 @@ IIR_NONE, IIR_FIFO = 0x01, 0xC0
 
 
 class Uart16550:
+    name = "isa-serial"
+
     def __init__(self, console: Console, base: int = 0x3F8) -> None:
         self.console = console
         self.base = base
@@ -37,8 +40,11 @@ class Uart16550:
     def feed(self, data: bytes) -> None:
         self.rx.extend(data)
 
-    def handle_io(self, ex: IoExit) -> None:
-        reg = ex.port - self.base
+    def regions(self) -> Sequence[Region]:
+        return (Region("io", self.base, 8, self.handle_io),)
+
+    def handle_io(self, ex: PortAccess) -> None:
+        reg = ex.offset
         if ex.is_write:
             self._writers[reg](ex.value & 0xFF)
         else:

@@ -3,21 +3,24 @@
 Layout (64 bytes, little-endian):
     u32 magic ('UCAL'), u32 cmd, u64 args[4], u64 file, u64 msg, u32 line, i32 result
 Every pointer in it is checked against guest RAM before it is read; a bad call is reported and
-ignored (or stops the run under --strict), it never reaches a handler half-checked.
+ignored (or stops the run under --strict), it never reaches a handler half-checked. Only the
+documented access is a call: a 32-bit OUT to the port's first byte. A struct that is refused as a
+whole (outside RAM, bad magic) is not written to; one whose own fields point outside RAM gets
+`result = -EFAULT`, since it is a ucall the guest can be answered through.
 """
 
 from __future__ import annotations
 
 import errno
 import struct
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from vmm.devices.console import Console
+from vmm.devices.notices import GuestNotices
+from vmm.devices.protocol import PortAccess, Region
 from vmm.errors import ExitStatus, GuestMemoryError
-from vmm.kvm.exits import IoExit
 from vmm.verdict import Stop, Verdict
 
 if TYPE_CHECKING:
@@ -64,11 +67,16 @@ UcallHandler = Callable[[Ucall], Verdict]
 
 
 class UcallPort:
-    def __init__(self, memory: GuestMemory, console: Console, strict: bool = False, log: TextIO = sys.stderr) -> None:
+    name = "ucall"
+
+    def __init__(
+        self, memory: GuestMemory, console: Console, notices: GuestNotices, *, strict: bool = False, port: int = 0x1000
+    ) -> None:
         self.memory = memory
         self.console = console
         self.strict = strict
-        self.log = log
+        self.notices = notices
+        self.port = port
         self.handlers: dict[int, UcallHandler] = {
             SYNC: lambda u: None,
             DONE: lambda u: Stop(ExitStatus.OK, "guest signalled DONE"),
@@ -83,16 +91,26 @@ class UcallPort:
     def string(self, ptr: int) -> str:
         return "" if ptr == 0 else self.memory.read_cstring(ptr)
 
-    def handle_io(self, ex: IoExit) -> Verdict:
+    def regions(self) -> Sequence[Region]:
+        return (Region("io", self.port, 4, self.handle_io),)
+
+    def handle_io(self, ex: PortAccess) -> Verdict:
         if not ex.is_write:
             ex.value = 0xFFFFFFFF
             return None
+        if ex.offset != 0 or ex.size != 4:
+            what = f"{8 * ex.size}-bit write to port {ex.port:#x}"
+            return self._reject(None, f"{what} (a ucall is a 32-bit OUT to {self.port:#x})")
         gpa = ex.value
         try:
-            magic, cmd, a0, a1, a2, a3, file_ptr, msg_ptr, line, _ = LAYOUT.unpack(self.memory.read(gpa, SIZE))
-            if magic != MAGIC:
-                raise GuestMemoryError(f"ucall at {gpa:#x} has bad magic {magic:#x}")
-            call = Ucall(gpa, cmd, [a0, a1, a2, a3], file_ptr, msg_ptr, line, ex.vcpu.index)
+            raw = self.memory.read(gpa, SIZE)
+        except GuestMemoryError as e:
+            return self._reject(gpa, str(e))
+        magic, cmd, a0, a1, a2, a3, file_ptr, msg_ptr, line, _ = LAYOUT.unpack(raw)
+        if magic != MAGIC:
+            return self._reject(gpa, f"bad magic {magic:#x}")
+        try:
+            call = Ucall(gpa, cmd, [a0, a1, a2, a3], file_ptr, msg_ptr, line, ex.vcpu_index)
             if cmd == SYNC:
                 self.syncs.append((a0, a1))
             handler = self.handlers.get(cmd)
@@ -106,12 +124,12 @@ class UcallPort:
             struct.pack_into("<i", buf, RESULT_OFFSET, call.result)
             return verdict
         except GuestMemoryError as e:
-            if self.memory.contains(gpa, SIZE):  # the struct itself is readable: tell the guest
-                struct.pack_into("<i", self.memory.view(gpa, SIZE), RESULT_OFFSET, -errno.EFAULT)
+            # the struct itself is a ucall the guest can be answered through
+            struct.pack_into("<i", self.memory.view(gpa, SIZE), RESULT_OFFSET, -errno.EFAULT)
             return self._reject(gpa, str(e))
 
-    def _reject(self, gpa: int, why: str) -> Verdict:
-        self.log.write(f"pyvmm: rejected ucall at {gpa:#x}: {why}\n")
+    def _reject(self, gpa: int | None, why: str) -> Verdict:
+        self.notices.say(f"rejected ucall at {gpa:#x}: {why}" if gpa is not None else f"rejected ucall: {why}")
         if self.strict:
             return Stop(ExitStatus.BAD_GUEST_REQUEST, f"bad ucall from guest: {why}", fatal=True)
         return None

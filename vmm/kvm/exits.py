@@ -12,14 +12,28 @@ through `ForeignExit`; a number pyvmm does not know at all becomes `Unknown`, ne
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from kvm_abi import exits as ke
 from kvm_abi import ffi
 from kvm_abi.constants import KVM_PIO_PAGE_OFFSET
 
-if TYPE_CHECKING:
-    from vmm.kvm.vcpu import Vcpu
+
+class ExitingVcpu(Protocol):
+    """What an exit view, and a handler holding one, may ask of the vCPU it came from
+    (`vmm.kvm.vcpu.Vcpu` is the real one; code that needs more holds the Vcpu itself)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def kvm_run(self) -> Any: ...
+    @property
+    def sync_regs(self) -> bool: ...
+    def synced_rip(self) -> int | None: ...
+    def get_regs(self) -> Any: ...
+    def set_regs(self, regs: Any) -> None: ...
+    def get_sregs(self) -> Any: ...
+    def set_sregs(self, sregs: Any) -> None: ...
 
 _U = {1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *", 8: "uint64_t *"}
 _PIO_DATA_OFFSET = KVM_PIO_PAGE_OFFSET * 4096
@@ -34,9 +48,13 @@ class Exit:
     reason: ClassVar[int] = -1
     name: ClassVar[str] = "?"
 
-    def __init__(self, vcpu: Vcpu, run: Any) -> None:
+    def __init__(self, vcpu: ExitingVcpu, run: Any) -> None:
         self.vcpu = vcpu
         self._run = run
+
+    @property
+    def vcpu_index(self) -> int:
+        return self.vcpu.index
 
     @property
     def rip(self) -> int | None:
@@ -63,17 +81,17 @@ class IoExit(Exit):
     """KVM_EXIT_IO: a port access. `port`, `size`, `count` and `is_write` are decoded once per exit
     (`load`); `value` reads or writes the datum of element `index` (string I/O has `count` > 1)."""
 
-    __slots__ = ("_data", "_page", "_typed", "count", "index", "is_write", "port", "size")
+    __slots__ = ("_data", "_page", "_typed", "count", "index", "is_write", "offset", "port", "size")
     reason = ke.KVM_EXIT_IO
     name = "IO"
 
-    def __init__(self, vcpu: Vcpu, run: Any) -> None:
+    def __init__(self, vcpu: ExitingVcpu, run: Any) -> None:
         super().__init__(vcpu, run)
         # KVM always puts port data at the same offset; typed pointers to it are made once
         base = ffi.cast("char *", run)
         self._typed = {n: ffi.cast(t, base + _PIO_DATA_OFFSET) for n, t in _U.items()}
         self._page = ffi.buffer(base, _IO_OFFSET + _IO_FIELDS.size)
-        self.port = self.size = self.count = self.index = 0
+        self.port = self.size = self.count = self.index = self.offset = 0
         self.is_write = False
         self._data: Any = self._typed[1]
 
@@ -109,13 +127,14 @@ class IoExit(Exit):
 class MmioExit(Exit):
     """KVM_EXIT_MMIO: an access to guest-physical memory that no writable memslot backs."""
 
-    __slots__ = ("_mmio",)
+    __slots__ = ("_mmio", "offset")
     reason = ke.KVM_EXIT_MMIO
     name = "MMIO"
 
-    def __init__(self, vcpu: Vcpu, run: Any) -> None:
+    def __init__(self, vcpu: ExitingVcpu, run: Any) -> None:
         super().__init__(vcpu, run)
         self._mmio = run.mmio
+        self.offset = 0  # address - the base of the device the router found
 
     @property
     def address(self) -> int:
@@ -475,7 +494,7 @@ class ForeignExit(Exit):
     __slots__ = ("_reason",)
     name = "FOREIGN_ARCH"
 
-    def __init__(self, vcpu: Vcpu, run: Any, reason: int) -> None:
+    def __init__(self, vcpu: ExitingVcpu, run: Any, reason: int) -> None:
         super().__init__(vcpu, run)
         self._reason = reason
 
@@ -493,7 +512,7 @@ class Unknown(Exit):
     __slots__ = ("_reason",)
     name = "UNKNOWN_REASON"
 
-    def __init__(self, vcpu: Vcpu, run: Any, reason: int) -> None:
+    def __init__(self, vcpu: ExitingVcpu, run: Any, reason: int) -> None:
         super().__init__(vcpu, run)
         self._reason = reason
 
@@ -539,7 +558,7 @@ X86_EXIT_TYPES: dict[int, type[Exit]] = {
 }
 
 
-def make_view(vcpu: Vcpu, run: Any, reason: int) -> Exit:
+def make_view(vcpu: ExitingVcpu, run: Any, reason: int) -> Exit:
     """The view object for `reason`; called once per reason per vCPU, not per exit."""
     cls = X86_EXIT_TYPES.get(reason)
     if cls is not None:

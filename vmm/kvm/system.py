@@ -7,9 +7,10 @@ import os
 from typing import Any
 
 from kvm_abi import caps, ioctls
-from kvm_abi.constants import KVM_API_VERSION
-from vmm.errors import KvmUnavailable
+from kvm_abi.constants import KVM_API_VERSION, KVM_SYNC_X86_REGS
+from vmm.errors import KvmCallFailed, KvmUnavailable
 from vmm.kvm.calls import NULL, as_arg, ioctl, new, raw_ioctl
+from vmm.kvm.vm import Vm
 
 MAX_CPUID_ENTRIES = 256
 
@@ -64,18 +65,15 @@ class Kvm:
                     n *= 2
                     continue
                 if rc < 0:
-                    from vmm.errors import KvmCallFailed
-
                     raise KvmCallFailed("KVM_GET_SUPPORTED_CPUID", -rc)
                 break
             self._cpuid = cpuid
         return self._cpuid
 
-    def create_vm(self) -> Any:
-        from vmm.kvm.vm import Vm
-
+    def create_vm(self) -> Vm:
         fd = ioctl(self.fd, ioctls.KVM_CREATE_VM, as_arg(0), "KVM_CREATE_VM")
-        return Vm(self, fd)
+        sync = self.check_extension(caps.KVM_CAP_SYNC_REGS) & KVM_SYNC_X86_REGS != 0
+        return Vm(fd, vcpu_mmap_size=self.vcpu_mmap_size, sync_regs=sync)
 
 
 # The capabilities pyvmm relies on or reports in `pyvmm info`.

@@ -1,45 +1,64 @@
-"""`Vcpu`: one vCPU file descriptor, its shared `kvm_run` page, registers and the run call."""
+"""`Vcpu`: one vCPU file descriptor, its shared `kvm_run` page, and every call made on it.
+
+This class is the only code in pyvmm that enters KVM_RUN or issues a vCPU ioctl. Its run
+contract, which every caller relies on:
+
+- `run()` returns the typed view of the exit. A signal (EINTR) or KVM's EAGAIN comes back as an
+  `IntrExit`; `-EFAULT` with `KVM_EXIT_MEMORY_FAULT` as a `MemoryFaultExit`; any other failure
+  raises `KvmCallFailed` naming the vCPU.
+- `run_immediate()` enters with `immediate_exit` set, so KVM completes what it has pending for the
+  current instruction (the next MMIO fragment of one store, the write half of a read-modify-write)
+  without running a new guest instruction: an `IntrExit` says there was nothing left.
+- `borrowed_immediate_exit()` is the one place that borrows the flag: a kick that raced with the
+  borrower (a stop, a pause, a protection change from another thread) survives it.
+- `step()` runs exactly one guest instruction by KVM's single-step, where the host supports it.
+- `request_stop()` is the kick: async-signal-safe, one byte store plus a counter.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING, Any
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from kvm_abi import caps, constants, ffi, ioctls, libc
-from vmm.errors import KvmCallFailed, PyvmmError
+from kvm_abi import constants, ffi, ioctls, libc
+from kvm_abi import exits as ke
+from vmm.errors import KvmCallFailed, KvmSetupError
 from vmm.kvm.calls import NULL, cast, ioctl, new
 from vmm.kvm.exits import Exit, make_view
 
-if TYPE_CHECKING:
-    from vmm.kvm.vm import Vm
-
 _VIEW_TABLE_SIZE = 64  # exit reasons below this get a preallocated view
+_MAX_MSRS = 1024  # more MSRs than KVM lists as saveable on any host seen
 
 
 class Vcpu:
-    def __init__(self, vm: Vm, fd: int, index: int) -> None:
-        self.vm = vm
+    def __init__(self, fd: int, index: int, mmap_size: int, *, sync_regs: bool) -> None:
         self.fd = fd
         self.index = index
-        size = vm.kvm.vcpu_mmap_size
-        ptr = libc.mmap(NULL, size, constants.PROT_READ | constants.PROT_WRITE, constants.MAP_SHARED, fd, 0)
+        ptr = libc.mmap(NULL, mmap_size, constants.PROT_READ | constants.PROT_WRITE, constants.MAP_SHARED, fd, 0)
         if int(ffi.cast("uintptr_t", ptr)) == constants.MAP_FAILED:
             os.close(fd)
-            raise PyvmmError(f"cannot map the kvm_run page of vCPU {index} (errno {ffi.errno})")
+            raise KvmSetupError(f"cannot map the kvm_run page of vCPU {index} (errno {ffi.errno})")
         self._run_ptr = ptr
-        self._run_size = size
+        self._run_size = mmap_size
         self.kvm_run: Any = cast("struct kvm_run *", ptr)
         # RIP on every exit without an ioctl: ask KVM to mirror the GPRs into kvm_run.
-        self.sync_regs = vm.kvm.check_extension(caps.KVM_CAP_SYNC_REGS) & constants.KVM_SYNC_X86_REGS != 0
-        if self.sync_regs:
+        self.sync_regs = sync_regs
+        if sync_regs:
             self.kvm_run.kvm_valid_regs = constants.KVM_SYNC_X86_REGS
         self._sync_gprs = self.kvm_run.s.regs.regs
         self._views: list[Exit] = [make_view(self, self.kvm_run, r) for r in range(_VIEW_TABLE_SIZE)]
         # views whose common fields are decoded on every exit (I/O: read by every port handler)
         self._loaders: list[Any] = [getattr(v, "load", None) for v in self._views]
+        self._intr = self._views[ke.KVM_EXIT_INTR]
         self._run_request = ioctls.KVM_RUN
         self._ioctl = libc.ioctl
+        self.kick_signal: int | None = None  # the signal that kicks this vCPU out of KVM_RUN
+        self._guest_debug = 0  # the KVM_SET_GUEST_DEBUG control last set
+        self._debugreg: list[int] = []
         self.exits = 0
         self.kicks = 0
 
@@ -51,12 +70,9 @@ class Vcpu:
 
     # --- running -------------------------------------------------------------------------
     def run(self) -> Exit:
-        """One KVM_RUN; returns the typed view of the exit. A pending signal gives an `IntrExit`."""
+        """One KVM_RUN; the typed view of the exit (see the module docstring for the contract)."""
         if self._ioctl(self.fd, self._run_request, NULL) < 0:
-            err = ffi.errno
-            if err not in (errno.EINTR, errno.EAGAIN):
-                raise KvmCallFailed(f"KVM_RUN on vCPU {self.index}", err)
-            self.kvm_run.exit_reason = 10  # KVM_EXIT_INTR: KVM leaves the reason stale on EAGAIN
+            return self._failed_run()
         self.exits += 1
         reason = self.kvm_run.exit_reason
         if reason < _VIEW_TABLE_SIZE:
@@ -65,6 +81,44 @@ class Vcpu:
                 load()
             return self._views[reason]
         return make_view(self, self.kvm_run, reason)
+
+    def _failed_run(self) -> Exit:
+        err = ffi.errno
+        self.exits += 1
+        if err in (errno.EINTR, errno.EAGAIN):
+            if err == errno.EINTR and self.kick_signal is not None:
+                # the kick is blocked outside KVM_RUN and let through inside it: take it off the
+                # thread's pending set, or the next KVM_RUN would return at once again
+                signal.sigtimedwait({self.kick_signal}, 0)
+            # KVM leaves exit_reason stale on EAGAIN and on an immediate exit: say what happened
+            self.kvm_run.exit_reason = ke.KVM_EXIT_INTR
+            return self._intr
+        if err == errno.EFAULT and self.kvm_run.exit_reason == ke.KVM_EXIT_MEMORY_FAULT:
+            return self._views[ke.KVM_EXIT_MEMORY_FAULT]
+        self.exits -= 1
+        raise KvmCallFailed(f"KVM_RUN on vCPU {self.index}", err)
+
+    def run_immediate(self) -> Exit:
+        """One KVM_RUN that runs no new guest instruction: the rest of the current one, if KVM
+        has any of it pending, else an `IntrExit`."""
+        with self.borrowed_immediate_exit():
+            return self.run()
+
+    @contextmanager
+    def borrowed_immediate_exit(self) -> Iterator[None]:
+        """Set immediate_exit for the body. A stop request that was pending before, or arrives
+        during the body, stays pending afterwards: cleared first and checked after, so a kick
+        racing with the restore survives too."""
+        run = self.kvm_run
+        kicks = self.kicks
+        was_set = bool(run.immediate_exit)
+        run.immediate_exit = 1
+        try:
+            yield
+        finally:
+            run.immediate_exit = 0
+            if was_set or self.kicks != kicks:
+                run.immediate_exit = 1
 
     def request_stop(self) -> None:
         """Make the current or next KVM_RUN return at once (async-signal-safe: one byte store).
@@ -75,47 +129,117 @@ class Vcpu:
     def clear_stop(self) -> None:
         self.kvm_run.immediate_exit = 0
 
-    def restore_stop(self, kicks_before: int, keep: bool = False) -> None:
-        """After borrowing immediate_exit: clear it, unless `keep` or a request came since
-        `kicks_before`. Cleared first and checked after, so a request racing with this survives."""
-        self.kvm_run.immediate_exit = 0
-        if keep or self.kicks != kicks_before:
-            self.kvm_run.immediate_exit = 1
+    @property
+    def stop_pending(self) -> bool:
+        return bool(self.kvm_run.immediate_exit)
+
+    def step(self) -> Exit:
+        """Run one guest instruction with KVM's single-step and return the exit that ends it: a
+        `DebugExit` when the host reports the step, or whatever exit the instruction caused.
+        The guest-debug state from before is put back. Pending kicks are left pending: an
+        `IntrExit` means the step did not start."""
+        control, debugreg = self._guest_debug, list(self._debugreg)
+        self.set_guest_debug(control | constants.KVM_GUESTDBG_ENABLE | constants.KVM_GUESTDBG_SINGLESTEP, debugreg)
+        try:
+            return self.run()
+        finally:
+            self.set_guest_debug(control, debugreg)
+
+    def set_signal_mask(self, blocked: set[int], *, kick: int | None = None) -> None:
+        """KVM_SET_SIGNAL_MASK: the signals blocked while this vCPU is inside KVM_RUN (the
+        thread's own mask applies everywhere else). `kick` names the signal that interrupts
+        KVM_RUN and is otherwise blocked: `run()` consumes it when it returns EINTR."""
+        bits = 0
+        for sig in blocked:
+            bits |= 1 << (int(sig) - 1)
+        # the kernel's sigset_t is 64 bits on x86-64: `len` is 8 and the bits follow it
+        mask = new("struct kvm_signal_mask *", {"len": 8, "sigset": 8})
+        for i, b in enumerate(bits.to_bytes(8, "little")):
+            mask.sigset[i] = b
+        self._set(ioctls.KVM_SET_SIGNAL_MASK, mask, "KVM_SET_SIGNAL_MASK")
+        self.kick_signal = kick
 
     def synced_rip(self) -> int | None:
         return int(self._sync_gprs.rip) if self.sync_regs else None
 
     # --- registers -----------------------------------------------------------------------
+    def _get(self, ctype: str, request: int, name: str) -> Any:
+        obj = new(ctype)
+        ioctl(self.fd, request, obj, f"{name} on vCPU {self.index}")
+        return obj
+
+    def _set(self, request: int, obj: Any, name: str) -> None:
+        ioctl(self.fd, request, obj, f"{name} on vCPU {self.index}")
+
     def get_regs(self) -> Any:
-        regs = new("struct kvm_regs *")
-        ioctl(self.fd, ioctls.KVM_GET_REGS, regs, "KVM_GET_REGS")
-        return regs
+        return self._get("struct kvm_regs *", ioctls.KVM_GET_REGS, "KVM_GET_REGS")
 
     def set_regs(self, regs: Any) -> None:
-        ioctl(self.fd, ioctls.KVM_SET_REGS, regs, "KVM_SET_REGS")
+        self._set(ioctls.KVM_SET_REGS, regs, "KVM_SET_REGS")
 
     def get_sregs(self) -> Any:
-        sregs = new("struct kvm_sregs *")
-        ioctl(self.fd, ioctls.KVM_GET_SREGS, sregs, "KVM_GET_SREGS")
-        return sregs
+        return self._get("struct kvm_sregs *", ioctls.KVM_GET_SREGS, "KVM_GET_SREGS")
 
     def set_sregs(self, sregs: Any) -> None:
-        ioctl(self.fd, ioctls.KVM_SET_SREGS, sregs, "KVM_SET_SREGS")
+        self._set(ioctls.KVM_SET_SREGS, sregs, "KVM_SET_SREGS")
 
     def get_fpu(self) -> Any:
-        fpu = new("struct kvm_fpu *")
-        ioctl(self.fd, ioctls.KVM_GET_FPU, fpu, "KVM_GET_FPU")
-        return fpu
+        return self._get("struct kvm_fpu *", ioctls.KVM_GET_FPU, "KVM_GET_FPU")
 
     def set_fpu(self, fpu: Any) -> None:
-        ioctl(self.fd, ioctls.KVM_SET_FPU, fpu, "KVM_SET_FPU")
+        self._set(ioctls.KVM_SET_FPU, fpu, "KVM_SET_FPU")
+
+    def get_xsave(self) -> Any:
+        return self._get("struct kvm_xsave *", ioctls.KVM_GET_XSAVE, "KVM_GET_XSAVE")
+
+    def set_xsave(self, xsave: Any) -> None:
+        self._set(ioctls.KVM_SET_XSAVE, xsave, "KVM_SET_XSAVE")
+
+    def get_xcrs(self) -> Any:
+        return self._get("struct kvm_xcrs *", ioctls.KVM_GET_XCRS, "KVM_GET_XCRS")
+
+    def set_xcrs(self, xcrs: Any) -> None:
+        self._set(ioctls.KVM_SET_XCRS, xcrs, "KVM_SET_XCRS")
+
+    def get_debugregs(self) -> Any:
+        return self._get("struct kvm_debugregs *", ioctls.KVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS")
+
+    def set_debugregs(self, dregs: Any) -> None:
+        self._set(ioctls.KVM_SET_DEBUGREGS, dregs, "KVM_SET_DEBUGREGS")
+
+    def get_lapic(self) -> Any:
+        return self._get("struct kvm_lapic_state *", ioctls.KVM_GET_LAPIC, "KVM_GET_LAPIC")
+
+    def set_lapic(self, lapic: Any) -> None:
+        self._set(ioctls.KVM_SET_LAPIC, lapic, "KVM_SET_LAPIC")
+
+    def get_vcpu_events(self) -> Any:
+        return self._get("struct kvm_vcpu_events *", ioctls.KVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS")
+
+    def set_vcpu_events(self, ev: Any) -> None:
+        self._set(ioctls.KVM_SET_VCPU_EVENTS, ev, "KVM_SET_VCPU_EVENTS")
+
+    def get_mp_state(self) -> int:
+        """KVM_GET_MP_STATE: runnable, halted, waiting for INIT/SIPI, ..."""
+        state = self._get("struct kvm_mp_state *", ioctls.KVM_GET_MP_STATE, "KVM_GET_MP_STATE")
+        return int(state.mp_state)
+
+    def set_mp_state(self, mp_state: int) -> None:
+        state = new("struct kvm_mp_state *")
+        state.mp_state = mp_state
+        self._set(ioctls.KVM_SET_MP_STATE, state, "KVM_SET_MP_STATE")
+
+    def runnable(self) -> bool:
+        """Whether the vCPU executes instructions (not halted, not waiting for INIT/SIPI)."""
+        return self.get_mp_state() == constants.KVM_MP_STATE_RUNNABLE
 
     def get_msrs(self, indices: list[int]) -> dict[int, int]:
+        """The values of `indices`; KVM stops at the first MSR it refuses, which is left out."""
         msrs = new("struct kvm_msrs *", {"nmsrs": len(indices), "entries": len(indices)})
         msrs.nmsrs = len(indices)
         for i, idx in enumerate(indices):
             msrs.entries[i].index = idx
-        got = ioctl(self.fd, ioctls.KVM_GET_MSRS, msrs, "KVM_GET_MSRS")
+        got = ioctl(self.fd, ioctls.KVM_GET_MSRS, msrs, f"KVM_GET_MSRS on vCPU {self.index}")
         return {int(msrs.entries[i].index): int(msrs.entries[i].data) for i in range(got)}
 
     def set_msrs(self, values: dict[int, int]) -> None:
@@ -124,32 +248,37 @@ class Vcpu:
         for i, (idx, val) in enumerate(values.items()):
             msrs.entries[i].index = idx
             msrs.entries[i].data = val
-        done = ioctl(self.fd, ioctls.KVM_SET_MSRS, msrs, "KVM_SET_MSRS")
+        done = ioctl(self.fd, ioctls.KVM_SET_MSRS, msrs, f"KVM_SET_MSRS on vCPU {self.index}")
         if done != len(values):
             bad = list(values)[done]
-            raise PyvmmError(f"KVM_SET_MSRS refused MSR {bad:#x}")
+            raise KvmCallFailed(f"KVM_SET_MSRS on vCPU {self.index} refused MSR {bad:#x}", errno.EINVAL)
 
     def set_cpuid(self, cpuid: Any) -> None:
-        ioctl(self.fd, ioctls.KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2")
+        self._set(ioctls.KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2")
 
     def set_guest_debug(self, control: int, debugreg: list[int] | None = None) -> None:
+        """KVM_SET_GUEST_DEBUG; `debugreg` are DR0-DR3, then DR6 and DR7 at indices 6 and 7."""
         dbg = new("struct kvm_guest_debug *")
         dbg.control = control
-        for i, v in enumerate(debugreg or []):
+        regs = list(debugreg or [])
+        for i, v in enumerate(regs):
             dbg.arch.debugreg[i] = v
-        ioctl(self.fd, ioctls.KVM_SET_GUEST_DEBUG, dbg, "KVM_SET_GUEST_DEBUG")
+        self._set(ioctls.KVM_SET_GUEST_DEBUG, dbg, "KVM_SET_GUEST_DEBUG")
+        self._guest_debug, self._debugreg = control, regs
 
-    def get_vcpu_events(self) -> Any:
-        ev = new("struct kvm_vcpu_events *")
-        ioctl(self.fd, ioctls.KVM_GET_VCPU_EVENTS, ev, "KVM_GET_VCPU_EVENTS")
-        return ev
-
-    def set_vcpu_events(self, ev: Any) -> None:
-        ioctl(self.fd, ioctls.KVM_SET_VCPU_EVENTS, ev, "KVM_SET_VCPU_EVENTS")
+    @property
+    def guest_debug(self) -> int:
+        return self._guest_debug
 
     def translate(self, gva: int) -> int | None:
         """KVM_TRANSLATE: the guest-physical address of `gva` under the current paging, or None."""
         tr = new("struct kvm_translation *")
         tr.linear_address = gva
-        ioctl(self.fd, ioctls.KVM_TRANSLATE, tr, "KVM_TRANSLATE")
+        self._set(ioctls.KVM_TRANSLATE, tr, "KVM_TRANSLATE")
         return int(tr.physical_address) if tr.valid else None
+
+    def __repr__(self) -> str:
+        return f"Vcpu({self.index})"
+
+
+__all__ = ["_MAX_MSRS", "Vcpu"]

@@ -1,20 +1,17 @@
-"""`Vm`: a VM file descriptor, its memslots and its vCPUs."""
+"""`Vm`: a VM file descriptor, its memslots and its vCPUs: the only code that issues VM ioctls."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kvm_abi import caps, ioctls
 from kvm_abi.constants import KVM_PIT_SPEAKER_DUMMY
-from vmm.board.memory import GuestMemory, RamRegion
+from vmm.errors import KvmSetupError
 from vmm.kvm.calls import NULL, as_arg, ioctl, new, raw_ioctl
+from vmm.kvm.vcpu import Vcpu
 from vmm.layout import KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR
-
-if TYPE_CHECKING:
-    from vmm.kvm.system import Kvm
-    from vmm.kvm.vcpu import Vcpu
 
 
 @dataclass(frozen=True)
@@ -31,13 +28,16 @@ class Memslot:
 
 
 class Vm:
-    def __init__(self, kvm: Kvm, fd: int) -> None:
-        self.kvm = kvm
+    """`vcpu_mmap_size` and `sync_regs` come from the system fd (KVM_GET_VCPU_MMAP_SIZE, and
+    whether KVM_CAP_SYNC_REGS offers the GPRs), so a vCPU can be made without asking it again."""
+
+    def __init__(self, fd: int, *, vcpu_mmap_size: int, sync_regs: bool) -> None:
         self.fd = fd
-        self.memory = GuestMemory()
+        self.vcpu_mmap_size = vcpu_mmap_size
+        self.sync_regs = sync_regs
         self.memslots: dict[int, Memslot] = {}
         self.vcpus: list[Vcpu] = []
-        self.max_memslots = kvm.check_extension(caps.KVM_CAP_NR_MEMSLOTS) or 32
+        self.max_memslots = self.check_extension(caps.KVM_CAP_NR_MEMSLOTS) or 32
         self._region = new("struct kvm_userspace_memory_region *")
 
     def close(self) -> None:
@@ -47,7 +47,6 @@ class Vm:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        self.memory.close()
 
     # --- platform set-up -----------------------------------------------------------------
     def set_tss_addr(self, addr: int = KVM_TSS_ADDR) -> None:
@@ -84,17 +83,11 @@ class Vm:
         ioctl(self.fd, ioctls.KVM_ENABLE_CAP, ec, f"KVM_ENABLE_CAP({cap})")
 
     # --- memory --------------------------------------------------------------------------
-    def add_ram(self, gpa: int, size: int) -> RamRegion:
-        """Allocate RAM at `gpa` and map it into the guest with a memslot of its own."""
-        region = self.memory.add_ram(gpa, size)
-        self.set_memslot(self.free_slot(), gpa, size, region.host_addr, 0)
-        return region
-
     def free_slot(self) -> int:
         for s in range(self.max_memslots):
             if s not in self.memslots:
                 return s
-        raise RuntimeError(f"all {self.max_memslots} memslots are in use")
+        raise KvmSetupError(f"all {self.max_memslots} memslots are in use")
 
     def set_memslot(self, slot: int, gpa: int, size: int, host_addr: int, flags: int) -> Memslot:
         r = self._region
@@ -118,11 +111,9 @@ class Vm:
 
     # --- vCPUs ---------------------------------------------------------------------------
     def create_vcpu(self, index: int | None = None) -> Vcpu:
-        from vmm.kvm.vcpu import Vcpu
-
         idx = len(self.vcpus) if index is None else index
         fd = ioctl(self.fd, ioctls.KVM_CREATE_VCPU, as_arg(idx), f"KVM_CREATE_VCPU({idx})")
-        vcpu = Vcpu(self, fd, idx)
+        vcpu = Vcpu(fd, idx, self.vcpu_mmap_size, sync_regs=self.sync_regs)
         self.vcpus.append(vcpu)
         return vcpu
 

@@ -3,19 +3,16 @@ RIP and the page-table walk that found them (kvmtool prints the same three)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from vmm.board.memory import GuestMemory
 from vmm.cpu.paging import walk
 from vmm.errors import PyvmmError
-
-if TYPE_CHECKING:
-    from vmm.kvm.vcpu import Vcpu
+from vmm.kvm.vcpu import Vcpu
 
 CODE_BYTES = 16
 GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
 
 
-def guest_state(vcpu: Vcpu) -> str:
+def guest_state(vcpu: Vcpu, mem: GuestMemory) -> str:
     """A multi-line dump of `vcpu`; each part that cannot be read says so instead of failing."""
     lines: list[str] = []
     try:
@@ -37,7 +34,6 @@ def guest_state(vcpu: Vcpu) -> str:
         f"  gdt: base={sregs.gdt.base:#x} limit={sregs.gdt.limit:#x}  "
         f"idt: base={sregs.idt.base:#x} limit={sregs.idt.limit:#x}"
     )
-    mem = vcpu.vm.memory
     linear = (sregs.cs.base + regs.rip) & 0xFFFFFFFFFFFFFFFF
     w = walk(linear, sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer, mem.read_u64)
     for st in w.steps:

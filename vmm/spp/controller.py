@@ -10,16 +10,17 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from vmm.errors import ExitStatus, PyvmmError
-from vmm.spp.event import DENY, SppEvent, Verdict
-from vmm.spp.masks import FULL, PAGE, MaskTable, SppError, check_mask, check_page, mask_for_bytes
+from vmm.errors import SppRequestError, UserCodeError
+from vmm.kvm.vcpu import Vcpu
+from vmm.runner.participant import Participant, RunContext
+from vmm.spp.event import DENY, VERDICT_TYPES, SppEvent, SppVerdict
+from vmm.spp.host import SppHost
+from vmm.spp.masks import FULL, PAGE, MaskTable, check_mask, check_page, mask_for_bytes
+from vmm.verdict import Verdict
 
-if TYPE_CHECKING:
-    from vmm.machine import Machine
-
-Policy = Callable[[SppEvent], Verdict | None]
+Policy = Callable[[SppEvent], SppVerdict | None]
 APPLY_TIMEOUT = 5.0  # seconds a foreign thread waits for the vCPU thread to apply its change
 
 
@@ -29,24 +30,16 @@ class SppBackend(Protocol):
     def apply(self, pages: list[int]) -> None:
         """Enforce the table's current masks for `pages` (called on the vCPU thread, vCPUs out of KVM_RUN)."""
 
-    def start_watchdog(self) -> None: ...
+    def run_started(self) -> None: ...
 
-    def stop_watchdog(self) -> None: ...
+    def on_kick(self, vcpu: Vcpu) -> Verdict: ...
 
-
-class PolicyError(PyvmmError):
-    """A policy raised; carries its traceback for the stop report."""
-
-    status = ExitStatus.HANDLER_ERROR
-
-    def __init__(self, policy: Policy, details: str) -> None:
-        super().__init__(f"SPP policy {getattr(policy, '__name__', policy)!r} raised an exception")
-        self.details = details
+    def run_ended(self) -> None: ...
 
 
-class Spp:
-    def __init__(self, machine: Machine, make_backend: Callable[[Spp], SppBackend]) -> None:
-        self.machine = machine
+class Spp(Participant):
+    def __init__(self, host: SppHost, make_backend: Callable[[Spp], SppBackend]) -> None:
+        self.host = host
         self.table = MaskTable()
         self.policies: list[Policy] = []
         self.events: list[SppEvent] = []  # every violation judged, in order
@@ -65,13 +58,21 @@ class Spp:
         self._check_range(gpa, npages)
         self._update(lambda table: {gpa + i * PAGE: mask for i in range(npages)})
 
+    def protect_pages(self, masks: dict[int, int]) -> None:
+        """Set many pages' masks in one change (one memslot rebuild, however many pages)."""
+        for page, mask in masks.items():
+            check_page(page)
+            check_mask(mask)
+            self._check_range(page, 1)
+        self._update(lambda table: dict(masks))
+
     def release(self, gpa: int, npages: int = 1) -> None:
         self.protect(gpa, FULL, npages)
 
     def protect_bytes(self, start: int, end: int) -> None:
         """Deny writes to [start, end), rounded outward to whole 128-byte sub-pages."""
         if not 0 <= start < end:
-            raise SppError(f"byte range {start:#x}-{end:#x} is empty or negative")
+            raise SppRequestError(f"byte range {start:#x}-{end:#x} is empty or negative")
         first = start & ~(PAGE - 1)
         self._check_range(first, (end - first + PAGE - 1) // PAGE)
         self._update(lambda table: {p: table.get(p) & mask_for_bytes(p, start, end) for p in range(first, end, PAGE)})
@@ -90,16 +91,14 @@ class Spp:
     def _check_range(self, gpa: int, npages: int) -> None:
         """Refuse a range that is not wholly in RAM, by arithmetic: a guest's count can be huge."""
         if npages < 1:
-            raise SppError(f"page count {npages} must be at least 1")
-        mem = self.machine.memory
-        if npages > mem.size // PAGE or not mem.contains(gpa, npages * PAGE):
-            for i in range(min(npages, mem.size // PAGE + 1)):
-                if not mem.contains(gpa + i * PAGE, PAGE):
-                    raise SppError(f"SPP page {gpa + i * PAGE:#x} is not in guest RAM")
-            raise SppError(f"SPP range of {npages} pages from {gpa:#x} is larger than guest RAM")
+            raise SppRequestError(f"page count {npages} must be at least 1")
+        mem = self.host.memory
+        gap = mem.first_gap(gpa, npages * PAGE)
+        if gap is not None:
+            raise SppRequestError(f"SPP page {gap & ~(PAGE - 1):#x} is not in guest RAM")
 
     def _update(self, compute: Callable[[MaskTable], dict[int, int]]) -> None:
-        control = self.machine.control
+        control = self.host.control
         with self._lock:
             new = compute(self.table)
             old = {p: self.table.get(p) for p in new}
@@ -118,14 +117,14 @@ class Spp:
                 self._apply_or_roll_back(changed, old)
             return
         # another thread: a vCPU applies the change at its next exit; kick them there and wait
-        self.machine.kick()
+        control.kick()
         with self._lock:
             self._applied.wait_for(lambda: not self._pending or not self._run_active, timeout=APPLY_TIMEOUT)
             if self._pending and not self._run_active:
                 self.backend.apply(sorted(self._pending))
                 self._pending.clear()
             if self._pending:
-                raise SppError(
+                raise SppRequestError(
                     f"no vCPU took the protection change within {APPLY_TIMEOUT:g} s "
                     "(is a handler blocking the vCPU threads?)"
                 )
@@ -140,14 +139,19 @@ class Spp:
                 self.table.set(p, m)
             raise
 
-    def backend_started(self) -> None:
+    # --- the run's hooks -------------------------------------------------------------------
+    def run_started(self, run: RunContext) -> None:
         """Before any vCPU thread starts: from now on only vCPU threads rebuild the memslots."""
         with self._lock:
             self._run_active = True
-        self.backend.start_watchdog()
+        self.backend.run_started()
 
-    def backend_stopped(self) -> None:
-        self.backend.stop_watchdog()
+    def on_kick(self, vcpu: Vcpu) -> Verdict:
+        self.apply_pending()
+        return self.backend.on_kick(vcpu)
+
+    def run_ended(self, run: RunContext) -> None:
+        self.backend.run_ended()
         with self._lock:
             self._run_active = False
             self._applied.notify_all()
@@ -165,7 +169,7 @@ class Spp:
         """On a vCPU thread, at an exit: enforce changes other threads made."""
         if not self._pending:
             return
-        with self.machine.control.others_paused(), self._lock:
+        with self.host.control.others_paused(), self._lock:
             pages = sorted(self._pending)
             self._pending.clear()
             if pages:
@@ -176,7 +180,7 @@ class Spp:
     def add_policy(self, policy: Policy) -> None:
         self.policies.append(policy)
 
-    def judge(self, event: SppEvent) -> Verdict:
+    def judge(self, event: SppEvent) -> SppVerdict:
         if len(self.events) >= self.keep_events:
             del self.events[: self.keep_events // 2]
         self.events.append(event)
@@ -184,7 +188,14 @@ class Spp:
             try:
                 verdict = policy(event)
             except Exception:
-                raise PolicyError(policy, traceback.format_exc()) from None
+                raise UserCodeError(
+                    f"SPP policy {getattr(policy, '__name__', policy)!r} raised an exception", traceback.format_exc()
+                ) from None
             if verdict is not None:
+                if not isinstance(verdict, VERDICT_TYPES):
+                    raise UserCodeError(
+                        f"SPP policy {getattr(policy, '__name__', policy)!r} returned {verdict!r}, which is not a "
+                        "verdict (Deny, Allow, AllowAndUnprotect, WriteInstead, StopVm, Inject or None)"
+                    )
                 return verdict
         return DENY

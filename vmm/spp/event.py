@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from kvm_abi.spp import SUBPAGE_SIZE
+from kvm_abi.subpage import SUBPAGE_SIZE
 
 Backend = Literal["software", "kernel:rfc-v1", "kernel:v12", "single-step"]
 
@@ -78,6 +78,7 @@ class Inject:
     error_code: int | None = 0
 
 
-Verdict = Deny | Allow | AllowAndUnprotect | WriteInstead | StopVm | Inject
+SppVerdict = Deny | Allow | AllowAndUnprotect | WriteInstead | StopVm | Inject
+VERDICT_TYPES = (Deny, Allow, AllowAndUnprotect, WriteInstead, StopVm, Inject)
 DENY = Deny()
 ALLOW = Allow()

@@ -44,44 +44,44 @@ import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from kvm_abi import CData, ffi, ioctls
 from kvm_abi import constants as kc
 from kvm_abi.spp import FULL_ACCESS, AddrUnit, SppProfile, profile, spp_ffi
-from vmm.errors import ConfigError, ExitStatus, KvmCallFailed
+from vmm.errors import ConfigError, ExitStatus, KvmCallFailed, RunError
 from vmm.kvm.calls import new, raw_ioctl
 from vmm.kvm.exits import DebugExit, Exit
-from vmm.spp.event import Allow, AllowAndUnprotect, Backend, Deny, Inject, SppEvent, StopVm, Verdict, WriteInstead
-from vmm.spp.masks import PAGE, MaskTable, SppError, subpage_of
-from vmm.verdict import Stop
-
-if TYPE_CHECKING:
-    from vmm.machine import Machine
-    from vmm.runner.dispatch import Dispatcher
-    from vmm.spp.controller import Spp
+from vmm.runner.policy import PASS, Pass
+from vmm.spp.event import Backend, SppEvent, SppVerdict
+from vmm.spp.masks import PAGE, MaskTable, subpage_of
+from vmm.spp.verdicts import carry_out, inject_exception
+from vmm.verdict import Stop, Verdict
 
 SUPPORTED_ABIS = ("rfc-v1", "v12")
 PAGE_SHIFT = 12
 MAX_INSN_LEN = 15  # the architectural limit of one x86 instruction
 MAX_GFN = 1 << (52 - PAGE_SHIFT)  # physical addresses have at most 52 bits: a larger addr is no gfn
 DB_VECTOR = 1
-# Vectors whose delivery pushes an error code; injecting any other one with has_error_code set
-# makes VM entry fail, so the verdict's error code is dropped for them.
-ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17, 21, 29, 30})
 
-IoctlFn = Callable[[int, int, Any], int]  # (fd, request, arg) -> result, or -errno (vmm.sys.raw_ioctl)
+IoctlFn = Callable[[int, int, Any], int]  # (fd, request, arg) -> result, or -errno (vmm.kvm.calls.raw_ioctl)
 
 
-class VcpuLike(Protocol):
-    """What the backend needs of a vCPU: its fd for ioctls, its index, and its kvm_run page."""
+class KernelVcpu(Protocol):
+    """What the backend needs of a vCPU: its index, its kvm_run page, and the vCPU contract's
+    register, event and guest-debug calls (`vmm.kvm.vcpu.Vcpu`)."""
 
-    @property
-    def fd(self) -> int: ...
     @property
     def index(self) -> int: ...
     @property
     def kvm_run(self) -> Any: ...
+    def get_regs(self) -> Any: ...
+    def set_regs(self, regs: Any) -> None: ...
+    def get_sregs(self) -> Any: ...
+    def set_sregs(self, sregs: Any) -> None: ...
+    def get_vcpu_events(self) -> Any: ...
+    def set_vcpu_events(self, ev: Any) -> None: ...
+    def set_guest_debug(self, control: int, debugreg: list[int] | None = None) -> None: ...
 
 
 class MemoryLike(Protocol):
@@ -93,9 +93,15 @@ class Controller(Protocol):
 
     table: MaskTable
 
-    def judge(self, event: SppEvent) -> Verdict: ...
+    def judge(self, event: SppEvent) -> SppVerdict: ...
 
     def protect(self, gpa: int, mask: int = 0, npages: int = 1) -> None: ...
+
+
+class ExitClaims(Protocol):
+    """Where the backend takes its exits (`ExitPolicy.claim`, through the SPP host)."""
+
+    def claim(self, kind: type[Exit] | int, claim: Callable[[Any], Any]) -> None: ...
 
 
 class KernelSpp:
@@ -106,8 +112,9 @@ class KernelSpp:
     the monitor's writes go through the host mapping and are never blocked. Give either
     `controller` (normally the `Spp` that owns this backend: its table, its judge(), and its
     protect() for AllowAndUnprotect) or a bare `table` and `judge`; without a controller, table
-    updates are applied here directly. `ioctl` defaults to the real call; unit tests pass a
-    stand-in for the patched kernel. One-time warnings go to `log`.
+    updates are applied here directly. `ioctl` is the VM-level call for the patch's own ioctls
+    (SET/GET_ACCESS, ENABLE_CAP) and defaults to the real one; unit tests pass a stand-in for the
+    patched kernel. One-time warnings go to `log`.
     """
 
     def __init__(
@@ -115,11 +122,11 @@ class KernelSpp:
         abi: str,
         *,
         vm_fd: int,
-        vcpus: Sequence[VcpuLike],
+        vcpus: Sequence[KernelVcpu],
         memory: MemoryLike,
         controller: Controller | None = None,
         table: MaskTable | None = None,
-        judge: Callable[[SppEvent], Verdict] | None = None,
+        judge: Callable[[SppEvent], SppVerdict] | None = None,
         ioctl: IoctlFn = raw_ioctl,
         log: TextIO | None = None,
     ) -> None:
@@ -144,10 +151,8 @@ class KernelSpp:
         self._exit_ptr_type = self.profile.exit_struct + " *"
         self._insn_len_field = self.profile.insn_len_field
         # v12 Allow: vCPU index -> pages temporarily opened to every write while that vCPU
-        # single-steps the faulting instruction (see _allow_by_stepping).
+        # single-steps the faulting instruction (see _OnInstruction.allow).
         self._steps: dict[int, set[int]] = {}
-        self._dispatcher: Dispatcher | None = None
-        self._debug_fallback: Callable[[Any], Stop | None] | None = None
         self.enabled = False
 
     # --- setup -------------------------------------------------------------------------------
@@ -177,20 +182,20 @@ class KernelSpp:
             raise KvmCallFailed(f"{self.name}: KVM_ENABLE_CAP({cap}) to turn SPP on ({why})", -rc)
         self.enabled = True
 
-    def register(self, dispatcher: Dispatcher) -> None:
-        """Take the profile's exit reason; v12 also watches DEBUG exits to finish single-steps."""
-        self._dispatcher = dispatcher
-        reason = self.profile.exit_reason
-        dispatcher.on_exit(reason, self.handle_exit)
+    def register(self, claims: ExitClaims) -> None:
+        """Take the profile's exit reason; v12 also looks at DEBUG exits, to finish single-steps."""
+        claims.claim(self.profile.exit_reason, self.handle_exit)
         if not self.profile.kernel_skips_instruction:
-            self._debug_fallback = dispatcher.exit_handler(DebugExit)
-            dispatcher.on_exit(DebugExit, self._on_debug)
+            claims.claim(DebugExit, self._on_debug)
 
     # The kernel reports every violation as an exit, so there is nothing to watch for.
-    def start_watchdog(self) -> None:
+    def run_started(self) -> None:
         pass
 
-    def stop_watchdog(self) -> None:
+    def on_kick(self, vcpu: Any) -> Verdict:
+        return None
+
+    def run_ended(self) -> None:
         # The run loop has ended: a single-step still pending will not be finished by a DEBUG
         # exit, so close the pages it opened now. This runs while the run's result is being
         # reported, so a failure here is a warning rather than an exception that would hide it.
@@ -296,96 +301,22 @@ class KernelSpp:
         event = SppEvent(gpa, table.get(page), vcpu, rip, self._event_backend, write_gpa)
         return event, emulated, insn_len
 
-    def handle_exit(self, ex: Exit) -> Stop | None:
+    def handle_exit(self, ex: Exit) -> Verdict:
         """Decode the exit, ask judge(), and carry the verdict out for the profile."""
-        vcpu = ex.vcpu
+        vcpu = self._vcpu(ex.vcpu.index)
+        if vcpu is None:
+            raise RunError(f"{self.name}: an SPP exit from vCPU {ex.vcpu.index}, which this backend was not given")
         event, emulated, insn_len = self._decode(vcpu.kvm_run, vcpu.index)
         verdict = self.judge(event)
+        executor: _Skipped | _OnInstruction
         if self.profile.kernel_skips_instruction:
-            return self._carry_out_skipped(verdict, event, vcpu)
-        return self._carry_out_on_insn(verdict, event, vcpu, emulated, insn_len)
+            executor = _Skipped(self, vcpu)
+        else:
+            executor = _OnInstruction(self, vcpu, emulated, insn_len)
+        return carry_out(verdict, event, executor)
 
-    def _carry_out_skipped(self, verdict: Verdict, event: SppEvent, vcpu: VcpuLike) -> Stop | None:
-        """rfc-v1: the kernel has dropped the write and put RIP past the instruction already.
-
-        Deny: resume. Allow: the exit carries neither the data nor the size, so the write
-        cannot be replayed; it is treated as Deny, with a warning the first time.
-        AllowAndUnprotect: the protection goes (SET_ACCESS through the controller), but this
-        write stays dropped (warned once). WriteInstead: its data is written at the address
-        through the host mapping. StopVm: stop. Inject: the exception is raised with RIP
-        already after the write, so the guest's handler sees a trap-like return address.
-        """
-        if isinstance(verdict, Deny):
-            return None
-        if isinstance(verdict, Allow):
-            self._warn_once(
-                "allow",
-                "Allow cannot replay a write under rfc-v1: the kernel dropped it and skipped the "
-                "instruction, and the exit reports neither data nor size; treating Allow as Deny",
-            )
-            return None
-        if isinstance(verdict, AllowAndUnprotect):
-            self._unprotect(event, verdict.scope)
-            self._warn_once(
-                "unprotect",
-                "AllowAndUnprotect under rfc-v1 lifts the protection, but the write that caused the "
-                "exit stays dropped (the kernel skipped it and the exit does not carry its data)",
-            )
-            return None
-        if isinstance(verdict, WriteInstead):
-            self.memory.write(_target(event), verdict.data)
-            return None
-        if isinstance(verdict, StopVm):
-            return Stop(ExitStatus.SPP_STOP, f"{verdict.reason}: {event.describe()}")
-        if isinstance(verdict, Inject):
-            self._inject(vcpu, verdict, event.gpa)
-            return None
-        raise SppError(f"SPP policy returned {verdict!r}, which is not a verdict")
-
-    def _carry_out_on_insn(
-        self, verdict: Verdict, event: SppEvent, vcpu: VcpuLike, emulated: bool, insn_len: int | None
-    ) -> Stop | None:
-        """v12: RIP is on the write, which has not happened.
-
-        Deny: RIP += insn_len. Allow: the page is opened, the one instruction single-steps, and
-        the page closes again at the DEBUG exit. AllowAndUnprotect: the table loses the
-        protection and the instruction re-executes (stepped as for Allow when the emulator path
-        still sees a protected page). WriteInstead: its data is written through the host mapping,
-        then RIP += insn_len. StopVm: stop. Inject: the exception is raised with RIP still on
-        the instruction (fault semantics).
-        """
-        if isinstance(verdict, (Allow, AllowAndUnprotect)):
-            if isinstance(verdict, AllowAndUnprotect):
-                self._unprotect(event, verdict.scope)
-                if not emulated:  # the denied sub-page is open now: the re-executed write succeeds
-                    return None
-                if self.table.get(event.page) == FULL_ACCESS:
-                    return None
-            return self._allow_by_stepping(vcpu, event.page)
-        # The write will not complete as the guest issued it: a single-step begun for another
-        # page this instruction writes is moot, and its page closes now.
-        self._end_step(vcpu.index, vcpu)
-        if isinstance(verdict, Deny):
-            return self._skip(vcpu, insn_len, event)
-        if isinstance(verdict, WriteInstead):
-            if emulated:
-                return Stop(
-                    ExitStatus.SPP_UNENFORCEABLE,
-                    f"WriteInstead needs the write's address, and the emulator path reports only the page: "
-                    f"{event.describe()}",
-                    fatal=True,
-                )
-            self.memory.write(_target(event), verdict.data)
-            return self._skip(vcpu, insn_len, event)
-        if isinstance(verdict, StopVm):
-            return Stop(ExitStatus.SPP_STOP, f"{verdict.reason}: {event.describe()}")
-        if isinstance(verdict, Inject):
-            self._inject(vcpu, verdict, event.gpa)
-            return None
-        raise SppError(f"SPP policy returned {verdict!r}, which is not a verdict")
-
-    # --- carrying verdicts out ---------------------------------------------------------------
-    def _skip(self, vcpu: VcpuLike, insn_len: int | None, event: SppEvent) -> Stop | None:
+    # --- what the executors share -------------------------------------------------------------
+    def _skip(self, vcpu: KernelVcpu, insn_len: int | None, event: SppEvent) -> Verdict:
         """Move RIP past the faulting instruction: through sync regs when KVM filled them (no
         ioctl), else with GET/SET_REGS. insn_len comes from VM_EXIT_INSTRUCTION_LEN; a value no
         instruction can have means the kernel gave no usable length, and guessing would resume
@@ -403,10 +334,9 @@ class KernelSpp:
             regs.rip = (regs.rip + insn_len) & 0xFFFFFFFFFFFFFFFF
             run.kvm_dirty_regs |= kc.KVM_SYNC_X86_REGS  # KVM loads the GPRs from here at the next KVM_RUN
             return None
-        kregs = new("struct kvm_regs *")
-        self._vcpu_call(vcpu, ioctls.KVM_GET_REGS, kregs, "KVM_GET_REGS")
+        kregs = vcpu.get_regs()
         kregs.rip = (kregs.rip + insn_len) & 0xFFFFFFFFFFFFFFFF
-        self._vcpu_call(vcpu, ioctls.KVM_SET_REGS, kregs, "KVM_SET_REGS")
+        vcpu.set_regs(kregs)
         return None
 
     def _unprotect(self, event: SppEvent, scope: str) -> None:
@@ -423,13 +353,13 @@ class KernelSpp:
             # send the mask anyway, or the exit would come back unchanged
             self.apply([page])
 
-    def _allow_by_stepping(self, vcpu: VcpuLike, page: int) -> Stop | None:
+    def _allow_by_stepping(self, vcpu: KernelVcpu, page: int) -> Verdict:
         """Let one write through while keeping the protection, without re-entering the run loop.
 
         State machine, per vCPU: idle -> (Allow) page set to FULL in the kernel only (the table
         keeps the real mask) and single-step armed, resume -> (the DEBUG exit after the one
         instruction, in _on_debug) the page's mask restored from the table, single-step
-        disarmed -> idle. Any other exits in between pass through the dispatcher as usual. An
+        disarmed -> idle. Any other exits in between pass through the exit policy as usual. An
         instruction that writes a second protected page exits again while stepping; that page
         joins the open set.
         """
@@ -445,7 +375,7 @@ class KernelSpp:
         self._set_access([page], lambda p: FULL_ACCESS)
         if pages is None:
             try:
-                self._set_guest_debug(vcpu, kc.KVM_GUESTDBG_ENABLE | kc.KVM_GUESTDBG_SINGLESTEP)
+                vcpu.set_guest_debug(kc.KVM_GUESTDBG_ENABLE | kc.KVM_GUESTDBG_SINGLESTEP)
             except KvmCallFailed:
                 self._set_access([page], self.table.get)  # never leave the page open unwatched
                 raise
@@ -453,60 +383,125 @@ class KernelSpp:
         pages.add(page)
         return None
 
-    def _on_debug(self, ex: DebugExit) -> Stop | None:
-        vcpu = ex.vcpu
-        if vcpu.index in self._steps and ex.exception == DB_VECTOR:
-            self._end_step(vcpu.index, vcpu)
+    def _on_debug(self, ex: DebugExit) -> Verdict | Pass:
+        if ex.vcpu.index in self._steps and ex.exception == DB_VECTOR:
+            self._end_step(ex.vcpu.index, self._vcpu(ex.vcpu.index))
             return None
-        if self._debug_fallback is not None:
-            return self._debug_fallback(ex)
-        assert self._dispatcher is not None
-        return self._dispatcher.unhandled_exit(ex)
+        return PASS
 
-    def _end_step(self, index: int, vcpu: VcpuLike | None) -> None:
+    def _end_step(self, index: int, vcpu: KernelVcpu | None) -> None:
         pages = self._steps.pop(index, None)
         if pages is None:
             return
         if vcpu is not None:
-            self._set_guest_debug(vcpu, 0)
+            vcpu.set_guest_debug(0)
         self._set_access(sorted(pages), self.table.get)
 
-    def _set_guest_debug(self, vcpu: VcpuLike, control: int) -> None:
-        dbg = new("struct kvm_guest_debug *")
-        dbg.control = control
-        self._vcpu_call(vcpu, ioctls.KVM_SET_GUEST_DEBUG, dbg, "KVM_SET_GUEST_DEBUG")
-
-    def _inject(self, vcpu: VcpuLike, verdict: Inject, gpa: int) -> None:
-        """Raise `verdict.vector` through KVM_SET_VCPU_EVENTS. For #PF, CR2 gets the
-        guest-physical address: the linear address is not in the exit, and pyvmm's guests are
-        identity-mapped. flags = 0 leaves NMI, SIPI, shadow and SMM state as they are."""
-        if verdict.vector == 14:
-            sregs = new("struct kvm_sregs *")
-            self._vcpu_call(vcpu, ioctls.KVM_GET_SREGS, sregs, "KVM_GET_SREGS")
-            sregs.cr2 = gpa
-            self._vcpu_call(vcpu, ioctls.KVM_SET_SREGS, sregs, "KVM_SET_SREGS")
-        ev = new("struct kvm_vcpu_events *")
-        self._vcpu_call(vcpu, ioctls.KVM_GET_VCPU_EVENTS, ev, "KVM_GET_VCPU_EVENTS")
-        has_code = verdict.error_code is not None and verdict.vector in ERROR_CODE_VECTORS
-        ev.exception.injected = 1
-        ev.exception.nr = verdict.vector
-        ev.exception.has_error_code = 1 if has_code else 0
-        ev.exception.error_code = (verdict.error_code or 0) if has_code else 0
-        ev.flags = 0
-        self._vcpu_call(vcpu, ioctls.KVM_SET_VCPU_EVENTS, ev, "KVM_SET_VCPU_EVENTS")
-
-    def _vcpu_call(self, vcpu: VcpuLike, request: int, arg: Any, name: str) -> None:
-        rc = self._ioctl(vcpu.fd, request, arg)
-        if rc < 0:
-            raise KvmCallFailed(f"{self.name}: {name} on vCPU {vcpu.index}", -rc)
-
-    def _vcpu(self, index: int) -> VcpuLike | None:
+    def _vcpu(self, index: int) -> KernelVcpu | None:
         return next((v for v in self.vcpus if v.index == index), None)
 
     def _warn_once(self, key: str, text: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
             self.log.write(f"pyvmm: warning: SPP {self.name}: {text}\n")
+
+
+class _Skipped:
+    """rfc-v1's executor: the kernel has dropped the write and put RIP past the instruction.
+
+    Deny: resume. Allow: the exit carries neither the data nor the size, so the write cannot be
+    replayed; it is treated as Deny, with a warning the first time. AllowAndUnprotect: the
+    protection goes (SET_ACCESS through the controller), but this write stays dropped (warned
+    once). WriteInstead: its data is written at the address through the host mapping. Inject:
+    the exception is raised with RIP already after the write (trap-like).
+    """
+
+    def __init__(self, backend: KernelSpp, vcpu: KernelVcpu) -> None:
+        self.backend = backend
+        self.vcpu = vcpu
+
+    def deny(self, event: SppEvent) -> Verdict:
+        return None
+
+    def allow(self, event: SppEvent) -> Verdict:
+        self.backend._warn_once(
+            "allow",
+            "Allow cannot replay a write under rfc-v1: the kernel dropped it and skipped the "
+            "instruction, and the exit reports neither data nor size; treating Allow as Deny",
+        )
+        return None
+
+    def allow_and_unprotect(self, event: SppEvent, scope: str) -> Verdict:
+        self.backend._unprotect(event, scope)
+        self.backend._warn_once(
+            "unprotect",
+            "AllowAndUnprotect under rfc-v1 lifts the protection, but the write that caused the "
+            "exit stays dropped (the kernel skipped it and the exit does not carry its data)",
+        )
+        return None
+
+    def write_instead(self, event: SppEvent, data: bytes) -> Verdict:
+        self.backend.memory.write(_target(event), data)
+        return None
+
+    def inject(self, event: SppEvent, vector: int, error_code: int | None) -> Verdict:
+        # CR2 gets the guest-physical address: the linear one is not in the exit
+        inject_exception(self.vcpu, vector, error_code, event.gpa)
+        return None
+
+
+class _OnInstruction:
+    """v12's executor: RIP is on the write, which has not happened.
+
+    Deny: RIP += insn_len. Allow: the page is opened, the one instruction single-steps, and the
+    page closes again at the DEBUG exit. AllowAndUnprotect: the table loses the protection and the
+    instruction re-executes (stepped as for Allow when the emulator path still sees a protected
+    page). WriteInstead: its data is written through the host mapping, then RIP += insn_len.
+    Inject: the exception is raised with RIP still on the instruction (fault-like).
+    """
+
+    def __init__(self, backend: KernelSpp, vcpu: KernelVcpu, emulated: bool, insn_len: int | None) -> None:
+        self.backend = backend
+        self.vcpu = vcpu
+        self.emulated = emulated
+        self.insn_len = insn_len
+
+    def _moot_step(self) -> None:
+        # The write will not complete as the guest issued it: a single-step begun for another
+        # page this instruction writes is moot, and its page closes now.
+        self.backend._end_step(self.vcpu.index, self.vcpu)
+
+    def deny(self, event: SppEvent) -> Verdict:
+        self._moot_step()
+        return self.backend._skip(self.vcpu, self.insn_len, event)
+
+    def allow(self, event: SppEvent) -> Verdict:
+        return self.backend._allow_by_stepping(self.vcpu, event.page)
+
+    def allow_and_unprotect(self, event: SppEvent, scope: str) -> Verdict:
+        self.backend._unprotect(event, scope)
+        if not self.emulated:  # the denied sub-page is open now: the re-executed write succeeds
+            return None
+        if self.backend.table.get(event.page) == FULL_ACCESS:
+            return None
+        return self.backend._allow_by_stepping(self.vcpu, event.page)
+
+    def write_instead(self, event: SppEvent, data: bytes) -> Verdict:
+        self._moot_step()
+        if self.emulated:
+            return Stop(
+                ExitStatus.SPP_UNENFORCEABLE,
+                f"WriteInstead needs the write's address, and the emulator path reports only the page: "
+                f"{event.describe()}",
+                fatal=True,
+            )
+        self.backend.memory.write(_target(event), data)
+        return self.backend._skip(self.vcpu, self.insn_len, event)
+
+    def inject(self, event: SppEvent, vector: int, error_code: int | None) -> Verdict:
+        self._moot_step()
+        inject_exception(self.vcpu, vector, error_code, event.gpa)
+        return None
 
 
 def _denied(table: MaskTable, gpa: int) -> bool:
@@ -533,26 +528,27 @@ def _runs(pages: list[int], mask_of: Callable[[int], int], limit: int) -> list[t
     return runs
 
 
-def attach_kernel_backend(machine: Machine, abi: str | None, *, ioctl: IoctlFn = raw_ioctl) -> Spp:
-    """Build the controller with a KernelSpp on `machine`: check the choice (and log its warning),
-    take the exit reason on the machine's dispatcher, and switch SPP on."""
+def attach_kernel_backend(host: Any, abi: str | None, *, ioctl: IoctlFn = raw_ioctl) -> Any:
+    """Build the controller with a KernelSpp on `host` (an SppHost that also names the VM's fd
+    and KVM): check the choice (and log its warning), take the exit reason on the host's exit
+    policy, and switch SPP on."""
     from vmm.spp.choice import choose_backend
     from vmm.spp.controller import Spp
 
-    _, why = choose_backend("kernel", abi, machine.kvm)
+    _, why = choose_backend("kernel", abi, host.kvm)
     for line in why.splitlines():
         if line.startswith("warning:"):
-            machine.log.write(f"pyvmm: {line}\n")
+            host.log.write(f"pyvmm: {line}\n")
     assert abi is not None  # choose_backend refused a missing ABI
     made: list[KernelSpp] = []
 
     def make(spp: Spp) -> KernelSpp:
-        backend = KernelSpp(abi, vm_fd=machine.vm.fd, vcpus=machine.vm.vcpus, memory=machine.memory,
-                            controller=spp, ioctl=ioctl, log=machine.log)  # fmt: skip
+        backend = KernelSpp(abi, vm_fd=host.vm_fd, vcpus=host.vcpus, memory=host.memory,
+                            controller=spp, ioctl=ioctl, log=host.log)  # fmt: skip
         made.append(backend)
         return backend
 
-    spp = Spp(machine, make)
-    made[0].register(machine.dispatcher)
+    spp = Spp(host, make)
+    made[0].register(host)
     made[0].enable()
     return spp

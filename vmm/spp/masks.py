@@ -9,16 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kvm_abi.spp import FULL_ACCESS, SUBPAGE_SIZE, SUBPAGES_PER_PAGE
-from vmm.errors import PyvmmError
+from kvm_abi.subpage import FULL_ACCESS, SUBPAGE_SIZE, SUBPAGES_PER_PAGE
+from vmm.errors import SppRequestError
 
 PAGE = 4096
 FULL = FULL_ACCESS
 assert SUBPAGE_SIZE * SUBPAGES_PER_PAGE == PAGE
 
-
-class SppError(PyvmmError):
-    """A bad protection request; the message names the offending value."""
 
 
 def subpage_of(gpa: int) -> int:
@@ -88,11 +85,11 @@ class MaskTable:
 
 def check_mask(mask: int) -> int:
     if not 0 <= mask <= FULL:
-        raise SppError(f"write mask {mask:#x} does not fit in 32 bits")
+        raise SppRequestError(f"write mask {mask:#x} does not fit in 32 bits")
     return mask
 
 
 def check_page(gpa: int) -> int:
     if gpa < 0 or gpa % PAGE:
-        raise SppError(f"SPP page address {gpa:#x} is not 4 KiB-aligned")
+        raise SppRequestError(f"SPP page address {gpa:#x} is not 4 KiB-aligned")
     return gpa

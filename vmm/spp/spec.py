@@ -8,8 +8,9 @@ disagree and are refused; byte ranges combine (a sub-page denied by any of them 
 
 from __future__ import annotations
 
+from vmm.errors import SppRequestError
 from vmm.numbers import parse_int
-from vmm.spp.masks import FULL, PAGE, SppError, check_mask, check_page, mask_for_bytes
+from vmm.spp.masks import FULL, PAGE, check_mask, check_page, mask_for_bytes
 
 
 def parse_request(text: str) -> tuple[str, int, int]:
@@ -20,14 +21,14 @@ def parse_request(text: str) -> tuple[str, int, int]:
             a, b = t.split("-", 1)
             start, end = parse_int(a, "start address"), parse_int(b, "end address")
             if end <= start:
-                raise SppError(f"SPP byte range {t!r} is empty (end must be above start)")
+                raise SppRequestError(f"SPP byte range {t!r} is empty (end must be above start)")
             return ("bytes", start, end)
         gpa_text, _, mask_text = t.partition(":")
         gpa = check_page(parse_int(gpa_text, "SPP page address"))
         mask = check_mask(parse_int(mask_text, "SPP write mask")) if mask_text else 0
         return ("page", gpa, mask)
     except ValueError as e:
-        raise SppError(f"bad SPP region {t!r}: {e}") from None
+        raise SppRequestError(f"bad SPP region {t!r}: {e}") from None
 
 
 def combine(requests: list[tuple[str, str]]) -> dict[int, int]:
@@ -37,12 +38,14 @@ def combine(requests: list[tuple[str, str]]) -> dict[int, int]:
     for origin, text in requests:
         try:
             kind, a, b = parse_request(text)
-        except SppError as e:
-            raise SppError(f"{origin}: {e}") from None
+        except SppRequestError as e:
+            raise SppRequestError(f"{origin}: {e}") from None
         if kind == "page":
             prev = explicit.get(a)
             if prev is not None and prev[0] != b:
-                raise SppError(f"{origin}: page {a:#x} is given mask {b:#010x} here and {prev[0]:#010x} at {prev[1]}")
+                raise SppRequestError(
+                    f"{origin}: page {a:#x} is given mask {b:#010x} here and {prev[0]:#010x} at {prev[1]}"
+                )
             explicit[a] = (b, origin)
         else:
             for page in range(a & ~(PAGE - 1), b, PAGE):
@@ -59,9 +62,9 @@ def read_spec_file(path: str) -> list[tuple[str, str]]:
         with open(path) as f:
             lines = f.read().splitlines()
     except FileNotFoundError:
-        raise SppError(f"SPP file {path!r} does not exist") from None
+        raise SppRequestError(f"SPP file {path!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SppError(f"SPP file {path!r} is not readable: {e}") from None
+        raise SppRequestError(f"SPP file {path!r} is not readable: {e}") from None
     out: list[tuple[str, str]] = []
     for n, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()

@@ -10,11 +10,11 @@ import os
 from collections.abc import Callable
 
 from vmm.numbers import parse_int
-from vmm.spp.event import ALLOW, DENY, SppEvent, Verdict
+from vmm.spp.event import ALLOW, DENY, SppEvent, SppVerdict
 
 
-def make_policy(start: int, end: int) -> Callable[[SppEvent], Verdict]:
-    def allow_rip_range(event: SppEvent) -> Verdict:
+def make_policy(start: int, end: int) -> Callable[[SppEvent], SppVerdict]:
+    def allow_rip_range(event: SppEvent) -> SppVerdict:
         return ALLOW if event.rip is not None and start <= event.rip < end else DENY
 
     return allow_rip_range

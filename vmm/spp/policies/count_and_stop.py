@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 
-from vmm.spp.event import DENY, SppEvent, StopVm, Verdict
+from vmm.spp.event import DENY, SppEvent, SppVerdict, StopVm
 
 LIMIT = int(os.environ.get("PYVMM_SPP_LIMIT", "10"))
 seen = 0
 
 
-def policy(event: SppEvent) -> Verdict:
+def policy(event: SppEvent) -> SppVerdict:
     global seen
     seen += 1
     if seen >= LIMIT:

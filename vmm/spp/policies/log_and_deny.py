@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from vmm.spp.event import DENY, SppEvent, Verdict
+from vmm.spp.event import DENY, SppEvent, SppVerdict
 
 
-def policy(event: SppEvent) -> Verdict:
+def policy(event: SppEvent) -> SppVerdict:
     sys.stderr.write(f"spp: denied {event.describe()}\n")
     return DENY

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from vmm.cpu.modes import CpuMode
-from vmm.errors import ExitStatus, PyvmmError
+from vmm.errors import ExitStatus, PyvmmError, status_of
 from vmm.numbers import parse_int
 
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         if details:
             click.echo(details.rstrip(), err=True)
         click.echo(f"pyvmm: {e}", err=True)
-        return int(e.status)
+        return int(status_of(e))
     except KeyboardInterrupt:
         click.echo("pyvmm: interrupted", err=True)
         return ExitStatus.INTERRUPTED

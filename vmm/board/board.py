@@ -1,0 +1,148 @@
+"""`Board`: one VM's file descriptors, guest RAM and its memslots, the two address spaces and the
+devices on them, built from a `BoardSpec` without running anything.
+
+The board is the owner of these resources: it creates them, the runner and the participants use
+them through it, and `close()` releases them. It knows nothing of threads or signals.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from kvm_abi import constants as kc
+from kvm_abi import ffi, libc
+from vmm import layout as L
+from vmm.board.bus import AddressSpace
+from vmm.board.memory import GuestMemory
+from vmm.board.slots import RamSlots
+from vmm.board.table import (
+    DeviceOptions,
+    FirmwareTables,
+    Peripherals,
+    Platform,
+    builtin_devices,
+    place,
+    write_firmware_tables,
+)
+from vmm.cpu.cpuid import cpuid_for_vcpu
+from vmm.devices.console import Console
+from vmm.devices.notices import GuestNotices
+from vmm.devices.protocol import Device
+from vmm.errors import ConfigError, KvmCallFailed
+from vmm.kvm.system import Kvm
+from vmm.kvm.vcpu import Vcpu
+
+MAX_VCPUS = 64
+MMIO_LIMIT = 1 << 52  # physical addresses have at most 52 bits
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    mem_size: int = L.DEFAULT_MEM
+    smp: int = 1
+    irqchip: bool = False  # in-kernel PIC, IOAPIC, LAPIC and PIT; implied by smp > 1
+    devices: DeviceOptions = field(default_factory=DeviceOptions)
+
+    def check(self) -> None:
+        if not isinstance(self.mem_size, int) or self.mem_size % L.PAGE_SIZE or self.mem_size < 0x10000:
+            raise ConfigError(f"memory size {self.mem_size:#x} must be a multiple of 4 KiB and at least 64 KiB")
+        if self.mem_size > L.KVM_IDENTITY_MAP_ADDR:
+            raise ConfigError(f"memory size {self.mem_size:#x} is above the 4 GiB hole pyvmm keeps for KVM")
+        if not 1 <= self.smp <= MAX_VCPUS:
+            raise ConfigError(f"vCPU count {self.smp} must be between 1 and {MAX_VCPUS}")
+
+
+class Board:
+    def __init__(self, spec: BoardSpec, *, console: Console, log: TextIO, kvm: Kvm | None = None) -> None:
+        spec.check()
+        self.spec = spec
+        self.log = log
+        self.console = console
+        self.notices = GuestNotices(log)
+        self._owns_kvm = kvm is None
+        self.kvm = kvm if kvm is not None else Kvm()
+        self.memory = GuestMemory()
+        self.vcpus: list[Vcpu] = []
+        self.devices: list[Device] = []
+        self.firmware = FirmwareTables(None, None)
+        try:
+            self._build()
+        except BaseException:
+            self.close()  # no file descriptor or mapping outlives a board that failed to build
+            raise
+
+    def _build(self) -> None:
+        spec = self.spec
+        self.vm = self.kvm.create_vm()
+        self.vm.set_tss_addr()
+        self.vm.set_identity_map_addr()
+        self.slots = RamSlots(self.vm, self.memory)
+        self.slots.add_region(self.memory.add_ram(0, spec.mem_size))
+        # APs start by INIT/SIPI through the in-kernel LAPIC, so SMP implies the irqchip
+        self.irqchip = spec.irqchip or spec.smp > 1
+        if self.irqchip:  # before any vCPU exists, as KVM requires; APs then wait for INIT/SIPI
+            self.vm.create_irqchip()
+            self.vm.create_pit2()
+        supported = self.kvm.supported_cpuid()
+        for i in range(spec.smp):
+            vcpu = self.vm.create_vcpu(i)
+            vcpu.set_cpuid(cpuid_for_vcpu(supported, i))
+            self.vcpus.append(vcpu)
+        self.ports = AddressSpace("port", 0x10000, direct_index=True)
+        self.mmio = AddressSpace("address", MMIO_LIMIT, direct_index=False)
+        opts = DeviceOptions(
+            spec.devices.platform, spec.smp, spec.devices.debug_exit, spec.devices.testdev, spec.devices.strict
+        )
+        peripherals = Peripherals(self.memory, self.console, self.notices, self.irq_line, self.flush_page)
+        for device in builtin_devices(opts, peripherals):
+            self.place(device)
+        if opts.platform == "pc":
+            self.firmware = write_firmware_tables(self.memory, spec.smp, self.log)
+
+    @property
+    def platform(self) -> Platform:
+        return self.spec.devices.platform
+
+    @property
+    def mem_size(self) -> int:
+        return self.spec.mem_size
+
+    # --- devices -----------------------------------------------------------------------------
+    def place(self, device: Device, *, replace: bool = False) -> None:
+        place(device, self.ports, self.mmio, self.memory, replace=replace)
+        self.devices.append(device)
+
+    def device(self, kind: type) -> Device | None:
+        """The first placed device of class `kind`."""
+        return next((d for d in self.devices if isinstance(d, kind)), None)
+
+    def irq_line(self, irq: int, level: int) -> None:
+        """Drive an ISA interrupt line of the in-kernel irqchip; a board without one notes it once."""
+        if self.irqchip:
+            try:
+                self.vm.irq_line(irq, level)
+                return
+            except KvmCallFailed as e:
+                if e.errno != errno.ENXIO:
+                    raise
+        self.notices.say(f"IRQ {irq} set to {level}, but this VM has no irqchip")
+
+    def flush_page(self, gpa: int) -> None:
+        """Drop the host's page-table entries for a guest page, as QEMU's pc-testdev does, so
+        KVM's translations of it are zapped and the guest's next access faults in afresh. The
+        data stays in the memfd, so the page is never inaccessible to the monitor (an mprotect
+        pair would leave a window where the monitor's own access to the page faults)."""
+        page = gpa & ~(L.PAGE_SIZE - 1)
+        if not self.memory.contains(page, L.PAGE_SIZE):
+            return
+        libc.madvise(ffi.cast("void *", self.memory.host_address(page)), L.PAGE_SIZE, kc.MADV_DONTNEED)
+
+    # --- lifetime ----------------------------------------------------------------------------
+    def close(self) -> None:
+        if hasattr(self, "vm"):
+            self.vm.close()  # the vCPUs with it
+        self.memory.close()
+        if self._owns_kvm:
+            self.kvm.close()

@@ -1,0 +1,75 @@
+"""What a device and its handlers are typed against: small protocols, so a test's fake access
+type-checks as well as the real exit views (`vmm.kvm.exits.IoExit`, `MmioExit`) do.
+
+A device names itself and lists the address ranges it answers (`regions()`); the board table
+(`vmm.board.table`) decides which devices a machine has and places them on the buses. A handler
+sees the access with `offset` counted from the device's base, whatever address it was placed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from vmm.verdict import Verdict
+
+
+class PortAccess(Protocol):
+    """One port access (one element of a string I/O instruction at a time)."""
+
+    port: int  # the absolute port
+    offset: int  # port - the device's base
+    size: int  # 1, 2 or 4 bytes
+    is_write: bool
+
+    @property
+    def vcpu_index(self) -> int: ...
+
+    @property
+    def value(self) -> int: ...
+    @value.setter
+    def value(self, v: int) -> None: ...
+
+
+class MmioAccess(Protocol):
+    offset: int  # address - the device's base
+
+    @property
+    def address(self) -> int: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def is_write(self) -> bool: ...
+    @property
+    def data(self) -> bytes: ...
+    @data.setter
+    def data(self, raw: bytes) -> None: ...
+    @property
+    def value(self) -> int: ...
+    @value.setter
+    def value(self, v: int) -> None: ...
+
+
+PortHandler = Callable[[PortAccess], Verdict]
+MmioHandler = Callable[[MmioAccess], Verdict]
+
+Space = Literal["io", "mmio"]
+
+
+@dataclass(frozen=True)
+class Region:
+    """[start, start + size) in one address space, answered by `handler`; offsets count from
+    `base` (default: `start`)."""
+
+    space: Space
+    start: int
+    size: int
+    handler: Callable[..., Verdict]
+    base: int | None = None
+
+
+class Device(Protocol):
+    name: str  # QEMU's name for it where QEMU has the device ("isa-debug-exit", "pc-testdev")
+
+    def regions(self) -> Sequence[Region]: ...

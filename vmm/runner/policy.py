@@ -1,0 +1,188 @@
+"""The exit policy: from one exit to a verdict. Where every exit is handled, in this order:
+
+1. Infrastructure, which cannot be replaced: INTR (a kick: stops, pauses, participants' kick
+   hooks) goes to the runner's `on_interrupt`; IO and MMIO go to the device on the port or MMIO
+   bus at that address, with the offset from the device's base (or to the empty-bus behaviour).
+2. Participants' claims (the SPP engine on emulation failures, a debugger on DEBUG exits), in
+   the order they attached; a claim returns `PASS` for an exit that is not its business.
+3. The user's table (`on_exit`), then the built-in defaults (`vmm.runner.defaults`), then the
+   verdict for an exit nobody handles.
+
+`handle` is a plain function of the exit: unit tests feed it synthetic exits built without a vCPU
+(see tests/unit/test_exit_policy.py), as Firecracker tests `handle_kvm_exit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from vmm.board.bus import AddressSpace
+from vmm.errors import ConfigError, ExitStatus
+from vmm.kvm.exits import Exit, IntrExit, IoExit, MmioExit
+from vmm.runner import defaults
+from vmm.verdict import Stop, Verdict
+
+
+class Pass:
+    """A participant's answer for an exit that is not its business: ask the next one."""
+
+    _instance: Pass | None = None
+
+    def __new__(cls) -> Pass:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "PASS"
+
+
+PASS: Final = Pass()
+Handler = Callable[[Any], Verdict]
+Claim = Callable[[Any], "Verdict | Pass"]
+Note = Callable[..., None]  # (kind, **fields): a trace line that is not an exit
+_INFRASTRUCTURE = {IntrExit.reason: "INTR", IoExit.reason: "IO", MmioExit.reason: "MMIO"}
+
+
+class ExitPolicy:
+    def __init__(
+        self,
+        ports: AddressSpace,
+        mmio: AddressSpace,
+        *,
+        on_interrupt: Handler,
+        strict: bool = False,
+        note: Note | None = None,
+    ) -> None:
+        self.ports = ports
+        self.mmio = mmio
+        self.strict = strict
+        self.note = note
+        self._on_interrupt = on_interrupt
+        self._port_index = ports.index
+        self._user: dict[int, Handler] = {}
+        self._claims: dict[int, list[Claim]] = {}
+        self._table: dict[int, Handler] = {}
+        self._rebuild()
+
+    # --- registration --------------------------------------------------------------------
+    def on_exit(self, kind: type[Exit] | int, handler: Handler) -> None:
+        """The user's handler for every exit of `kind` (an Exit class or a raw reason number);
+        replaces the user's previous one for that kind, and the built-in default."""
+        reason = _reason(kind)
+        if reason in _INFRASTRUCTURE:
+            what = _INFRASTRUCTURE[reason]
+            hint = {"IO": "use on_io", "MMIO": "use on_mmio"}.get(what, "kicks are the runner's")
+            raise ConfigError(f"{what} exits are routed by pyvmm itself and cannot be replaced ({hint})")
+        self._user[reason] = handler
+        self._rebuild()
+
+    def claim(self, kind: type[Exit] | int, claim: Claim) -> None:
+        """A participant's first look at every exit of `kind`, before the user's table."""
+        reason = _reason(kind)
+        if reason in _INFRASTRUCTURE:
+            raise ConfigError(f"{_INFRASTRUCTURE[reason]} exits cannot be claimed: put a device on the bus")
+        self._claims.setdefault(reason, []).append(claim)
+        self._rebuild()
+
+    def release(self, kind: type[Exit] | int, claim: Claim) -> None:
+        claims = self._claims.get(_reason(kind), [])
+        if claim in claims:
+            claims.remove(claim)
+            self._rebuild()
+
+    def handler_for(self, kind: type[Exit] | int) -> Handler:
+        """What an exit of `kind` goes to after the participants: the user's handler or the default."""
+        reason = _reason(kind)
+        return self._user.get(reason) or defaults.BY_REASON.get(reason) or defaults.unhandled
+
+    def _rebuild(self) -> None:
+        table: dict[int, Handler] = {
+            IntrExit.reason: self._on_interrupt,
+            IoExit.reason: self._route_io,
+            MmioExit.reason: self._route_mmio,
+        }
+        for reason in set(self._user) | set(self._claims) | set(defaults.BY_REASON):
+            if reason not in table:
+                table[reason] = _chain(self._claims.get(reason, []), self.handler_for(reason))
+        self._table = table
+
+    # --- the hot path ----------------------------------------------------------------------
+    def handle(self, ex: Exit) -> Verdict:
+        return self._table.get(ex.reason, self._by_raw_reason)(ex)
+
+    def _by_raw_reason(self, ex: Exit) -> Verdict:
+        # Views of reasons x86 has no class for (Unknown, ForeignExit) share reason -1; a handler
+        # registered for their raw number (an SPP kernel profile's exit 28, say) still gets them.
+        raw = getattr(ex, "raw_reason", None)
+        handler = self._table.get(raw) if raw is not None else None
+        return (handler or defaults.unhandled)(ex)
+
+    def _route_io(self, ex: IoExit) -> Verdict:
+        m = self._port_index.get(ex.port)
+        if m is None:
+            return self._unhandled_io(ex)
+        ex.offset = ex.port - m.base
+        handler = m.handler
+        if ex.count == 1:
+            return handler(ex)
+        # string I/O (rep ins/outs): one exit carries `count` elements; hand them over one by one
+        verdict: Verdict = None
+        for i in range(ex.count):
+            ex.index = i
+            verdict = handler(ex)
+            if verdict is not None:
+                break
+        return verdict
+
+    def _route_mmio(self, ex: MmioExit) -> Verdict:
+        m = self.mmio.lookup(ex._mmio.phys_addr)
+        if m is None:
+            return self._unhandled_mmio(ex)
+        ex.offset = ex.address - m.base
+        return m.handler(ex)
+
+    # --- the empty bus -----------------------------------------------------------------------
+    def _unhandled_io(self, ex: IoExit) -> Verdict:
+        if self.note is not None:
+            self.note("unhandled-io", vcpu=ex.vcpu.index, port=ex.port, size=ex.size, write=ex.is_write)
+        if self.strict:
+            return Stop(ExitStatus.UNHANDLED_EXIT, f"no device at port {ex.port:#x} (--strict)", fatal=True)
+        if not ex.is_write:
+            for i in range(ex.count):  # an empty ISA bus reads as all-ones, every element
+                ex.index = i
+                ex.value = 0xFFFFFFFF
+        return None
+
+    def _unhandled_mmio(self, ex: MmioExit) -> Verdict:
+        if self.note is not None:
+            self.note("unhandled-mmio", vcpu=ex.vcpu.index, address=ex.address, length=ex.length, write=ex.is_write)
+        if self.strict:
+            return Stop(ExitStatus.UNHANDLED_EXIT, f"no device at address {ex.address:#x} (--strict)", fatal=True)
+        if not ex.is_write:
+            ex.value = (1 << (8 * ex.length)) - 1
+        return None
+
+
+def _reason(kind: type[Exit] | int) -> int:
+    if isinstance(kind, int):
+        return kind
+    if kind.reason < 0:
+        raise ConfigError(f"{kind.__name__} has no fixed exit reason: register its raw reason number")
+    return kind.reason
+
+
+def _chain(claims: list[Claim], last: Handler) -> Handler:
+    if not claims:
+        return last
+    claims = list(claims)
+
+    def chained(ex: Exit) -> Verdict:
+        for claim in claims:
+            verdict = claim(ex)
+            if verdict is not PASS:
+                return verdict  # type: ignore[return-value]
+        return last(ex)
+
+    return chained
