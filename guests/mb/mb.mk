@@ -16,7 +16,7 @@ MB_BUILD := $(BUILD)/mb
 
 # Multiboot kernels linked as ELF at 1 MiB: start.o + NAME.o + kernel.o.
 MB_ELF_KERNELS  := mb-info mb-modules mb-fwcfg mb-rtc mb-exitcodes mb-smp mb-timer \
-                   mb-smp-spp mb-trap-selftest
+                   mb-smp-spp mb-trap-selftest mb-iret-probe
 # Multiboot kernels as flat images at 2 MiB, from the same C as mb-info.
 MB_FLAT_KERNELS := mb-info-flat
 # Plain ELF kernels, no multiboot header: elf-hello.c on elf-hello-start.S,
@@ -45,6 +45,8 @@ $(MB_BUILD)/start-flat.o: mb/start.S $(THIS) $(MB_MK) | $(MB_BUILD)
 	$(CC) $(MB_ASFLAGS32) -DMB_ADDRESS_FIELDS -c $< -o $@
 # The trap library's self-test, shared with the flat 64-bit trap-selftest.
 $(MB_BUILD)/mb-trap-selftest.o: trap-selftest.c $(THIS) $(MB_MK) | $(MB_BUILD)
+	$(CC) $(MB_CFLAGS32) -I. -DMB_KERNEL -c $< -o $@
+$(MB_BUILD)/mb-iret-probe.o: iret-probe.c $(THIS) $(MB_MK) | $(MB_BUILD)
 	$(CC) $(MB_CFLAGS32) -I. -DMB_KERNEL -c $< -o $@
 # The plain ELF kernels' objects, named for their source and word size.
 $(MB_BUILD)/elf-hello-32.o: mb/elf-hello.c $(THIS) $(MB_MK) | $(MB_BUILD)
