@@ -98,12 +98,23 @@ struct pseudo_descriptor {
 #define DESC_KERNEL_DATA 0x00cf93000000ffffull
 #define DESC_USER_DATA   0x00cff3000000ffffull
 
+/*
+ * rep stos: one emulated instruction instead of a loop of them, in words
+ * of the native size to keep its iterations few. (A long one at CPL 0 sits
+ * at one RIP with no exit for a long time, which a monitor watching for
+ * stuck vCPUs may take for one.)
+ */
 static void zero(void *p, size_t n)
 {
 	uint8_t *b = p;
+	size_t words = n / sizeof(uintptr_t), rest = n % sizeof(uintptr_t);
 
-	/* rep stos: one emulated instruction instead of a loop of them. */
-	__asm__ volatile("rep stosb" : "+D"(b), "+c"(n) : "a"(0) : "memory");
+#ifdef __x86_64__
+	__asm__ volatile("rep stosq" : "+D"(b), "+c"(words) : "a"(0) : "memory");
+#else
+	__asm__ volatile("rep stosl" : "+D"(b), "+c"(words) : "a"(0) : "memory");
+#endif
+	__asm__ volatile("rep stosb" : "+D"(b), "+c"(rest) : "a"(0) : "memory");
 }
 
 static void set_gate(int vector, uintptr_t handler, uint8_t type_attr, int ist)
