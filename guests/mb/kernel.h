@@ -35,6 +35,13 @@ int kernel_init(uint32_t magic);
 /* Prints "0x" and the value in hex: `digits` digits, zero-padded, or as few as needed if 0. */
 void put_hex(uint64_t value, int digits);
 
+/*
+ * Finds the word "KEY=N" on the multiboot command line (key given with its
+ * '='; N decimal or 0x hex) and stores N. Returns 0 if there is no such
+ * word or N is not a number.
+ */
+int cmdline_number(const struct mb_info *info, const char *key, uint32_t *value);
+
 /* Prints a string that the loader placed in memory, at most `max` bytes. */
 void put_guest_string(uint32_t addr, uint32_t max);
 
