@@ -16,7 +16,8 @@ MB_BUILD := $(BUILD)/mb
 
 # Multiboot kernels linked as ELF at 1 MiB: start.o + NAME.o + kernel.o.
 MB_ELF_KERNELS  := mb-info mb-modules mb-fwcfg mb-rtc mb-exitcodes mb-smp mb-timer \
-                   mb-smp-spp mb-trap-selftest mb-iret-probe mb-atomics
+                   mb-smp-spp mb-trap-selftest mb-iret-probe mb-atomics \
+                   mb-flush-race
 # Multiboot kernels as flat images at 2 MiB, from the same C as mb-info.
 MB_FLAT_KERNELS := mb-info-flat
 # Plain ELF kernels, no multiboot header: elf-hello.c on elf-hello-start.S,
@@ -63,6 +64,7 @@ $(MB_BUILD)/mb-smp.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
 $(MB_BUILD)/mb-smp-spp.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
 $(MB_BUILD)/mb-timer.elf: $(MB_BUILD)/timer-isr.o
 $(MB_BUILD)/mb-atomics.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
+$(MB_BUILD)/mb-flush-race.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
 
 $(MB_ELF_KERNELS:%=$(MB_BUILD)/%.elf): $(MB_BUILD)/%.elf: $(MB_BUILD)/start.o $(MB_BUILD)/%.o \
 		$(MB_BUILD)/kernel.o $(LIB32) mb/kernel.ld
