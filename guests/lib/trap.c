@@ -42,7 +42,8 @@ static uint8_t kstack[TRAP_MAX_CPUS][KSTACK_SIZE]
 /* IST1 for #DF, IST2 for NMI: a fault on a broken kernel stack still gets a stack. */
 #define IST_DF  1
 #define IST_NMI 2
-static uint8_t ist_stack[TRAP_MAX_CPUS][2][KSTACK_SIZE]
+#define IST_ANY 3	/* every other vector, after trap_use_ist_everywhere() */
+static uint8_t ist_stack[TRAP_MAX_CPUS][3][KSTACK_SIZE]
 	__attribute__((aligned(16), section(".noinit")));
 #endif
 
@@ -192,6 +193,8 @@ static void setup_tss(uint32_t cpu)
 		(uintptr_t)(ist_stack[cpu][0] + KSTACK_SIZE);			/* IST1 */
 	*(uint64_t *)&t->hw[0x24 + 8 * (IST_NMI - 1)] =
 		(uintptr_t)(ist_stack[cpu][1] + KSTACK_SIZE);			/* IST2 */
+	*(uint64_t *)&t->hw[0x24 + 8 * (IST_ANY - 1)] =
+		(uintptr_t)(ist_stack[cpu][2] + KSTACK_SIZE);			/* IST3 */
 #else
 	*(uint32_t *)&t->hw[4] = (uint32_t)top;					/* ESP0 */
 	*(uint32_t *)&t->hw[8] = TRAP_SEL_KERNEL_DATA;				/* SS0 */
@@ -315,6 +318,19 @@ void trap_init_cpu(uint32_t cpu)
 	wrmsr(MSR_SYSENTER_EIP, (uintptr_t)stray_sysenter);
 #endif
 	s->magic = TRAP_STATE_MAGIC;
+}
+
+void trap_use_ist_everywhere(void)
+{
+#ifdef __x86_64__
+	int v;
+
+	if (!tables_built)
+		build_tables();
+	for (v = 0; v < TRAP_VECTORS; v++)
+		if (idt[v].ist == 0)
+			idt[v].ist = IST_ANY;
+#endif
 }
 
 void trap_init(void)
@@ -492,10 +508,13 @@ uintptr_t trap_dispatch(struct trap_frame *f)
 		value = DR6_RESET;
 		__asm__ volatile("mov %0, %%dr6" : : "r"(value));
 		f->flags = (f->flags & ~(uintptr_t)RFLAGS_TF) | RFLAGS_RF;
-		return trap_frame_sp(f);
+		/* fall through */
 	case 2:		/* NMI */
 	case 3:		/* #BP: a trap, RIP is past the int3 */
 	case 4:		/* #OF: likewise */
+		/* Resume where the CPU said, unless the hook moves the frame elsewhere. */
+		if (trap_fixup_hook && trap_fixup_hook(f))
+			s->recovered++;
 		return trap_frame_sp(f);
 	case 8:		/* #DF */
 		give_up(cpu, vector, TRAP_EXIT_DOUBLE_FAULT);

@@ -169,6 +169,16 @@ struct trap_frame {
 void trap_init(void);
 void trap_init_cpu(uint32_t cpu);
 
+/*
+ * 64-bit: every vector without an IST stack gets one (IST3, per CPU), so an
+ * exception at CPL 0 is handled even when the interrupted code's RSP is
+ * garbage (code under test that may do anything). An exception raised by
+ * a handler itself would then start again at the top of the same stack and
+ * overwrite the first frame; the library's handlers raise none. No effect
+ * in 32-bit mode.
+ */
+void trap_use_ist_everywhere(void);
+
 /* Where cpu's handlers record (call before trap_init_cpu(cpu)). */
 void trap_set_state(uint32_t cpu, struct trap_state *state);
 struct trap_state *trap_state_of(uint32_t cpu);
@@ -185,7 +195,10 @@ extern putc_fn trap_putc;
 /*
  * Called for a fault no TRAP_FIXUP entry covers, before giving up: return 1
  * after changing the frame so that resuming makes sense (e.g. RIP past the
- * instruction), 0 to let the run end with TRAP_EXIT_UNEXPECTED.
+ * instruction), 0 to let the run end with TRAP_EXIT_UNEXPECTED. Also called
+ * for #DB, NMI, #BP and #OF just before they resume (after the library's
+ * own handling): return 1 if the frame was moved, 0 to resume as usual.
+ * Never for #DF.
  */
 extern int (*trap_fixup_hook)(struct trap_frame *frame);
 
