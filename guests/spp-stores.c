@@ -16,17 +16,27 @@
  *   alignment, count too large, privileged at CPL 3) and it and the rest of
  *   the batch were skipped; 0xffffffff = nops above 128, nothing ran.
  *
- * What the guest writes besides the ops' targets: the mailbox (result and the
- * value2 of reading ops), the library's ucall struct, the boot stack below
- * 1 MiB and, at CPL 3, a user stack on a page of its own. The mailbox fills
- * whole pages, so none of these shares a page with it, and the image stays
- * below 0x200000 (checked at start-up), leaving 0x200000-0x3fffff to the host.
+ * Before anything else the guest installs its own GDT, TSS and IDT (the
+ * trap library): every exception is counted in mailbox.traps (page 3 of the
+ * mailbox, README.md), #DB and #BP resume after the instruction, the UD2 op
+ * and the AVX ops resume through exception-table fixups, and any other
+ * exception ends the run with status 245 (247 for a double fault) after a
+ * report on the debug console. At CPL 0 it also tries to enable AVX
+ * (CR4.OSXSAVE, XSETBV) and records what it found; at CPL 3 it records
+ * CPUID and XGETBV as the CPU reports them there.
+ *
+ * What the guest writes besides the ops' targets: the mailbox (result, the
+ * value2 of reading ops, page 3), the library's ucall struct, its own
+ * tables and kernel stacks, the boot stack below 1 MiB and, at CPL 3, a
+ * user stack on a page of its own. The mailbox fills whole pages, so none of
+ * these shares a page with it, and the image stays below 0x200000 (checked
+ * at start-up), leaving 0x200000-0x3fffff to the host.
  */
 #include <stddef.h>
 #include <stdint.h>
 
+#include "trap.h"
 #include "ucall.h"
-#include "user.h"
 
 #define SPP_MAX_OPS     128
 #define SPP_SRC_SIZE    4096
@@ -60,7 +70,29 @@ enum spp_opcode {
 	OP_READ64 = 25,
 	OP_EXEC_PAGE_STORE = 26,
 	OP_LOAD_SEGMENT_FROM_GDT_AT = 27,
+	OP_TRIPLE_FAULT = 28,
+	OP_INT3 = 29,
+	OP_UD2 = 30,
+	OP_VMOVDQU256 = 31,
+	OP_VMOVQ = 32,
+	OP_LOCK_ADD32_LOOP = 33,
+	OP_LOCK_XADD_LOOP = 34,
+	OP_LOCK_CMPXCHG_LOOP = 35,
+	OP_SPINLOCK_COUNTER_LOOP = 36,
 };
+
+/* mailbox.avx: what the guest found out about AVX (README, "spp-stores") */
+#define AVX_CPUID_XSAVE    (1u << 0)	/* CPUID.1:ECX.XSAVE at CPL 0 (KVM's table) */
+#define AVX_CPUID_AVX      (1u << 1)	/* CPUID.1:ECX.AVX at CPL 0 */
+#define AVX_OSXSAVE_SET    (1u << 2)	/* mov to CR4 with OSXSAVE did not fault */
+#define AVX_XSETBV_OK      (1u << 3)	/* xsetbv(0, x87 | SSE | AVX) did not fault */
+#define AVX_ENABLED        (1u << 4)	/* all four: the AVX ops run */
+#define AVX_CPL3_XGETBV_OK (1u << 5)	/* xgetbv at CPL 3 did not fault (xcr0_cpl3 valid) */
+
+#define CPUID1_ECX_XSAVE   (1u << 26)
+#define CPUID1_ECX_AVX     (1u << 28)
+#define CR4_OSXSAVE        (1ul << 18)
+#define XCR0_X87_SSE_AVX   0x7u
 
 struct spp_op {
 	uint32_t op;		/*  0 */
@@ -77,18 +109,39 @@ struct spp_mailbox {
 	uint32_t pad;		/*   12 */
 	struct spp_op ops[SPP_MAX_OPS];	/*   16 */
 	uint8_t src[SPP_SRC_SIZE] __attribute__((aligned(4096)));	/* 8192 */
+	/* Page 3, written by the guest only: */
+	struct trap_state traps __attribute__((aligned(4096)));	/* 12288: the exception record */
+	uint32_t cpuid1_ecx;	/* 12544: CPUID.1:ECX at CPL 0 (KVM's table) */
+	uint32_t cpuid1_ecx_cpl3;	/* 12548: the same at CPL 3 (not intercepted: the host's) */
+	uint32_t avx;		/* 12552: AVX_* bits */
+	uint32_t pad2;		/* 12556 */
+	uint64_t xcr0;		/* 12560: XCR0 the guest set (0 if it could not) */
+	uint64_t xcr0_cpl3;	/* 12568: XCR0 read by xgetbv at CPL 3 */
+	uint8_t gdtr[16];	/* 12576: what sgdt stores: u16 limit, u64 base (the guest's own GDT) */
+	uint8_t idtr[16];	/* 12592: what sidt stores (the guest's own IDT) */
 };
 
 _Static_assert(sizeof(struct spp_op) == 32, "spp_op must be 32 bytes");
 _Static_assert(offsetof(struct spp_mailbox, ops) == 16, "ops offset");
 _Static_assert(offsetof(struct spp_mailbox, src) == 8192, "src offset");
+_Static_assert(offsetof(struct spp_mailbox, traps) == 12288, "traps offset");
+_Static_assert(offsetof(struct spp_mailbox, cpuid1_ecx) == 12544, "cpuid offset");
+_Static_assert(offsetof(struct spp_mailbox, xcr0_cpl3) == 12568, "xcr0_cpl3 offset");
+_Static_assert(offsetof(struct spp_mailbox, idtr) == 12592, "idtr offset");
+_Static_assert(sizeof(struct spp_mailbox) == 16384, "mailbox is four pages");
 /* Whole pages only: then no other object can share a page with the mailbox. */
 _Static_assert(sizeof(struct spp_mailbox) % 4096 == 0, "mailbox must fill whole pages");
 
 static struct spp_mailbox mailbox __attribute__((aligned(4096)));
 
-/* A page to itself, so a store the host aims at a neighbour never hits it. */
-static uint8_t user_stack[4096] __attribute__((aligned(4096), section(".noinit")));
+/*
+ * A page to itself, so a store the host aims at a neighbour never hits it.
+ * In .bss, inside the loaded file, not in .noinit: with the boot page
+ * tables' PDPT or PD page protected, the first CPL-3 write to a page beyond
+ * the loaded file stalls inside KVM_RUN with no exit on this host (until the
+ * monitor's watchdog single-steps it); a page the loader wrote does not.
+ */
+static uint8_t user_stack[4096] __attribute__((aligned(4096)));
 
 /* From the linker script: the first byte after everything the image uses. */
 extern char __image_end[];
@@ -107,6 +160,94 @@ __asm__(".pushsection .text.spp_scratch, \"ax\", @progbits\n\t"
 	".popsection");
 
 static int cpl3;
+
+static volatile struct spp_mailbox *mb(void)
+{
+	return (volatile struct spp_mailbox *)&mailbox;
+}
+
+static int avx_usable(uint32_t count)
+{
+	/* count == 1 forces the op (its #UD, if any, is caught: the op is then refused). */
+	return count == 1 || (mb()->avx & AVX_ENABLED);
+}
+
+static void cpuid1(uint32_t *ecx)
+{
+	uint32_t a = 1, b, c = 0, d;
+
+	__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+	*ecx = c;
+}
+
+/*
+ * At CPL 0, before the first batch: AVX is usable only if KVM's CPUID says
+ * XSAVE and AVX, CR4.OSXSAVE can be set and XSETBV accepts x87 | SSE | AVX.
+ * Each step is tried (with a fixup) and recorded, even if CPUID said no.
+ */
+static void avx_enable(void)
+{
+	uint32_t ecx, bits = 0, faulted;
+	uint64_t cr4;
+
+	cpuid1(&ecx);
+	mb()->cpuid1_ecx = ecx;
+	if (ecx & CPUID1_ECX_XSAVE)
+		bits |= AVX_CPUID_XSAVE;
+	if (ecx & CPUID1_ECX_AVX)
+		bits |= AVX_CPUID_AVX;
+
+	__asm__ volatile("movq %%cr4, %0" : "=r"(cr4));
+	cr4 |= CR4_OSXSAVE;
+	__asm__ volatile("1: movq %[cr4], %%cr4\n\t"
+			 "xorl %[f], %[f]\n\t"
+			 "jmp 3f\n"
+			 "2: movl $1, %[f]\n"
+			 "3:\n\t"
+			 TRAP_FIXUP_ASM(1b, 2b)
+			 : [f] "=r"(faulted) : [cr4] "r"(cr4) : "memory");
+	if (!faulted) {
+		bits |= AVX_OSXSAVE_SET;
+		__asm__ volatile("1: xsetbv\n\t"
+				 "xorl %[f], %[f]\n\t"
+				 "jmp 3f\n"
+				 "2: movl $1, %[f]\n"
+				 "3:\n\t"
+				 TRAP_FIXUP_ASM(1b, 2b)
+				 : [f] "=r"(faulted)
+				 : "c"(0), "a"(XCR0_X87_SSE_AVX), "d"(0)
+				 : "memory");
+		if (!faulted) {
+			bits |= AVX_XSETBV_OK;
+			mb()->xcr0 = XCR0_X87_SSE_AVX;
+		}
+	}
+	if ((bits & 0xf) == 0xf)
+		bits |= AVX_ENABLED;
+	mb()->avx = bits;
+}
+
+/* At CPL 3: what the CPU itself reports there (cpuid and xgetbv are not intercepted). */
+static void avx_look_at_cpl3(void)
+{
+	uint32_t ecx, lo = 0, hi = 0, faulted;
+
+	cpuid1(&ecx);
+	mb()->cpuid1_ecx_cpl3 = ecx;
+	__asm__ volatile("1: xgetbv\n\t"
+			 "xorl %[f], %[f]\n\t"
+			 "jmp 3f\n"
+			 "2: movl $1, %[f]\n"
+			 "3:\n\t"
+			 TRAP_FIXUP_ASM(1b, 2b)
+			 : [f] "=r"(faulted), "+a"(lo), "+d"(hi)
+			 : "c"(0)
+			 : "memory");
+	if (!faulted) {
+		mb()->xcr0_cpl3 = (uint64_t)hi << 32 | lo;
+		mb()->avx |= AVX_CPL3_XGETBV_OK;
+	}
+}
 
 /*
  * Each store is one instruction with a register-indirect destination, in
@@ -322,6 +463,120 @@ static int run_op(volatile struct spp_op *op)
 				 : "memory");
 		break;
 	}
+	case OP_TRIPLE_FAULT:
+		if (cpl3)
+			trap_sys(TRAP_SYS_TRIPLE_FAULT, 0);
+		else
+			trap_triple_fault();
+		return 1;	/* not reached */
+	case OP_INT3:
+		/* #BP is a trap: the guest's handler counts it and resumes after. */
+		__asm__ volatile("int3" : : : "memory");
+		break;
+	case OP_UD2:
+		__asm__ volatile("1: ud2\n"
+				 "2:\n\t"
+				 TRAP_FIXUP_ASM(1b, 2b)
+				 : : : "memory");
+		break;
+	case OP_VMOVDQU256: {
+		uint32_t faulted;
+
+		if (!avx_usable(count))
+			return 1;
+		/* ymm0 = value:value2 in both halves, so the store is value, value2, value, value2. */
+		__asm__ volatile("1: vmovdqu (%[d]), %%xmm0\n\t"
+				 "vinsertf128 $1, %%xmm0, %%ymm0, %%ymm0\n\t"
+				 "vmovdqu %%ymm0, (%[a])\n\t"
+				 "xorl %[f], %[f]\n\t"
+				 "jmp 3f\n"
+				 "2: movl $1, %[f]\n"
+				 "3:\n\t"
+				 TRAP_FIXUP_ASM(1b, 2b)
+				 : [f] "=r"(faulted)
+				 : [a] "r"(addr), [d] "r"(data)
+				 : "memory");
+		return (int)faulted;
+	}
+	case OP_VMOVQ: {
+		uint32_t faulted;
+
+		if (!avx_usable(count))
+			return 1;
+		__asm__ volatile("1: vmovdqu (%[d]), %%xmm0\n\t"
+				 "vmovq %%xmm0, (%[a])\n\t"
+				 "xorl %[f], %[f]\n\t"
+				 "jmp 3f\n"
+				 "2: movl $1, %[f]\n"
+				 "3:\n\t"
+				 TRAP_FIXUP_ASM(1b, 2b)
+				 : [f] "=r"(faulted)
+				 : [a] "r"(addr), [d] "r"(data)
+				 : "memory");
+		return (int)faulted;
+	}
+	case OP_LOCK_ADD32_LOOP:
+		for (uint32_t i = 0; i < count; i++)
+			__asm__ volatile("lock addl %k[v], (%[a])" : : [a] "r"(addr), [v] "r"(value) : "memory", "cc");
+		break;
+	case OP_LOCK_XADD_LOOP: {
+		uint32_t old = 0;
+
+		for (uint32_t i = 0; i < count; i++) {
+			old = (uint32_t)value;
+			__asm__ volatile("lock xaddl %[o], (%[a])" : [o] "+r"(old) : [a] "r"(addr) : "memory", "cc");
+		}
+		op->value2 = old;	/* memory before the last addition */
+		break;
+	}
+	case OP_LOCK_CMPXCHG_LOOP: {
+		uint64_t retries = 0;
+
+		for (uint32_t i = 0; i < count; i++) {
+			uint32_t expected = *(volatile uint32_t *)addr;
+
+			for (;;) {
+				uint32_t seen = expected;
+
+				__asm__ volatile("lock cmpxchgl %[new], (%[a])"
+						 : "+a"(seen)
+						 : [a] "r"(addr), [new] "r"(expected + (uint32_t)value)
+						 : "memory", "cc");
+				if (seen == expected)
+					break;
+				expected = seen;
+				retries++;
+			}
+		}
+		op->value2 = retries;
+		break;
+	}
+	case OP_SPINLOCK_COUNTER_LOOP: {
+		/* The lock is the dword at addr, the counter the dword at addr + 4. */
+		volatile uint32_t *lock = (volatile uint32_t *)addr;
+		volatile uint32_t *counter = lock + 1;
+		uint64_t spins = 0;
+
+		for (uint32_t i = 0; i < count; i++) {
+			uint32_t taken = 1;
+
+			for (;;) {
+				__asm__ volatile("xchgl %[t], (%[l])" : [t] "+r"(taken) : [l] "r"(lock) : "memory");
+				if (taken == 0)
+					break;
+				while (*lock != 0) {
+					__asm__ volatile("pause");
+					spins++;
+				}
+				taken = 1;
+			}
+			*counter = *counter + (uint32_t)value;	/* plain load and store, under the lock */
+			__asm__ volatile("" : : : "memory");
+			*lock = 0;
+		}
+		op->value2 = spins;
+		break;
+	}
 	default:
 		return 1;
 	}
@@ -363,11 +618,24 @@ static void interpreter(void)
 	ucall_done();
 }
 
+static uintptr_t user_interpreter(uintptr_t unused)
+{
+	(void)unused;
+	avx_look_at_cpl3();
+	interpreter();
+	return 0;
+}
+
 int main(void)
 {
 	uint32_t cpl;
 
+	/* Its own GDT, TSS and IDT first; exceptions are recorded in the mailbox. */
+	trap_set_state(0, (struct trap_state *)&mailbox.traps);
+	trap_init();
+	__asm__ volatile("sgdt %0\n\tsidt %1" : "=m"(mailbox.gdtr), "=m"(mailbox.idtr));
 	GUEST_ASSERT((uintptr_t)__image_end <= HOST_AREA_START);
+	avx_enable();
 
 	ucall(UCALL_SYNC, 0, (uint64_t)(uintptr_t)&mailbox,
 	      (uint64_t)(uintptr_t)spp_code_scratch, 0, NULL, NULL, 0);
@@ -376,7 +644,7 @@ int main(void)
 	GUEST_ASSERT(cpl == 0 || cpl == 3);
 	if (cpl == 3) {
 		cpl3 = 1;
-		enter_user(interpreter, user_stack + sizeof(user_stack));
+		user_run(user_interpreter, 0, user_stack + sizeof(user_stack));
 	}
 	interpreter();
 	return 0;

@@ -73,7 +73,7 @@
 #include "io.h"
 #include "kernel.h"
 #include "serial.h"
-#include "trap.h"
+#include "fatal-trap.h"
 
 #define RESUME_STUB_ADDR  0x60000u
 #define PATTERN_ADDR      0x200000u
@@ -660,7 +660,7 @@ void resume_main(void)
 	uint32_t bad;
 
 	/* The IDT is in .bss, which QEMU has cleared (see struct pm_state): filled again. */
-	trap_init();
+	fatal_trap_init();
 	serial_init();
 	serial_puts("resumed from S3\n");
 	pm = *(const struct pm_state *)PM_STATE_ADDR;
@@ -700,7 +700,7 @@ int kmain(uint32_t magic, const struct mb_info *info)
 	const uint8_t *dsdt_p;
 	int entry_size, addresses;
 
-	trap_init();
+	fatal_trap_init();
 	if (!kernel_init(magic))
 		return EXIT_BAD_MAGIC;
 	addresses = cmdline_has(info, "addresses");

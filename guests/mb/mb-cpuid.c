@@ -52,7 +52,7 @@
 #include "kernel.h"
 #include "serial.h"
 #include "smp.h"
-#include "trap.h"
+#include "fatal-trap.h"
 
 #define WAIT_SPINS     2000000	/* see mb-smp.c: seconds of emulated CPL-0 code */
 #define MAX_SUBLEAVES  8	/* of 0xb and 0x1f: SMT, core, module, tile, die, ... */
@@ -213,7 +213,7 @@ static int take_turn(uint32_t apic_id)
 
 void ap_main(void)
 {
-	trap_load();
+	fatal_trap_load();
 	__atomic_fetch_add(&arrived, 1, __ATOMIC_SEQ_CST);
 	take_turn(smp_apic_id());
 	for (;;)
@@ -224,7 +224,7 @@ int kmain(uint32_t magic, const struct mb_info *info)
 {
 	uint32_t bsp_id;
 
-	trap_init();
+	fatal_trap_init();
 	if (!kernel_init(magic))
 		return EXIT_BAD_MAGIC;
 	topology_only = cmdline_has(info, "topology");

@@ -34,7 +34,7 @@
  */
 #include "kernel.h"
 #include "serial.h"
-#include "trap.h"
+#include "fatal-trap.h"
 
 #define LOW_MEMORY_END   0xa0000u
 #define MAX_RANGES       32
@@ -347,7 +347,7 @@ static void print_loader_summary(const struct mb_info *info)
 
 int kmain(uint32_t magic, const struct mb_info *info)
 {
-	trap_init();
+	fatal_trap_init();
 	if (!kernel_init(magic))
 		return EXIT_BAD_MAGIC;
 

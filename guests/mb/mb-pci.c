@@ -56,7 +56,7 @@
 #include "kernel.h"
 #include "pci.h"
 #include "serial.h"
-#include "trap.h"
+#include "fatal-trap.h"
 
 #define TESTDEV_VENDOR   0x1b36
 #define TESTDEV_DEVICE   0x0005
@@ -344,7 +344,7 @@ int kmain(uint32_t magic, const struct mb_info *info)
 	struct pci_fn f;
 	int n;
 
-	trap_init();
+	fatal_trap_init();
 	if (!kernel_init(magic))
 		return EXIT_BAD_MAGIC;
 

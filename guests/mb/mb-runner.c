@@ -37,7 +37,7 @@
 #include "pci.h"
 #include "serial.h"
 #include "smp.h"
-#include "trap.h"
+#include "fatal-trap.h"
 
 #define MAX_ARGS        1024
 #define MAX_LINE        200
@@ -57,7 +57,7 @@ static volatile uint32_t aps_up;
 
 void ap_main(void)
 {
-	trap_load();
+	fatal_trap_load();
 	__atomic_fetch_add(&aps_up, 1, __ATOMIC_SEQ_CST);
 	for (;;)
 		__asm__ volatile("cli; hlt" : : : "memory");
@@ -228,7 +228,7 @@ int kmain(uint32_t magic, const struct mb_info *info)
 {
 	uint32_t code;
 
-	trap_init();
+	fatal_trap_init();
 	if (!kernel_init(magic))
 		return EXIT_BAD_MAGIC;
 	print_args(info);

@@ -18,7 +18,8 @@ MB_BUILD := $(BUILD)/mb
 
 # Multiboot kernels linked as ELF at 1 MiB: start.o + NAME.o + kernel.o.
 MB_ELF_KERNELS  := mb-info mb-modules mb-fwcfg mb-rtc mb-exitcodes mb-smp mb-timer \
-                   mb-smp-spp mb-pci mb-cpuid mb-acpi mb-runner
+                   mb-smp-spp mb-pci mb-cpuid mb-acpi mb-runner \
+                   mb-trap-selftest mb-iret-probe mb-atomics mb-flush-race
 # Multiboot kernels linked by a script of their own (low.ld: below 64 KiB),
 # from one source: mb-low with text at 0x8000 and data at 0xb000; mb-low-a000
 # with text at 0xa000 and data at 0xd000, clear of the 0x9000-0x95ff that
@@ -55,6 +56,11 @@ $(MB_BUILD)/start-flat.o: mb/start.S $(THIS) $(MB_MK) | $(MB_BUILD)
 # A 4 KiB boot stack: the low kernel's data segment has little room.
 $(MB_BUILD)/start-low.o: mb/start.S $(THIS) $(MB_MK) | $(MB_BUILD)
 	$(CC) $(MB_ASFLAGS32) -DBOOT_STACK_SIZE=4096 -c $< -o $@
+# The trap library's self-test, shared with the flat 64-bit trap-selftest.
+$(MB_BUILD)/mb-trap-selftest.o: trap-selftest.c $(THIS) $(MB_MK) | $(MB_BUILD)
+	$(CC) $(MB_CFLAGS32) -I. -DMB_KERNEL -c $< -o $@
+$(MB_BUILD)/mb-iret-probe.o: iret-probe.c $(THIS) $(MB_MK) | $(MB_BUILD)
+	$(CC) $(MB_CFLAGS32) -I. -DMB_KERNEL -c $< -o $@
 # The plain ELF kernels' objects, named for their source and word size.
 $(MB_BUILD)/elf-hello-32.o: mb/elf-hello.c $(THIS) $(MB_MK) | $(MB_BUILD)
 	$(CC) $(MB_CFLAGS32) -c $< -o $@
@@ -65,8 +71,8 @@ $(MB_BUILD)/elf-hello-64.o: mb/elf-hello.c $(THIS) $(MB_MK) | $(MB_BUILD)
 $(MB_BUILD)/elf-hello-start-64.o: mb/elf-hello-start.S $(THIS) $(MB_MK) | $(MB_BUILD)
 	$(CC) $(MB_ASFLAGS64) -c $< -o $@
 
-# The reporting IDT (trap.c, trap-isr.S) is linked into the kernels that load it.
-MB_TRAP := $(MB_BUILD)/trap.o $(MB_BUILD)/trap-isr.o
+# The reporting IDT (fatal-trap.c, fatal-trap-isr.S) is linked into the kernels that load it.
+MB_TRAP := $(MB_BUILD)/fatal-trap.o $(MB_BUILD)/fatal-trap-isr.o
 
 # Kernels made of more than start, body and kernel.o.
 $(MB_BUILD)/mb-smp.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
@@ -76,6 +82,8 @@ $(MB_BUILD)/mb-pci.elf: $(MB_BUILD)/pci.o $(MB_TRAP)
 $(MB_BUILD)/mb-cpuid.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o $(MB_TRAP)
 $(MB_BUILD)/mb-acpi.elf: $(MB_BUILD)/acpi.o $(MB_BUILD)/acpi-resume.o $(MB_TRAP)
 $(MB_BUILD)/mb-runner.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o $(MB_BUILD)/pci.o $(MB_TRAP)
+$(MB_BUILD)/mb-atomics.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
+$(MB_BUILD)/mb-flush-race.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
 
 $(MB_ELF_KERNELS:%=$(MB_BUILD)/%.elf): $(MB_BUILD)/%.elf: $(MB_BUILD)/start.o $(MB_BUILD)/%.o \
 		$(MB_BUILD)/kernel.o $(LIB32) mb/kernel.ld

@@ -207,17 +207,25 @@ static void start_ap(uint32_t apic_id)
 	send_ipi(apic_id, ICR_STARTUP | (TRAMPOLINE_ADDR >> 12));
 }
 
-void smp_start_aps(uint32_t bsp_id)
+void smp_start_cpus(uint32_t bsp_id, uint32_t count)
 {
 	const uint8_t *src = smp_trampoline_start;
 	uint8_t *dst = (uint8_t *)TRAMPOLINE_ADDR;
-	uint32_t i;
+	uint32_t i, running = 1;
 
 	while (src < smp_trampoline_end)
 		*dst++ = *src++;
 	/* Software-enable the BSP's local APIC, as an OS does before sending IPIs. */
 	lapic_write(LAPIC_SVR, SVR_ENABLE | SPURIOUS_VECTOR);
-	for (i = 0; i < smp_ncpus; i++)
-		if (smp_apic_ids[i] != bsp_id)
+	for (i = 0; i < smp_ncpus && running < count; i++) {
+		if (smp_apic_ids[i] != bsp_id) {
 			start_ap(smp_apic_ids[i]);
+			running++;
+		}
+	}
+}
+
+void smp_start_aps(uint32_t bsp_id)
+{
+	smp_start_cpus(bsp_id, smp_ncpus);
 }

@@ -51,6 +51,9 @@ uint32_t smp_rank(uint32_t apic_id);
  */
 void smp_start_aps(uint32_t bsp_id);
 
+/* The same, but only until `count` CPUs (the BSP included) run: the first APs in rank order. */
+void smp_start_cpus(uint32_t bsp_id, uint32_t count);
+
 /* The trampoline's bytes, in smp-ap.S. */
 extern const uint8_t smp_trampoline_start[], smp_trampoline_end[];
 

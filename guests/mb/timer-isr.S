@@ -6,7 +6,8 @@
  * code some exceptions push does not matter.
  *
  * Returning does not use IRET. On the project's hosts KVM runs CPL-0 code
- * in its instruction emulator, which implements IRET only in real mode.
+ * in its instruction emulator, which has no 32-bit protected-mode IRET
+ * (mb-iret-probe shows it; 64-bit iretq is another matter, README.md).
  * The interrupt never changes privilege or stack here, so its frame is just
  * EIP, CS, EFLAGS, and POPF followed by a near RET restores the same state.
  */

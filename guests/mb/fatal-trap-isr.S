@@ -5,7 +5,7 @@
  * trap_frame). Then the vector number, all general registers, and a call
  * to trap_report(), which does not return.
  */
-#include "trap.h"
+#include "fatal-trap.h"
 
 	.text
 	.code32

@@ -1,7 +1,7 @@
 /* The IDT of the multiboot kernels and its one handler. See trap.h. */
 #include "exit.h"
 #include "serial.h"
-#include "trap.h"
+#include "fatal-trap.h"
 
 struct idt_gate {
 	uint16_t offset_low;
@@ -35,7 +35,7 @@ static void load(void)
 	__asm__ volatile("lidt %0" : : "m"(desc) : "memory");
 }
 
-void trap_init(void)
+void fatal_trap_init(void)
 {
 	int v;
 
@@ -49,7 +49,7 @@ void trap_init(void)
 	load();
 }
 
-void trap_load(void)
+void fatal_trap_load(void)
 {
 	load();
 }

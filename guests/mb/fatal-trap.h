@@ -9,8 +9,8 @@
  * The handlers never return (no IRET: on this project's hosts KVM runs CPL-0
  * code in its instruction emulator, which implements IRET only in real mode).
  */
-#ifndef MB_TRAP_H
-#define MB_TRAP_H
+#ifndef MB_FATAL_TRAP_H
+#define MB_FATAL_TRAP_H
 
 #include "kernel.h"
 
@@ -31,10 +31,10 @@ struct trap_frame {
 extern const uint32_t trap_stubs[TRAP_VECTORS];
 
 /* Fills the IDT and loads it on the calling CPU. Call once, on the BSP. */
-void trap_init(void);
+void fatal_trap_init(void);
 
-/* Loads the IDT that trap_init() filled on the calling CPU (an AP). */
-void trap_load(void);
+/* Loads the IDT that fatal_trap_init() filled on the calling CPU (an AP). */
+void fatal_trap_load(void);
 
 /* Called from every stub: prints the frame and ends the run with EXIT_TRAP. */
 __attribute__((noreturn)) void trap_report(const struct trap_frame *frame);
