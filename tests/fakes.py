@@ -162,3 +162,9 @@ def mmio_access(device: Any, address: int, length: int, data: bytes | None = Non
             verdict = r.handler(ex)
             return ex.data, verdict
     raise AssertionError(f"{device.name} has no MMIO region at {address:#x}")
+
+
+def io_data(vcpu: SyntheticVcpu, size: int, count: int = 1) -> list[int]:
+    """The port data in the kvm_run page, as the guest will see it after an IN."""
+    data = ffi.cast({1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *"}[size], vcpu.page + PIO_DATA)
+    return [int(data[i]) for i in range(count)]

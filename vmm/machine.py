@@ -176,8 +176,9 @@ class Machine:
         observers = [o.wrap for o in (self.stats, self.trace) if o is not None]
         try:
             result = self.runner.run(
-                self.policy.handle, timeout=timeout, handle_signals=handle_signals, observers=observers
-            )
+                self.policy.handle, timeout=timeout, handle_signals=handle_signals, observers=observers,
+                route_io=self.policy.route_io,
+            )  # fmt: skip
         finally:
             self.console.flush()
         summary = self.board.notices.summary()

@@ -35,6 +35,7 @@ MASK = 0xFFFFFFF9  # sub-pages 1 and 2 (0x080-0x17f) denied
 A, B = TARGET + 0x90, TARGET + 0xC8  # two slots in denied sub-page 1
 V1, V2 = 0x1111111111111111, 0x2222222222222222
 FILL = 0x5A
+TRAPS_OFFSET, TRAP_RECORD_SIZE = 12288, 256  # the exception record in the guest's mailbox
 
 
 @dataclass
@@ -44,6 +45,10 @@ class Outcome:
     events: list[SppEvent]
     mask: int
     masks: dict[int, int]
+    traps: bytes  # the guest's own exception record
+
+    def exception_count(self, vector: int) -> int:
+        return int.from_bytes(self.traps[8 + 4 * vector : 12 + 4 * vector], "little")
 
     def at(self, addr: int, n: int = 8) -> bytes:
         return self.page[addr - TARGET : addr - TARGET + n]
@@ -58,9 +63,10 @@ def run(policies: list[Policy], ops: list[Op]) -> Outcome:
         for p in policies:
             spp.add_policy(p)
         spp.protect(TARGET, MASK)
-        StoreDriver(m, 3, [ops])
+        driver = StoreDriver(m, 3, [ops])
         result = m.run(timeout=20)
-        return Outcome(result, m.memory.read(TARGET, PAGE), events, spp.mask(TARGET), spp.masks())
+        traps = m.memory.read(driver.mailbox + TRAPS_OFFSET, TRAP_RECORD_SIZE)
+        return Outcome(result, m.memory.read(TARGET, PAGE), events, spp.mask(TARGET), spp.masks(), traps)
 
 
 def always(verdict: SppVerdict) -> Policy:
@@ -148,10 +154,12 @@ def test_stop_vm() -> None:
     assert len(out.events) == 1
 
 
-def test_inject_gp_without_an_idt_triple_faults() -> None:
-    """pyvmm's boot IDT is empty, so the injected #GP cannot be delivered: a triple fault."""
+def test_inject_gp_reaches_the_guests_own_handler() -> None:
+    """The guest's #GP handler counts the injected fault, reports it and ends the run (245)."""
     out = run([always(Inject(vector=13))], TWO_STORES)
-    assert out.result.status == ExitStatus.TRIPLE_FAULT
+    assert out.result.status == 245, out.result.reason
+    assert out.exception_count(13) == 1
+    assert sum(out.exception_count(v) for v in range(32)) == 1  # nothing else reached the guest
     assert out.page == bytes([FILL]) * PAGE
     assert len(out.events) == 1
 

@@ -16,7 +16,6 @@ from collections.abc import Callable
 import pytest
 
 from tests.spp_driver import LOAD_SEGMENT_FROM_GDT_AT, SGDT, SIDT, TARGET, Op, StoreDriver, stores_machine
-from vmm import layout
 from vmm.errors import ExitStatus
 from vmm.machine import Machine, RunResult
 from vmm.spp.controller import Policy
@@ -27,11 +26,8 @@ pytestmark = pytest.mark.kvm
 PAGE = 4096
 MASK = 0xFFFFFFFE  # sub-page 0 denied
 DENIED, ALLOWED = TARGET + 0x10, TARGET + 0x100
-BOOT_GDT_LIMIT = 5 * 8 + 16 - 1  # null, 4 code/data descriptors and the 16-byte TSS descriptor
-STORED = {
-    SGDT: struct.pack("<HQ", BOOT_GDT_LIMIT, layout.BOOT_GDT),
-    SIDT: struct.pack("<HQ", 0, layout.BOOT_IDT),  # pyvmm's boot IDT: empty (limit 0)
-}
+# where the guest records what `sgdt`/`sidt` store for its own tables (guests/README.md, spp-stores)
+OWN_TABLE_RECORD = {SGDT: 12576, SIDT: 12592}
 QUICK = 2.0  # seconds: a few watchdog periods plus slack, far below the 20 s timeout
 
 
@@ -39,7 +35,8 @@ def filler(size: int) -> bytes:
     return bytes(0xF0 + i % 15 for i in range(size))  # differs from every byte sgdt/sidt store
 
 
-Outcome = tuple[RunResult, float, bytes, bytes, list[SppEvent]]  # result, seconds, page before/after, events
+# result, seconds, page before/after, events, what sgdt/sidt store (from the guest's own record)
+Outcome = tuple[RunResult, float, bytes, bytes, list[SppEvent], dict[int, bytes]]
 
 
 def run(
@@ -63,16 +60,18 @@ def run(
         after = m.memory.read(TARGET, PAGE)
         if result.status == ExitStatus.OK:
             assert driver.refused() == 0  # every op ran
-    return result, elapsed, before, after, events
+        stored = {op: m.memory.read(driver.mailbox + at, 10) for op, at in OWN_TABLE_RECORD.items()}
+    return result, elapsed, before, after, events, stored
 
 
 @pytest.mark.parametrize("cpl", [0, 3])
 @pytest.mark.parametrize("op", [SGDT, SIDT], ids=["sgdt", "sidt"])
 def test_descriptor_table_store_into_a_protected_page(cpl: int, op: int) -> None:
-    result, elapsed, before, after, events = run(cpl, [Op(op, DENIED), Op(op, ALLOWED)], MASK)
+    result, elapsed, before, after, events, stored = run(cpl, [Op(op, DENIED), Op(op, ALLOWED)], MASK)
     assert result.status == ExitStatus.OK, result.reason
     assert elapsed < QUICK
-    data = STORED[op]
+    data = stored[op]
+    assert data != bytes(10)  # the guest has its own GDT and IDT: neither limit nor base is zero
     expected = bytearray(before)
     expected[ALLOWED - TARGET : ALLOWED - TARGET + len(data)] = data
     assert after == bytes(expected)  # the allowed one landed (stepped too), the denied one did not
@@ -95,7 +94,7 @@ ACCESS_BYTE = GDT + 2 * 8 + 5  # the data descriptor's type byte: 0x92, 0x93 onc
 
 
 def test_accessed_bit_write_into_a_protected_gdt() -> None:
-    result, elapsed, before, after, events = run(
+    result, elapsed, before, after, events, _ = run(
         0, [Op(LOAD_SEGMENT_FROM_GDT_AT, GDT)], 0, policy=allow_the_guests_own_stores
     )
     assert result.status == ExitStatus.OK, result.reason
@@ -121,7 +120,9 @@ def test_accessed_bit_write_into_a_gdt_the_host_wrote() -> None:
     def host_table(m: Machine) -> None:
         m.memory.write(GDT, struct.pack("<QQQ", 0, CODE64, DATA_NOT_ACCESSED))
 
-    result, elapsed, before, after, events = run(0, [Op(LOAD_SEGMENT_FROM_GDT_AT, GDT, count=1)], 0, setup=host_table)
+    result, elapsed, before, after, events, _ = run(
+        0, [Op(LOAD_SEGMENT_FROM_GDT_AT, GDT, count=1)], 0, setup=host_table
+    )
     assert result.status == ExitStatus.OK, result.reason
     assert elapsed < QUICK
     assert after == before

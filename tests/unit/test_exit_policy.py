@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from kvm_abi import exits as ke
-from tests.fakes import SyntheticVcpu, io_exit, mmio_exit
+from kvm_abi import ffi
+from tests.fakes import SyntheticVcpu, io_data, io_exit, mmio_exit
 from vmm.board.bus import AddressSpace
 from vmm.errors import ConfigError, ExitStatus
 from vmm.kvm.exits import HltExit, InternalErrorExit, IntrExit, IoExit, MmioExit, ShutdownExit
@@ -55,9 +56,8 @@ def test_io_read_from_the_device_lands_in_the_page() -> None:
         ex.value = 0xA5
 
     r.ports.insert(0x60, 1, answer, name="kbd")
-    ex = io_exit(r.vcpu, 0x60, write=False)
-    r.policy.handle(ex)
-    assert ex.value == 0xA5
+    r.policy.handle(io_exit(r.vcpu, 0x60, write=False))
+    assert io_data(r.vcpu, 1) == [0xA5]
 
 
 def test_string_io_hands_each_element_over_and_stops_at_a_verdict() -> None:
@@ -75,13 +75,8 @@ def test_string_io_hands_each_element_over_and_stops_at_a_verdict() -> None:
 
 def test_unhandled_port_reads_all_ones_every_element_and_is_noted() -> None:
     r = Rig()
-    ex = io_exit(r.vcpu, 0x1234, size=2, write=False, count=3)
-    assert r.policy.handle(ex) is None
-    values = []
-    for i in range(3):
-        ex.index = i
-        values.append(ex.value)
-    assert values == [0xFFFF] * 3
+    assert r.policy.handle(io_exit(r.vcpu, 0x1234, size=2, write=False, count=3)) is None
+    assert io_data(r.vcpu, 2, 3) == [0xFFFF] * 3
     assert r.notes == [("unhandled-io", {"vcpu": 0, "port": 0x1234, "size": 2, "write": False})]
 
 
@@ -97,9 +92,8 @@ def test_mmio_reaches_the_device_with_its_offset_and_holes_read_all_ones() -> No
     r.mmio.insert(0xD0000000, 0x1000, lambda ex: seen.append(ex.offset), name="dev")
     r.policy.handle(mmio_exit(r.vcpu, 0xD0000010, 4, write=True, data=b"abcd"))
     assert seen == [0x10]
-    ex = mmio_exit(r.vcpu, 0xE0000000, 4, write=False)
-    r.policy.handle(ex)
-    assert ex.value == 0xFFFFFFFF
+    r.policy.handle(mmio_exit(r.vcpu, 0xE0000000, 4, write=False))
+    assert bytes(ffi.buffer(r.vcpu.kvm_run.mmio.data, 4)) == b"\xff" * 4
 
 
 def test_intr_goes_to_the_runner_and_cannot_be_replaced() -> None:

@@ -31,8 +31,9 @@ def test_io_view_follows_an_unusual_data_offset_and_writes_in_values() -> None:
     ex = IoExit(None, run)  # type: ignore[arg-type]
     ex.load()
     assert not ex.is_write and ex.count == 2
-    ex.index = 1
-    ex.value = 0x12345  # truncated to the access size
+    ex.select(1)
+    ex.value = 0x12345
+    ex.store()  # truncated to the access size
     assert ffi.cast("uint16_t *", page + 512)[1] == 0x2345
 
 
@@ -41,4 +42,5 @@ def test_mmio_view() -> None:
     run.mmio.phys_addr, run.mmio.len, run.mmio.is_write = 0xD0000000, 4, 1
     ffi.memmove(run.mmio.data, b"\xef\xbe\xad\xde", 4)
     ex = MmioExit(None, run)  # type: ignore[arg-type]
+    ex.load()
     assert (ex.address, ex.length, ex.is_write, ex.value) == (0xD0000000, 4, True, 0xDEADBEEF)

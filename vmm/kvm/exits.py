@@ -39,6 +39,9 @@ _U = {1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *", 8: "uint64_t *"}
 _PIO_DATA_OFFSET = KVM_PIO_PAGE_OFFSET * 4096
 _IO_OFFSET = ffi.offsetof("struct kvm_run", "io")
 _IO_FIELDS = struct.Struct("<BBHIQ")  # direction, size, port, count, data_offset (the conformance test pins them)
+_MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
+_MMIO_OFFSET = ffi.offsetof("struct kvm_run", "mmio")
+_MMIO_FIELDS = struct.Struct("<Q8sIB")  # phys_addr, data[8], len, is_write
 
 
 class Exit:
@@ -78,10 +81,14 @@ def _fmt(v: Any) -> str:
 
 
 class IoExit(Exit):
-    """KVM_EXIT_IO: a port access. `port`, `size`, `count` and `is_write` are decoded once per exit
-    (`load`); `value` reads or writes the datum of element `index` (string I/O has `count` > 1)."""
+    """KVM_EXIT_IO: a port access, decoded by `load()` into plain attributes (the port bus calls
+    it; this runs on every port exit, so it is one unpack and no properties).
 
-    __slots__ = ("_data", "_page", "_typed", "count", "index", "is_write", "offset", "port", "size")
+    `value` is the datum of element `index` (string I/O has `count` > 1): for an OUT it holds what
+    the guest wrote; for an IN a handler sets it, and `store()` puts it into the guest's data
+    (the port bus does that after the handler)."""
+
+    __slots__ = ("_data", "_mask", "_page", "_typed", "count", "index", "is_write", "offset", "port", "size", "value")
     reason = ke.KVM_EXIT_IO
     name = "IO"
 
@@ -91,30 +98,38 @@ class IoExit(Exit):
         base = ffi.cast("char *", run)
         self._typed = {n: ffi.cast(t, base + _PIO_DATA_OFFSET) for n, t in _U.items()}
         self._page = ffi.buffer(base, _IO_OFFSET + _IO_FIELDS.size)
-        self.port = self.size = self.count = self.index = self.offset = 0
+        self.port = self.size = self.count = self.index = self.offset = self.value = 0
+        self._mask = 0xFF
         self.is_write = False
         self._data: Any = self._typed[1]
 
     def load(self) -> None:
-        # one unpack of the io member instead of five cffi field reads: this runs on every port exit
+        # one unpack of the io member instead of five cffi field reads
         direction, size, port, count, data_offset = _IO_FIELDS.unpack_from(self._page, _IO_OFFSET)
         self.port = port
         self.size = size
         self.count = count
-        self.is_write = direction == ke.KVM_EXIT_IO_OUT
         self.index = 0
+        self._mask = _MASKS.get(size, 0xFFFFFFFF)
         data = self._typed.get(size) if data_offset == _PIO_DATA_OFFSET else None
         if data is None:
             data = ffi.cast(_U.get(size, "uint8_t *"), ffi.cast("char *", self._run) + data_offset)
         self._data = data
+        if direction == ke.KVM_EXIT_IO_OUT:
+            self.is_write = True
+            self.value = data[0]
+        else:
+            self.is_write = False
+            self.value = 0
 
-    @property
-    def value(self) -> int:
-        return int(self._data[self.index])
+    def select(self, index: int) -> None:
+        """Make element `index` of a string I/O exit the current one."""
+        self.index = index
+        self.value = int(self._data[index]) if self.is_write else 0
 
-    @value.setter
-    def value(self, v: int) -> None:
-        self._data[self.index] = v & ((1 << (8 * self.size)) - 1)
+    def store(self) -> None:
+        """Put `value` into the guest's data for the current element (an IN's answer)."""
+        self._data[self.index] = self.value & self._mask
 
     def fields(self) -> dict[str, Any]:
         f: dict[str, Any] = {"port": self.port, "size": self.size, "write": self.is_write}
@@ -125,45 +140,46 @@ class IoExit(Exit):
 
 
 class MmioExit(Exit):
-    """KVM_EXIT_MMIO: an access to guest-physical memory that no writable memslot backs."""
+    """KVM_EXIT_MMIO: an access to guest-physical memory that no writable memslot backs, decoded
+    by `load()` into plain attributes (the MMIO bus calls it). For a write `data` holds the bytes;
+    for a read a handler sets `data` (or `value`) and `store()` hands them to the guest (the MMIO
+    bus does that after the handler)."""
 
-    __slots__ = ("_mmio", "offset")
+    __slots__ = ("_data_ptr", "_page", "address", "data", "is_write", "length", "offset")
     reason = ke.KVM_EXIT_MMIO
     name = "MMIO"
 
     def __init__(self, vcpu: ExitingVcpu, run: Any) -> None:
         super().__init__(vcpu, run)
-        self._mmio = run.mmio
-        self.offset = 0  # address - the base of the device the router found
+        self._page = ffi.buffer(ffi.cast("char *", run), _MMIO_OFFSET + _MMIO_FIELDS.size)
+        self._data_ptr = run.mmio.data
+        self.address = self.length = self.offset = 0  # offset: address - the base of the device the router found
+        self.is_write = False
+        self.data = b""
 
-    @property
-    def address(self) -> int:
-        return int(self._mmio.phys_addr)
+    def load(self) -> None:
+        address, raw, length, is_write = _MMIO_FIELDS.unpack_from(self._page, _MMIO_OFFSET)
+        self.address = address
+        self.length = length
+        if is_write:
+            self.is_write = True
+            self.data = raw[:length]
+        else:
+            self.is_write = False
+            self.data = bytes(length)
 
-    @property
-    def length(self) -> int:
-        return int(self._mmio.len)
-
-    @property
-    def is_write(self) -> bool:
-        return bool(self._mmio.is_write)
-
-    @property
-    def data(self) -> bytes:
-        return bytes(ffi.buffer(self._mmio.data, self._mmio.len))
-
-    @data.setter
-    def data(self, raw: bytes) -> None:
-        n = int(self._mmio.len)
-        ffi.memmove(self._mmio.data, raw[:n].ljust(n, b"\0"), n)
+    def store(self) -> None:
+        """Put `data` into the guest's read (padded or cut to the access length)."""
+        n = self.length
+        ffi.memmove(self._data_ptr, self.data[:n].ljust(n, b"\0"), n)
 
     @property
     def value(self) -> int:
-        return int.from_bytes(ffi.buffer(self._mmio.data, self._mmio.len), "little")
+        return int.from_bytes(self.data, "little")
 
     @value.setter
     def value(self, v: int) -> None:
-        n = int(self._mmio.len)
+        n = self.length
         self.data = (v & ((1 << (8 * n)) - 1)).to_bytes(n, "little")
 
     def fields(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,7 +28,7 @@ from kvm_abi import constants, ffi, ioctls, libc
 from kvm_abi import exits as ke
 from vmm.errors import KvmCallFailed, KvmSetupError
 from vmm.kvm.calls import NULL, cast, ioctl, new
-from vmm.kvm.exits import Exit, make_view
+from vmm.kvm.exits import Exit, IoExit, MmioExit, make_view
 
 _VIEW_TABLE_SIZE = 64  # exit reasons below this get a preallocated view
 _MAX_MSRS = 1024  # more MSRs than KVM lists as saveable on any host seen
@@ -51,36 +51,53 @@ class Vcpu:
             self.kvm_run.kvm_valid_regs = constants.KVM_SYNC_X86_REGS
         self._sync_gprs = self.kvm_run.s.regs.regs
         self._views: list[Exit] = [make_view(self, self.kvm_run, r) for r in range(_VIEW_TABLE_SIZE)]
-        # views whose common fields are decoded on every exit (I/O: read by every port handler)
-        self._loaders: list[Any] = [getattr(v, "load", None) for v in self._views]
         self._intr = self._views[ke.KVM_EXIT_INTR]
-        self._run_request = ioctls.KVM_RUN
-        self._ioctl = libc.ioctl
         self.kick_signal: int | None = None  # the signal that kicks this vCPU out of KVM_RUN
         self._guest_debug = 0  # the KVM_SET_GUEST_DEBUG control last set
         self._debugreg: list[int] = []
         self.exits = 0
         self.kicks = 0
+        self.run: Callable[[], Exit] = self._make_run()
 
     def close(self) -> None:
         if self.fd >= 0:
             libc.munmap(self._run_ptr, self._run_size)
             os.close(self.fd)
             self.fd = -1
+            self.run = self._closed
+
+    def _closed(self) -> Exit:
+        raise KvmCallFailed(f"KVM_RUN on vCPU {self.index}", errno.EBADF)
 
     # --- running -------------------------------------------------------------------------
-    def run(self) -> Exit:
-        """One KVM_RUN; the typed view of the exit (see the module docstring for the contract)."""
-        if self._ioctl(self.fd, self._run_request, NULL) < 0:
-            return self._failed_run()
-        self.exits += 1
-        reason = self.kvm_run.exit_reason
-        if reason < _VIEW_TABLE_SIZE:
-            load = self._loaders[reason]
-            if load is not None:
-                load()
-            return self._views[reason]
-        return make_view(self, self.kvm_run, reason)
+    def _make_run(self) -> Callable[[], Exit]:
+        """`run()`: one KVM_RUN; the typed view of the exit (see the module docstring for the
+        contract). A closure over everything it touches: this is the hot path of every exit, and
+        local names cost less than attribute lookups. IO and MMIO exits come back decoded (as
+        kvm-ioctls' VcpuExit::IoOut carries its port and data): every one of them is read."""
+        ioctl, fd, request, null = libc.ioctl, self.fd, ioctls.KVM_RUN, NULL
+        run_struct, views, limit = self.kvm_run, self._views, _VIEW_TABLE_SIZE
+        failed = self._failed_run
+        io, mmio = views[ke.KVM_EXIT_IO], views[ke.KVM_EXIT_MMIO]
+        assert isinstance(io, IoExit) and isinstance(mmio, MmioExit)
+        io_reason, io_load, mmio_reason, mmio_load = ke.KVM_EXIT_IO, io.load, ke.KVM_EXIT_MMIO, mmio.load
+
+        def run() -> Exit:
+            if ioctl(fd, request, null) < 0:
+                return failed()
+            self.exits += 1
+            reason = run_struct.exit_reason
+            if reason == io_reason:
+                io_load()
+                return io
+            if reason == mmio_reason:
+                mmio_load()
+                return mmio
+            if reason < limit:
+                return views[reason]
+            return make_view(self, run_struct, reason)
+
+        return run
 
     def _failed_run(self) -> Exit:
         err = ffi.errno
@@ -158,6 +175,10 @@ class Vcpu:
             mask.sigset[i] = b
         self._set(ioctls.KVM_SET_SIGNAL_MASK, mask, "KVM_SET_SIGNAL_MASK")
         self.kick_signal = kick
+
+    def view(self, reason: int) -> Exit:
+        """The exit view `run()` returns for `reason` (one per reason, reused)."""
+        return self._views[reason] if reason < _VIEW_TABLE_SIZE else make_view(self, self.kvm_run, reason)
 
     def synced_rip(self) -> int | None:
         return int(self._sync_gprs.rip) if self.sync_regs else None

@@ -64,6 +64,7 @@ class ExitPolicy:
         self._user: dict[int, Handler] = {}
         self._claims: dict[int, list[Claim]] = {}
         self._table: dict[int, Handler] = {}
+        self.handle: Handler = self._by_raw_reason
         self._rebuild()
 
     # --- registration --------------------------------------------------------------------
@@ -107,10 +108,23 @@ class ExitPolicy:
             if reason not in table:
                 table[reason] = _chain(self._claims.get(reason, []), self.handler_for(reason))
         self._table = table
+        self.handle = self._make_handle(table)
+
+    @property
+    def route_io(self) -> Handler:
+        """The port bus's router on its own: the run loop calls it directly for IO exits."""
+        return self._route_io
 
     # --- the hot path ----------------------------------------------------------------------
-    def handle(self, ex: Exit) -> Verdict:
-        return self._table.get(ex.reason, self._by_raw_reason)(ex)
+    def _make_handle(self, table: dict[int, Handler]) -> Handler:
+        """`handle(ex)`: the exit policy as one function of the exit. Rebuilt whenever a handler
+        or a claim changes, so the per-exit work is one dict lookup and a call."""
+        get, fallback = table.get, self._by_raw_reason
+
+        def handle(ex: Exit) -> Verdict:
+            return get(ex.reason, fallback)(ex)
+
+        return handle
 
     def _by_raw_reason(self, ex: Exit) -> Verdict:
         # Views of reasons x86 has no class for (Unknown, ForeignExit) share reason -1; a handler
@@ -126,22 +140,30 @@ class ExitPolicy:
         ex.offset = ex.port - m.base
         handler = m.handler
         if ex.count == 1:
-            return handler(ex)
-        # string I/O (rep ins/outs): one exit carries `count` elements; hand them over one by one
-        verdict: Verdict = None
-        for i in range(ex.count):
-            ex.index = i
             verdict = handler(ex)
+            if not ex.is_write:
+                ex.store()
+            return verdict
+        # string I/O (rep ins/outs): one exit carries `count` elements; hand them over one by one
+        verdict = None
+        for i in range(ex.count):
+            ex.select(i)
+            verdict = handler(ex)
+            if not ex.is_write:
+                ex.store()
             if verdict is not None:
                 break
         return verdict
 
     def _route_mmio(self, ex: MmioExit) -> Verdict:
-        m = self.mmio.lookup(ex._mmio.phys_addr)
+        m = self.mmio.lookup(ex.address)
         if m is None:
             return self._unhandled_mmio(ex)
         ex.offset = ex.address - m.base
-        return m.handler(ex)
+        verdict = m.handler(ex)
+        if not ex.is_write:
+            ex.store()
+        return verdict
 
     # --- the empty bus -----------------------------------------------------------------------
     def _unhandled_io(self, ex: IoExit) -> Verdict:
@@ -151,8 +173,9 @@ class ExitPolicy:
             return Stop(ExitStatus.UNHANDLED_EXIT, f"no device at port {ex.port:#x} (--strict)", fatal=True)
         if not ex.is_write:
             for i in range(ex.count):  # an empty ISA bus reads as all-ones, every element
-                ex.index = i
+                ex.select(i)
                 ex.value = 0xFFFFFFFF
+                ex.store()
         return None
 
     def _unhandled_mmio(self, ex: MmioExit) -> Verdict:
@@ -162,6 +185,7 @@ class ExitPolicy:
             return Stop(ExitStatus.UNHANDLED_EXIT, f"no device at address {ex.address:#x} (--strict)", fatal=True)
         if not ex.is_write:
             ex.value = (1 << (8 * ex.length)) - 1
+            ex.store()
         return None
 
 

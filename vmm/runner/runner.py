@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmm.errors import ExitStatus, PyvmmError, UserCodeError, status_of
-from vmm.kvm.exits import Exit, IntrExit
+from vmm.kvm.exits import Exit, IntrExit, IoExit
 from vmm.kvm.vcpu import Vcpu
 from vmm.runner.control import KICK_SIGNAL, RunControl
 from vmm.runner.participant import Participant, RunContext
@@ -92,10 +92,15 @@ class Runner:
         timeout: float | None = None,
         handle_signals: bool = False,
         observers: Sequence[Observer] = (),
+        route_io: Handle | None = None,
     ) -> RunResult:
-        """Run every vCPU until one stops; the first stop is the run's result."""
+        """Run every vCPU until one stops; the first stop is the run's result. `route_io`, the
+        port router the policy uses for IO exits, lets the loop skip the policy's lookup for
+        them; observers see every exit, so with any the loop goes through `handle` alone."""
         for wrap in observers:
             handle = wrap(handle)
+        if observers:
+            route_io = None
         control = self.control
         control.prepare()
         start = time.perf_counter()
@@ -110,7 +115,9 @@ class Runner:
                     p.run_started(ctx)
                     started.append(p)
                 threads = [
-                    threading.Thread(target=self._vcpu_main, args=(v, handle), name=f"pyvmm-vcpu{v.index}", daemon=True)
+                    threading.Thread(
+                        target=self._vcpu_main, args=(v, handle, route_io), name=f"pyvmm-vcpu{v.index}", daemon=True
+                    )
                     for v in self.vcpus
                 ]
                 for t in threads:
@@ -160,7 +167,7 @@ class Runner:
                 control.record(self.vcpus[0], Stop(ExitStatus.INTERRUPTED, "interrupted (Ctrl-C)"), "")
             raise
 
-    def _vcpu_main(self, vcpu: Vcpu, handle: Handle) -> None:
+    def _vcpu_main(self, vcpu: Vcpu, handle: Handle, route_io: Handle | None) -> None:
         # Ctrl-C, SIGTERM and timers belong to the supervising thread; the kick signal is blocked
         # here and let through by KVM only while this thread is inside KVM_RUN.
         signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS | {KICK_SIGNAL})
@@ -172,7 +179,7 @@ class Runner:
                 blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set())
                 vcpu.set_signal_mask({int(s) for s in blocked} - {KICK_SIGNAL}, kick=KICK_SIGNAL)
                 self._masked.add(vcpu.index)
-            verdict = _loop(vcpu, handle)
+            verdict = _loop(vcpu, handle, route_io)
         except PyvmmError as e:
             verdict = Stop(status_of(e), str(e), fatal=not isinstance(e, UserCodeError))
             report = e.details
@@ -210,11 +217,14 @@ class Runner:
             signal.signal(signal.SIGINT, old_int)
 
 
-def _loop(vcpu: Vcpu, handle: Handle) -> Stop:
-    """The run loop: enter the guest, hand the exit to the policy, until a verdict ends it."""
+def _loop(vcpu: Vcpu, handle: Handle, route_io: Handle | None) -> Stop:
+    """The run loop: enter the guest, hand the exit to the policy, until a verdict ends it. Port
+    exits, the most frequent, go straight to the port bus's router when nothing observes them."""
     run = vcpu.run
+    io = vcpu.view(IoExit.reason) if route_io is not None else None
     while True:
-        verdict = handle(run())
+        ex = run()
+        verdict = route_io(ex) if ex is io else handle(ex)  # type: ignore[misc]
         if verdict is not None:
             if verdict.__class__ is not Stop:
                 raise UserCodeError(f"a handler returned {verdict!r}, which is not a verdict (None or a Stop)")

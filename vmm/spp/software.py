@@ -33,7 +33,6 @@ from typing import Any
 
 from kvm_abi import caps as kcaps
 from kvm_abi import exits as ke
-from kvm_abi import ffi
 from vmm.board.memory import GuestMemory
 from vmm.errors import ExitStatus, GuestMemoryError, RunError
 from vmm.kvm.exits import DebugExit, InternalErrorExit, IntrExit, MmioExit, ShutdownExit
@@ -58,7 +57,7 @@ class SoftwareSpp:
         self.spp = spp
         self.table = spp.table
         self.memory = host.memory
-        self._host_bases = [(r.gpa, r.end, ffi.cast("char *", r.host_addr)) for r in self.memory.regions]
+        self._ram = [(r.gpa, r.end, r.buffer) for r in self.memory.regions]
         # Without this KVM answers an unemulable store at CPL > 0 by injecting #UD into the guest;
         # we need the exit to deal with the instruction ourselves.
         host.enable_cap(kcaps.KVM_CAP_EXIT_ON_EMULATION_FAILURE, 1)
@@ -91,9 +90,8 @@ class SoftwareSpp:
 
     # --- the trapped-write path ------------------------------------------------------------
     def handle_mmio(self, ex: MmioExit) -> Verdict:
-        mmio = ex._mmio
-        addr, length = mmio.phys_addr, mmio.len
-        if not mmio.is_write:  # only in the window of a slot update: serve it from RAM
+        addr, length = ex.address, ex.length
+        if not ex.is_write:  # only in the window of a slot update: serve it from RAM
             ex.data = self.memory.read(addr, length)
             return None
         if length != 8 and (addr + length) & (PAGE - 1):
@@ -104,27 +102,29 @@ class SoftwareSpp:
             span = (1 << (last - first + 1)) - 1
             bits = (mask >> first) & span
             if bits == span:
-                ffi.memmove(self._host_byte(addr), mmio.data, length)
+                self._write_ram(addr, ex.data)
                 return None
             # the lowest clear bit of `bits` is the first denied sub-page the store touches
             sub = first + ((~bits & span) & -(~bits & span)).bit_length() - 1
             denied = max(addr, (addr & ~(PAGE - 1)) + (sub << 7))
-            data = bytes(ffi.buffer(mmio.data, length))
+            data = ex.data
             index = ex.vcpu.index
             event = SppEvent(denied, mask, index, ex.vcpu.synced_rip(), "software", addr, length, data)
             verdict = self.spp.judge(event)
             if verdict is DENY:  # the default: nothing to carry out, the write is simply not applied
                 return None
             return carry_out(verdict, event, _Pending(self, [(addr, data)], self.host.vcpu(index)))
-        frags: Fragments = [(addr, bytes(ffi.buffer(mmio.data, length)))]
+        frags: Fragments = [(addr, ex.data)]
         vcpu = self.host.vcpu(ex.vcpu.index)
         self._collect_fragments(vcpu, frags)
         return self.judge_write(frags, vcpu)
 
-    def _host_byte(self, gpa: int) -> Any:
-        for start, end, base in self._host_bases:
+    def _write_ram(self, gpa: int, data: bytes) -> None:
+        for start, end, view in self._ram:
             if start <= gpa < end:
-                return base + (gpa - start)
+                off = gpa - start
+                view[off : off + len(data)] = data
+                return
         raise GuestMemoryError(f"trapped write at {gpa:#x} is outside guest RAM")
 
     def judge_write(self, frags: Fragments, vcpu: SppVcpu) -> Verdict:
