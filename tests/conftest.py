@@ -18,10 +18,11 @@ GUESTS = ROOT / "guests" / "build"
 
 
 def _kvm_problem() -> str | None:
+    device = os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm")  # the node pyvmm itself will open
     try:
-        fd = os.open("/dev/kvm", os.O_RDWR)
+        fd = os.open(device, os.O_RDWR)
     except OSError as e:
-        return f"/dev/kvm cannot be opened: {e.strerror}"
+        return f"{device} cannot be opened: {e.strerror}"
     os.close(fd)
     return None
 

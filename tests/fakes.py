@@ -15,7 +15,9 @@ from kvm_abi import constants as kc
 from kvm_abi import exits as ke
 from kvm_abi import ffi
 from kvm_abi.constants import KVM_PIO_PAGE_OFFSET
+from vmm.board.bus import AddressSpace
 from vmm.kvm.exits import Exit, IoExit, MmioExit, make_view
+from vmm.runner.policy import ExitPolicy
 
 PIO_DATA = KVM_PIO_PAGE_OFFSET * 4096
 
@@ -168,3 +170,10 @@ def io_data(vcpu: SyntheticVcpu, size: int, count: int = 1) -> list[int]:
     """The port data in the kvm_run page, as the guest will see it after an IN."""
     data = ffi.cast({1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *"}[size], vcpu.page + PIO_DATA)
     return [int(data[i]) for i in range(count)]
+
+
+def bare_exit_policy() -> ExitPolicy:
+    """An exit policy over empty port and MMIO buses, with no interrupt handling or notes."""
+    ports = AddressSpace("port", 0x10000, direct_index=True)
+    mmio = AddressSpace("address", 1 << 52, direct_index=False)
+    return ExitPolicy(ports, mmio, on_interrupt=lambda ex: None, strict=False, note=lambda kind, **f: None)

@@ -45,11 +45,6 @@ def test_missing_module() -> None:
     assert "/no/such/module" in line
 
 
-def test_qemu_device_pyvmm_does_not_have() -> None:
-    line = one_line_error(pyvmm("run", str(MB / "mb-info.elf"), "-device", "virtio-net"), ExitStatus.USAGE)
-    assert "virtio-net" in line
-
-
 def test_unreadable_module(tmp_path: Path) -> None:
     prefix = without_file_override()
     module = tmp_path / "secret"

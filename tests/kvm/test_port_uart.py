@@ -9,8 +9,7 @@ import pytest
 from conftest import guest
 
 from vmm.cpu.modes import CpuMode
-from vmm.devices.console import Console
-from vmm.devices.uart import LCR, LSR, MCR, RBR_THR, SCR, Uart16550
+from vmm.devices.uart import LCR, MCR
 from vmm.errors import ExitStatus
 from vmm.machine import Machine
 
@@ -33,29 +32,6 @@ LSR_AND_SCRATCH = bytes.fromhex(
     "e6 e9"  # out 0xe9, al
     "f4"  # hlt
 )
-
-
-def test_uart_registers_without_a_guest() -> None:
-    out = io.BytesIO()
-    console = Console(out)
-    uart = Uart16550(console)
-
-    assert uart.read(LSR) == LSR_IDLE
-    uart.write(RBR_THR, ord("A"))
-    uart.write(RBR_THR, ord("\n"))
-    assert bytes(console.transcript) == b"A\n"
-    assert out.getvalue() == b"A\n"
-
-    uart.write(SCR, 0xA5)
-    assert uart.read(SCR) == 0xA5
-    uart.write(SCR, 0x1FF)  # an 8-bit register: only the low byte is kept
-    assert uart.read(SCR) == 0xFF
-
-    # with DLAB set, offset 0 is the divisor latch, not the transmitter: nothing is printed
-    uart.write(LCR, 0x80)
-    uart.write(RBR_THR, 0x01)
-    assert uart.read(RBR_THR) == 0x01
-    assert bytes(console.transcript) == b"A\n"
 
 
 def test_ports_guest_prints_through_the_uart() -> None:

@@ -14,7 +14,6 @@ its own banner, neither of which belongs to the kernel.
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +28,6 @@ QEMU = shutil.which("qemu-system-x86_64")
 QEMU_TIMEOUT = 90  # a boot takes about 3 s through SeaBIOS; generous for a loaded host
 PYVMM_TIMEOUT = 60  # pyvmm's own --timeout: a hang ends as a status with a state dump
 
-MB_HEADER_MAGIC = 0x1BADB002
-MB_HEADER_ADDRESSES = 1 << 16
-MB_HEADER_SEARCH = 8192  # the header must lie in the first 8 KiB of the file
 
 MB_INFO_MEMORY = 1 << 0
 MB_INFO_CMDLINE = 1 << 2
@@ -274,42 +270,3 @@ def test_pyvmm_matches_qemu(case_id: str, modules: tuple[Path, Path]) -> None:
     assert "Traceback" not in got.stderr, got.stderr
     assert got.serial.decode(errors="replace") == want.serial.decode(errors="replace"), got.stderr
     assert got.status == want.status, got.stderr
-
-
-# --- the images themselves ---------------------------------------------------------------------
-
-
-def multiboot_header(data: bytes) -> tuple[int, tuple[int, ...]] | None:
-    """(offset, header words) of the first valid multiboot header in the first 8 KiB."""
-    for off in range(0, min(len(data), MB_HEADER_SEARCH) - 11, 4):
-        magic, flags, checksum = struct.unpack_from("<3I", data, off)
-        if magic == MB_HEADER_MAGIC and (magic + flags + checksum) & 0xFFFFFFFF == 0:
-            n = 8 if flags & MB_HEADER_ADDRESSES else 3
-            return off, struct.unpack_from(f"<{n}I", data, off)
-    return None
-
-
-@pytest.mark.parametrize(
-    "kernel",
-    [f"{k}.elf" for k in ("mb-info", "mb-modules", "mb-fwcfg", "mb-rtc", "mb-exitcodes", "mb-smp", "mb-timer")],
-)
-def test_elf_multiboot_kernels_have_a_header_and_no_address_fields(kernel: str) -> None:
-    data = (MB / kernel).read_bytes()
-    assert data[:4] == b"\x7fELF" and data[4] == 1  # ELF32
-    found = multiboot_header(data)
-    assert found is not None
-    _, words = found
-    assert words[1] & MB_HEADER_ADDRESSES == 0  # the loader must take the ELF program headers
-
-
-def test_flat_multiboot_kernel_header_describes_the_file() -> None:
-    data = (MB / "mb-info-flat.bin").read_bytes()
-    found = multiboot_header(data)
-    assert found is not None
-    off, (_, flags, _, header_addr, load_addr, load_end, bss_end, entry) = found
-    assert flags & MB_HEADER_ADDRESSES
-    assert load_addr == 0x200000
-    assert header_addr - load_addr == off  # the file's first byte loads at load_addr
-    assert load_end - load_addr == len(data)  # the whole file, nothing more
-    assert bss_end > load_end
-    assert load_addr < entry < load_end

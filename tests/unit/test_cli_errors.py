@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, guest, one_line_error, pyvmm, without_file_override
+from conftest import GUESTS, ROOT, guest, one_line_error, pyvmm, without_file_override
 
 from vmm.errors import ExitStatus
 
@@ -90,3 +90,8 @@ def test_missing_kvm_device(tmp_path: Path) -> None:
     line = one_line_error(proc, ExitStatus.NO_KVM)
     assert device in line
     assert "does not exist" in line
+
+
+def test_qemu_device_pyvmm_does_not_have() -> None:
+    line = one_line_error(pyvmm("run", str(GUESTS / "mb" / "mb-info.elf"), "-device", "virtio-net"), ExitStatus.USAGE)
+    assert "virtio-net" in line
