@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from vmm import layout as L
-from vmm.cli.policyfile import load_policy
 from vmm.cli.userfile import call_entry, load_user_file
 from vmm.cpu.modes import CpuMode
 from vmm.errors import ConfigError, ExitStatus
@@ -16,7 +15,6 @@ from vmm.loaders.image import read_image
 from vmm.machine import Machine, open_trace
 from vmm.numbers import parse_int
 from vmm.runner.observe import ExitStats, ExitTrace
-from vmm.spp.spec import combine, read_spec_file
 
 
 @dataclass
@@ -70,6 +68,8 @@ def run_image(o: RunOptions) -> int:
             load_kernel(m, image, o.image, cmdline=o.append, modules=o.modules, mode=o.mode, load=o.load,
                         entry=o.entry)  # fmt: skip
             if o.wants_spp:
+                from vmm.cli.policyfile import load_policy  # the SPP stack loads only when asked for
+
                 spp = m.enable_spp(o.spp_backend, o.spp_abi)
                 spp.protect_pages(regions)
                 for arg in o.policies:
@@ -98,6 +98,10 @@ def run_image(o: RunOptions) -> int:
 
 def spp_requests(o: RunOptions) -> dict[int, int]:
     """Every --spp and --spp-file request, checked for disagreement, as page -> mask."""
+    if not (o.spp_regions or o.spp_files):
+        return {}
+    from vmm.spp.spec import combine, read_spec_file
+
     requests = [(f"--spp {r}", r) for r in o.spp_regions]
     for path in o.spp_files:
         requests += read_spec_file(path)
