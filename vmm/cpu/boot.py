@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from vmm.board.memory import GuestMemory
 from vmm.cpu.modes import BootState, Segment
 from vmm.kvm.vcpu import Vcpu
+
+
+class WritableRam(Protocol):
+    """Guest RAM as the boot state needs it (`vmm.board.memory.GuestMemory`)."""
+
+    def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None: ...
 
 
 def _set_segment(dst: Any, seg: Segment) -> None:
@@ -16,7 +21,7 @@ def _set_segment(dst: Any, seg: Segment) -> None:
     dst.unusable = 0
 
 
-def apply_boot_state(vcpu: Vcpu, memory: GuestMemory, state: BootState) -> None:
+def apply_boot_state(vcpu: Vcpu, memory: WritableRam, state: BootState) -> None:
     for gpa, data in state.memory:
         memory.write(gpa, data)
     sregs = vcpu.get_sregs()

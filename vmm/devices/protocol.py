@@ -15,6 +15,15 @@ from typing import Literal, Protocol
 from vmm.verdict import Verdict
 
 
+class GuestRam(Protocol):
+    """What a device may do with guest RAM (`vmm.board.memory.GuestMemory`): every access is
+    checked against RAM and raises GuestMemoryError outside it."""
+
+    def read(self, gpa: int, length: int) -> bytes: ...
+    def view(self, gpa: int, length: int) -> memoryview: ...
+    def read_cstring(self, gpa: int, limit: int = 4096) -> str: ...
+
+
 class PortAccess(Protocol):
     """One port access (one element of a string I/O instruction at a time)."""
 

@@ -15,16 +15,12 @@ import errno
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
-from vmm.devices.protocol import PortAccess, Region
+from vmm.devices.protocol import GuestRam, PortAccess, Region
 from vmm.errors import ExitStatus, GuestMemoryError
 from vmm.verdict import Stop, Verdict
-
-if TYPE_CHECKING:
-    from vmm.board.memory import GuestMemory
 
 MAGIC = 0x4C414355
 LAYOUT = struct.Struct("<II4QQQIi")
@@ -70,7 +66,7 @@ class UcallPort:
     name = "ucall"
 
     def __init__(
-        self, memory: GuestMemory, console: Console, notices: GuestNotices, *, strict: bool = False, port: int = 0x1000
+        self, memory: GuestRam, console: Console, notices: GuestNotices, *, strict: bool = False, port: int = 0x1000
     ) -> None:
         self.memory = memory
         self.console = console
