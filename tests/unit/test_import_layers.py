@@ -115,9 +115,13 @@ def test_the_kvm_layer_knows_only_the_abi_and_the_error_types() -> None:
     assert {m for m in reached if not m.startswith(("kvm_abi", "vmm.kvm"))} <= {"vmm.errors", "vmm.layout"}
 
 
-def test_devices_know_nothing_of_the_runner_the_machine_or_spp() -> None:
+def test_devices_know_nothing_of_the_board_the_runner_the_machine_or_spp() -> None:
     reached = imported_from(import_graph(), "vmm.devices")
-    assert not {m for m in reached if m.startswith(("vmm.runner", "vmm.machine", "vmm.spp", "vmm.cli"))}
+    assert not {m for m in reached if m.startswith(("vmm.board", "vmm.runner", "vmm.machine", "vmm.spp", "vmm.cli"))}
+
+
+def test_cpu_setup_does_not_know_the_board() -> None:
+    assert not {m for m in imported_from(import_graph(), "vmm.cpu") if m.startswith("vmm.board")}
 
 
 def test_only_the_front_ends_import_the_machine_facade() -> None:
