@@ -30,8 +30,8 @@ struct mailbox {
 };
 
 static struct mailbox mailbox __attribute__((aligned(256)));
-static uint8_t table_page[4096] __attribute__((aligned(4096)));
-static uint64_t scratch[16][512] __attribute__((aligned(4096)));
+static volatile uint8_t table_page[4096] __attribute__((aligned(4096)));
+static volatile uint64_t scratch[16][512] __attribute__((aligned(4096)));
 static volatile uint32_t quotient;
 
 static uint32_t divide(uint32_t a, uint32_t b)

@@ -229,6 +229,7 @@ class Machine:
         from vmm.snapshot.state import restore_devices, restore_vcpus_and_vm
 
         self._check_stopped("reset")
+        self._drop_pending()
         tracker = self._dirty
         if tracker is None or tracker.baseline is not snap:
             self.restore(snap)
@@ -304,6 +305,15 @@ class Machine:
     def _check_stopped(self, what: str) -> None:
         if self.runner.running or self.control.running():
             raise RunError(f"cannot {what} while the machine runs: stop the run first")
+
+    def _drop_pending(self) -> None:
+        """Let KVM finish what the last exits left pending, whatever it is: the state is about
+        to be overwritten, but a completion left in KVM would be applied to the restored one."""
+        for vcpu in self.vcpus:
+            for _ in range(16):
+                if isinstance(vcpu.run_immediate(), IntrExit):
+                    break
+            vcpu.clear_stop()
 
     def _settle(self) -> None:
         for vcpu in self.vcpus:
