@@ -59,7 +59,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m vmm.bench")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument(
-        "--group", type=int, nargs="*", help="run only these groups (0, 1, 2, 3 = boot time, 4 = start-up, 5 = snapshots)"
+        "--group", type=int, nargs="*",
+        help="run only these groups (0, 1, 2, 3 = boot time, 4 = start-up, 5 = snapshots)",
     )
     args = ap.parse_args()
     for req in (BASELINE, GUESTS / "io-bench.bin", GUESTS / "mmio-bench.bin", GUESTS / "user-loop.bin"):
