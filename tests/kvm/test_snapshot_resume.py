@@ -109,3 +109,28 @@ def _symbol(elf: Path, name: str) -> int:
         if len(parts) == 3 and parts[2] == name:
             return int(parts[0], 16)
     raise AssertionError(f"{name} not in {elf}")
+
+
+def test_snapshot_and_continue_runs_on_and_leaves_a_file_that_resumes(tmp_path: Path) -> None:
+    image = str(guest("snap-long"))
+    whole = pyvmm_env("run", "-q", image)
+    snap = tmp_path / "mid.snap"
+    cont = pyvmm_env("run", "-q", image, "--snapshot-at", "sync:4", "--snapshot-to", str(snap),
+                     "--snapshot-and-continue")  # fmt: skip
+    assert cont.returncode == whole.returncode == 0
+    assert cont.stdout == whole.stdout  # taking the snapshot changed nothing the guest does
+    tail = pyvmm_env("restore", "-q", str(snap))
+    assert tail.returncode == 0
+    assert whole.stdout.endswith(tail.stdout) and tail.stdout.startswith(b"round 5:")
+
+
+def test_a_restored_run_can_be_snapshotted_again(tmp_path: Path) -> None:
+    image = str(guest("snap-prot"))
+    whole = pyvmm_env("run", "-q", image, "--mode", "protected")
+    first, second = tmp_path / "a.snap", tmp_path / "b.snap"
+    one = pyvmm_env("run", "-q", image, "--mode", "protected", "--snapshot-at", "sync:2", "--snapshot-to", str(first))
+    two = pyvmm_env("restore", "-q", str(first), "--snapshot-at", "sync:3", "--snapshot-to", str(second))
+    three = pyvmm_env("restore", "-q", str(second))
+    assert (one.returncode, two.returncode, three.returncode) == (0, 0, 0)
+    assert one.stdout + two.stdout + three.stdout == whole.stdout
+    assert two.stdout.startswith(b"round 3:") and three.stdout.startswith(b"round 6:")
