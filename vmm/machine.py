@@ -52,11 +52,18 @@ class Machine:
         platform: Platform = "minimal",
         debug_exit: tuple[int, int] | None = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE),
         testdev: bool = False,
+        com1: bool = True,
+        pit: bool = True,
+        pit_reinject: bool = True,
+        rtc_localtime: bool = False,
     ) -> None:
         self.log = log if log is not None else sys.stderr
         self.strict = strict
         self.console = Console(console if console is not None else sys.stdout.buffer)
-        spec = BoardSpec(mem_size, smp, irqchip, DeviceOptions(platform, smp, debug_exit, testdev, strict))
+        devices = DeviceOptions(
+            platform, smp, debug_exit, testdev, strict, com1=com1, rtc_localtime=rtc_localtime
+        )
+        spec = BoardSpec(mem_size, smp, irqchip, pit=pit, pit_reinject=pit_reinject, devices=devices)
         self.board = Board(spec, console=self.console, log=self.log, kvm=kvm)
         self.kvm = self.board.kvm
         self.vm = self.board.vm

@@ -7,6 +7,7 @@ them through it, and `close()` releases them. It knows nothing of threads or sig
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -43,6 +44,8 @@ class BoardSpec:
     mem_size: int = L.DEFAULT_MEM
     smp: int = 1
     irqchip: bool = False  # in-kernel PIC, IOAPIC, LAPIC and PIT; implied by smp > 1
+    pit: bool = True  # the in-kernel 8254 with the irqchip (QEMU's -machine pit=off drops it)
+    pit_reinject: bool = True  # lost PIT ticks delivered late (QEMU kvm-pit lost_tick_policy=delay)
     devices: DeviceOptions = field(default_factory=DeviceOptions)
 
     def check(self) -> None:
@@ -84,7 +87,10 @@ class Board:
         self.irqchip = spec.irqchip or spec.smp > 1
         if self.irqchip:  # before any vCPU exists, as KVM requires; APs then wait for INIT/SIPI
             self.vm.create_irqchip()
-            self.vm.create_pit2()
+            if spec.pit:
+                self.vm.create_pit2()
+                if not spec.pit_reinject:
+                    self.vm.set_pit_reinject(False)
         supported = self.kvm.supported_cpuid()
         for i in range(spec.smp):
             vcpu = self.vm.create_vcpu(i)
@@ -92,9 +98,7 @@ class Board:
             self.vcpus.append(vcpu)
         self.ports = AddressSpace("port", 0x10000, direct_index=True)
         self.mmio = AddressSpace("address", MMIO_LIMIT, direct_index=False)
-        opts = DeviceOptions(
-            spec.devices.platform, spec.smp, spec.devices.debug_exit, spec.devices.testdev, spec.devices.strict
-        )
+        opts = dataclasses.replace(spec.devices, ncpus=spec.smp)
         peripherals = Peripherals(self.memory, self.console, self.notices, self.irq_line, self.flush_page)
         for device in builtin_devices(opts, peripherals):
             self.place(device)

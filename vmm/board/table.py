@@ -58,6 +58,8 @@ class DeviceOptions:
     debug_exit: tuple[int, int] | None = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)  # (iobase, iosize)
     testdev: bool = False
     strict: bool = False  # malformed guest requests stop the run
+    com1: bool = True  # False: no UART at 0x3f8 (QEMU's -serial none, or -nodefaults without -serial)
+    rtc_localtime: bool = False  # the RTC starts at the host's local time (QEMU's -rtc base=localtime)
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,8 @@ class Peripherals:
 
 def builtin_devices(opts: DeviceOptions, p: Peripherals) -> list[Device]:
     """Every built-in device of a machine with `opts`, in placement order."""
-    devices: list[Device] = [
-        Uart16550(p.console, L.COM1_PORT),
+    devices: list[Device] = [Uart16550(p.console, L.COM1_PORT)] if opts.com1 else []
+    devices += [
         DebugConsole(p.console, L.DEBUGCON_PORT),
         UcallPort(p.memory, p.console, p.notices, strict=opts.strict, port=L.UCALL_PORT),
     ]
@@ -84,7 +86,7 @@ def builtin_devices(opts: DeviceOptions, p: Peripherals) -> list[Device]:
         below, above = ram_split(p.memory)
         devices += [
             make_fw_cfg(p.memory, opts.ncpus),
-            Cmos(ram_below_4g=below, ram_above_4g=above, ncpus=opts.ncpus),
+            Cmos(ram_below_4g=below, ram_above_4g=above, ncpus=opts.ncpus, localtime=opts.rtc_localtime),
             I8042(),
             PortA(),
             PostPorts(),

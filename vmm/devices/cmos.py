@@ -94,6 +94,7 @@ class Cmos:
         ram_above_4g: int = 0,
         ncpus: int = 1,
         clock: Callable[[], float] = time.time,
+        localtime: bool = False,
     ) -> None:
         if not 1 <= ncpus <= 256:
             raise ValueError(f"CPU count {ncpus} does not fit the CMOS byte")
@@ -101,7 +102,8 @@ class Cmos:
         self.ram = bytearray(128)
         self.index = 0
         self.nmi_masked = False
-        self.offset = 0.0  # guest time minus host time, in seconds
+        # guest time minus host time, in seconds: -rtc base=localtime starts at the host's zone offset
+        self.offset = float(time.localtime(clock()).tm_gmtoff) if localtime else 0.0
         # while status B's SET bit is on, the clock stands still at these fields (binary values)
         self._frozen: dict[int, int] | None = None
         self.ram[STATUS_A] = STATUS_A_DEFAULT

@@ -1,0 +1,39 @@
+"""The devices `-device` can add, listed the way `qemu-system-x86_64 -device help` lists them, so a
+runner that greps QEMU's list for a device finds the same line here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    name: str
+    bus: str
+    desc: str | None  # QEMU prints no desc for some devices; the line is then as QEMU's
+
+    def line(self) -> str:
+        text = f'name "{self.name}", bus {self.bus}'
+        return text + (f', desc "{self.desc}"' if self.desc else "")
+
+
+# QEMU's category and its lines, for the devices pyvmm emulates.
+DEVICES: dict[str, list[DeviceInfo]] = {
+    "Misc devices": [
+        DeviceInfo("isa-debug-exit", "ISA", None),
+        DeviceInfo("pc-testdev", "ISA", None),
+    ],
+}
+
+
+def device_names() -> list[str]:
+    return [d.name for infos in DEVICES.values() for d in infos]
+
+
+def device_help() -> str:
+    out = []
+    for category, infos in DEVICES.items():
+        out.append(f"{category}:")
+        out += [d.line() for d in infos]
+        out.append("")
+    return "\n".join(out) + "\n"
