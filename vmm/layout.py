@@ -33,7 +33,7 @@ SEL_TSS = 0x28
 # --- default image placement --------------------------------------------------------------
 REAL_MODE_LOAD = 0x7C00  # CS:IP = 0000:7C00, as a BIOS starts a boot sector
 DEFAULT_LOAD = 0x100000  # protected and long mode: 1 MiB
-DEFAULT_MEM = 16 << 20
+DEFAULT_MEM = 128 << 20  # QEMU's default RAM, for flat binaries and kernels alike
 KERNEL_STACK = 0x9F000  # ELF and multiboot kernels: a stack below the EBDA, above the loader's data
 
 # --- guest interface ports ----------------------------------------------------------------

@@ -44,7 +44,7 @@ RUN_OPTIONS = [
     _opt("--load", type=Number("load address"), default=None,
          help="Guest-physical load address of a flat binary [real: 0x7c00, else 0x100000]."),
     _opt("--entry", type=Number("entry point"), default=None, help="Entry point of a flat binary [the load address]."),
-    _opt("--mem", type=Number("memory size"), default=None, help="Guest RAM in bytes; K/M/G suffixes [16M]."),
+    _opt("--mem", type=Number("memory size"), default=None, help="Guest RAM in bytes; K/M/G suffixes [128M, as QEMU]."),
     _opt("-m", "--m", "qemu_mem", type=str, default=None, metavar="SIZE",
          help="QEMU spelling of --mem: a number without a suffix is MiB, as in QEMU."),
     _opt("-smp", "--smp", "smp", type=str, default="1", metavar="N", help="Number of vCPUs (QEMU's 'cpus=N' too)."),
