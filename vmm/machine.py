@@ -17,7 +17,7 @@ from vmm import layout as L
 from vmm.board.board import Board, BoardSpec
 from vmm.board.table import DeviceOptions, Platform
 from vmm.cpu.boot import apply_boot_state
-from vmm.cpu.modes import CpuMode, boot_state
+from vmm.cpu.modes import BootArea, CpuMode, boot_state
 from vmm.devices.console import Console
 from vmm.devices.debugcon import DebugConsole
 from vmm.devices.isa_debug_exit import IsaDebugExit
@@ -142,14 +142,23 @@ class Machine:
         """Copy a flat binary into RAM and set the boot vCPU up to enter it in `mode`."""
         place = place_flat(len(image), mode, self.mem_size, load, entry)
         self.memory.write(place.load, image)
-        self.boot(mode, place.entry, stack=place.stack)
+        self.boot(mode, place.entry, stack=place.stack, area=place.area)
 
-    def boot(self, mode: CpuMode, entry: int, *, stack: int | None = None, regs: dict[str, int] | None = None) -> None:
-        """Write the boot structures for `mode` and point the boot vCPU at `entry`; `regs` sets
-        general registers on top (a multiboot loader's EAX and EBX)."""
+    def boot(
+        self,
+        mode: CpuMode,
+        entry: int,
+        *,
+        stack: int | None = None,
+        regs: dict[str, int] | None = None,
+        area: BootArea | None = None,
+    ) -> None:
+        """Write the boot structures for `mode` at `area` (vmm.layout's default place when None)
+        and point the boot vCPU at `entry`; `regs` sets general registers on top (a multiboot
+        loader's EAX and EBX)."""
         if stack is None:
             stack = entry if mode is CpuMode.REAL else L.KERNEL_STACK
-        apply_boot_state(self.vcpu, self.memory, boot_state(mode, entry, stack))
+        apply_boot_state(self.vcpu, self.memory, boot_state(mode, entry, stack, area))
         if regs:
             r = self.vcpu.get_regs()
             for name, value in regs.items():
