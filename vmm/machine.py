@@ -52,6 +52,7 @@ class Machine:
         platform: Platform = "minimal",
         debug_exit: tuple[int, int] | None = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE),
         testdev: bool = False,
+        pci_testdev: bool = False,
         com1: bool = True,
         pit: bool = True,
         pit_reinject: bool = True,
@@ -61,7 +62,7 @@ class Machine:
         self.strict = strict
         self.console = Console(console if console is not None else sys.stdout.buffer)
         devices = DeviceOptions(
-            platform, smp, debug_exit, testdev, strict, com1=com1, rtc_localtime=rtc_localtime
+            platform, smp, debug_exit, testdev, strict, com1=com1, pci_testdev=pci_testdev, rtc_localtime=rtc_localtime
         )
         spec = BoardSpec(mem_size, smp, irqchip, pit=pit, pit_reinject=pit_reinject, devices=devices)
         self.board = Board(spec, console=self.console, log=self.log, kvm=kvm)

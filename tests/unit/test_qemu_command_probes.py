@@ -43,6 +43,7 @@ def test_device_help_in_qemus_format(question: str) -> None:
         # the lines QEMU 7.2 prints for these devices, character for character
         assert 'name "isa-debug-exit", bus ISA' in lines
         assert 'name "pc-testdev", bus ISA' in lines
+        assert 'name "pci-testdev", bus PCI, desc "PCI Test Device"' in lines
 
 
 def test_a_disk_image_argument_is_refused() -> None:

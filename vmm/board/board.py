@@ -30,7 +30,7 @@ from vmm.board.table import (
 from vmm.cpu.cpuid import cpuid_for_vcpu
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
-from vmm.devices.protocol import Device
+from vmm.devices.protocol import Device, Region
 from vmm.errors import ConfigError, KvmCallFailed
 from vmm.kvm.system import Kvm
 from vmm.kvm.vcpu import Vcpu
@@ -55,6 +55,28 @@ class BoardSpec:
             raise ConfigError(f"memory size {self.mem_size:#x} is above the 4 GiB hole pyvmm keeps for KVM")
         if not 1 <= self.smp <= MAX_VCPUS:
             raise ConfigError(f"vCPU count {self.smp} must be between 1 and {MAX_VCPUS}")
+
+
+class BusRegions:
+    """Puts PCI BAR regions on the buses as the guest moves them (vmm.devices.pci.RegionMapper).
+    A BAR pointed over another device is left unmapped, and said once, as a guest's own mistake."""
+
+    def __init__(self, ports: AddressSpace, mmio: AddressSpace, notices: GuestNotices) -> None:
+        self.ports, self.mmio, self.notices = ports, mmio, notices
+
+    def _bus(self, region: Region) -> AddressSpace:
+        return self.ports if region.space == "io" else self.mmio
+
+    def map(self, region: Region, owner: str) -> bool:
+        try:
+            self._bus(region).insert(region.start, region.size, region.handler, name=f"{owner} BAR")
+        except ConfigError as e:
+            self.notices.say(f"{owner}: BAR left unmapped: {e}")
+            return False
+        return True
+
+    def unmap(self, region: Region) -> None:
+        self._bus(region).remove(region.start, region.size)
 
 
 class Board:
@@ -99,7 +121,8 @@ class Board:
         self.ports = AddressSpace("port", 0x10000, direct_index=True)
         self.mmio = AddressSpace("address", MMIO_LIMIT, direct_index=False)
         opts = dataclasses.replace(spec.devices, ncpus=spec.smp)
-        peripherals = Peripherals(self.memory, self.console, self.notices, self.irq_line, self.flush_page)
+        bars = BusRegions(self.ports, self.mmio, self.notices)
+        peripherals = Peripherals(self.memory, self.console, self.notices, self.irq_line, self.flush_page, bars)
         for device in builtin_devices(opts, peripherals):
             self.place(device)
         if opts.platform == "pc":

@@ -39,6 +39,8 @@ from vmm.devices.fw_cfg import (
 from vmm.devices.i8042 import I8042, PortA
 from vmm.devices.isa_debug_exit import IsaDebugExit
 from vmm.devices.notices import GuestNotices
+from vmm.devices.pci import PciHost, RegionMapper
+from vmm.devices.pci_testdev import PciTestdev
 from vmm.devices.post import DmaPageRegisters, PostPorts
 from vmm.devices.protocol import Device
 from vmm.devices.testdev import PcTestdev
@@ -59,6 +61,7 @@ class DeviceOptions:
     testdev: bool = False
     strict: bool = False  # malformed guest requests stop the run
     com1: bool = True  # False: no UART at 0x3f8 (QEMU's -serial none, or -nodefaults without -serial)
+    pci_testdev: bool = False  # QEMU's pci-testdev at 00:02.0 (the pc platform's PCI bus)
     rtc_localtime: bool = False  # the RTC starts at the host's local time (QEMU's -rtc base=localtime)
 
 
@@ -71,6 +74,7 @@ class Peripherals:
     notices: GuestNotices
     irq_line: Callable[[int, int], None]  # (ISA IRQ, level)
     flush_page: Callable[[int], None]  # drop the host's mapping of a guest page (pc-testdev)
+    bar_regions: RegionMapper  # maps PCI BARs on the buses where the guest points them
 
 
 def builtin_devices(opts: DeviceOptions, p: Peripherals) -> list[Device]:
@@ -91,10 +95,24 @@ def builtin_devices(opts: DeviceOptions, p: Peripherals) -> list[Device]:
             PortA(),
             PostPorts(),
             DmaPageRegisters(),
+            make_pci(opts, p.bar_regions),
         ]
     if opts.testdev:
         devices.append(PcTestdev(p.irq_line, p.flush_page))
     return devices
+
+
+# Where pci-testdev sits: QEMU's pc machine has the PIIX3 functions at 00:01.x, so with
+# -nodefaults (no VGA, no NIC) the first -device lands at 00:02.0.
+PCI_TESTDEV_SLOT = 2
+
+
+def make_pci(opts: DeviceOptions, bar_regions: RegionMapper) -> PciHost:
+    host = PciHost()
+    if opts.pci_testdev:
+        host.add(PCI_TESTDEV_SLOT, PciTestdev())
+    host.attach(bar_regions)
+    return host
 
 
 def place(

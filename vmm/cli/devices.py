@@ -22,6 +22,7 @@ DEVICES: dict[str, list[DeviceInfo]] = {
     "Misc devices": [
         DeviceInfo("isa-debug-exit", "ISA", None),
         DeviceInfo("pc-testdev", "ISA", None),
+        DeviceInfo("pci-testdev", "PCI", "PCI Test Device"),
     ],
 }
 

@@ -33,6 +33,7 @@ class RunOptions:
     irqchip: bool | None = None  # None: on for kernels and SMP, off for flat binaries
     debug_exit: tuple[int, int] = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)
     testdev: bool = False
+    pci_testdev: bool = False
     serial: str = "stdio"  # "stdio", "null", "none" (no COM1) or "file:PATH"
     no_reboot: bool = False  # -no-reboot: a triple fault ends the run with status 0, as QEMU's reset does
     pit: bool = True
@@ -69,9 +70,10 @@ def run_image(o: RunOptions) -> int:
         # A kernel gets the PC platform (its firmware tables go into RAM first, so an image that
         # covers them wins); so does a flat binary that asks for PC devices or several CPUs.
         default_exit = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)
-        pc = kind != "flat" or o.testdev or o.debug_exit != default_exit or o.smp > 1
+        pc = kind != "flat" or o.testdev or o.pci_testdev or o.debug_exit != default_exit or o.smp > 1
         with Machine(o.mem, strict=o.strict, smp=o.smp, irqchip=irqchip, console=console,
                      platform="pc" if pc else "minimal", debug_exit=o.debug_exit, testdev=o.testdev,
+                     pci_testdev=o.pci_testdev,
                      com1=o.serial != "none", pit=o.pit, pit_reinject=o.pit_reinject,
                      rtc_localtime=o.rtc_localtime) as m:  # fmt: skip
             load_kernel(m, image, o.image, cmdline=o.append, modules=o.modules, mode=o.mode, load=o.load,
@@ -173,19 +175,27 @@ def options_from_cli(image: str | None, kw: dict[str, Any]) -> RunOptions:
     mode = kw.pop("mode")
     debug_exit = parse_debug_exit(kw.pop("debug_exit"))
     testdev = kw.pop("testdev")
+    pci_testdev = False
     for dev in kw.pop("qemu_devices"):
         name, props = parse_device(dev)
         if name == "isa-debug-exit":
             debug_exit = (props.get("iobase", L.DEBUG_EXIT_PORT), props.get("iosize", L.DEBUG_EXIT_SIZE))
         elif name == "pc-testdev":
             testdev = True
+        elif name == "pci-testdev":
+            if props or pci_testdev:
+                raise ConfigError("-device pci-testdev is given more than once, or with properties (it takes none)")
+            pci_testdev = True
         else:
-            raise ConfigError(f"-device {name} is not emulated by pyvmm (isa-debug-exit and pc-testdev are)")
+            raise ConfigError(
+                f"-device {name} is not emulated by pyvmm (isa-debug-exit, pc-testdev and pci-testdev are)"
+            )
     modules = [m for spec in kw.pop("initrd") for m in parse_initrd(spec)]
     modules += [parse_module(spec) for spec in kw.pop("modules")]
     return RunOptions(
         image=image, mode=CpuMode(mode) if mode else None, mem=mem if mem is not None else L.DEFAULT_MEM,
         smp=parse_smp(kw.pop("smp")), modules=modules, debug_exit=debug_exit, testdev=testdev,
+        pci_testdev=pci_testdev,
         serial=qemu.serial or "stdio", irqchip=irqchip, pit=qemu.pit, pit_reinject=qemu.pit_reinject,
         rtc_localtime=qemu.rtc_localtime,
         handler_files=list(kw.pop("handler_files")), spp_regions=list(kw.pop("spp_regions")),
