@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from vmm.devices.protocol import PortAccess, Region
+from vmm.verdict import Verdict
 
 CONFIG_ADDRESS = 0xCF8
 CONFIG_DATA = 0xCFC
@@ -45,7 +46,7 @@ class Bar:
     kind: Literal["io", "mmio"]
     size: int  # a power of two
     address: int  # where it is assigned at start
-    handler: Callable[..., object]  # gets the access with `offset` from the BAR's base
+    handler: Callable[..., Verdict]  # gets the access with `offset` from the BAR's base
 
 
 class RegionMapper(Protocol):
