@@ -28,6 +28,7 @@ class ExitStatus(enum.IntEnum):
     SPP_STOP = 22  # an SPP policy asked to stop the VM
     SPP_UNENFORCEABLE = 24  # a write to a protected page that the monitor cannot judge
     BAD_GUEST_REQUEST = 26  # a guest handed over a pointer or length outside RAM and --strict is on
+    HOST_LACKS_FEATURE = 70  # -cpu asked for a CPU feature this host's KVM cannot offer
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
 
@@ -91,6 +92,11 @@ class UserCodeError(PyvmmError):
         self.details = details
 
 
+class HostLacksFeature(PyvmmError):
+    """-cpu asked for something this host's KVM cannot offer: the request is well-formed, the host
+    is the limit (a runner can tell it from a typo, status 2, and skip the test)."""
+
+
 class Interrupted(PyvmmError):
     """Ctrl-C (or SIGTERM) before or while the guest ran."""
 
@@ -109,6 +115,7 @@ STATUS_OF: dict[type[PyvmmError], ExitStatus] = {
     GuestMemoryError: ExitStatus.BAD_GUEST_REQUEST,
     SppEnforcementError: ExitStatus.SPP_UNENFORCEABLE,
     UserCodeError: ExitStatus.HANDLER_ERROR,
+    HostLacksFeature: ExitStatus.HOST_LACKS_FEATURE,
     Interrupted: ExitStatus.INTERRUPTED,
 }
 

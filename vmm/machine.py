@@ -17,6 +17,7 @@ from vmm import layout as L
 from vmm.board.board import Board, BoardSpec
 from vmm.board.table import DeviceOptions, Platform
 from vmm.cpu.boot import apply_boot_state
+from vmm.cpu.models import CpuRequest
 from vmm.cpu.modes import BootArea, CpuMode, boot_state
 from vmm.devices.console import Console
 from vmm.devices.debugcon import DebugConsole
@@ -57,6 +58,7 @@ class Machine:
         pit: bool = True,
         pit_reinject: bool = True,
         rtc_localtime: bool = False,
+        cpu: CpuRequest | None = None,
     ) -> None:
         self.log = log if log is not None else sys.stderr
         self.strict = strict
@@ -64,7 +66,9 @@ class Machine:
         devices = DeviceOptions(
             platform, smp, debug_exit, testdev, strict, com1=com1, pci_testdev=pci_testdev, rtc_localtime=rtc_localtime
         )
-        spec = BoardSpec(mem_size, smp, irqchip, pit=pit, pit_reinject=pit_reinject, devices=devices)
+        spec = BoardSpec(
+            mem_size, smp, irqchip, pit=pit, pit_reinject=pit_reinject, cpu=cpu or CpuRequest(), devices=devices
+        )
         self.board = Board(spec, console=self.console, log=self.log, kvm=kvm)
         self.kvm = self.board.kvm
         self.vm = self.board.vm

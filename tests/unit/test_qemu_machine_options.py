@@ -23,7 +23,7 @@ def values(**given: Any) -> dict[str, Any]:
     """click's values for the options of QEMU_MACHINE_OPTIONS and -serial, with `given` set."""
     kw: dict[str, Any] = {
         "nodefaults": False, "globals_": (), "machine": (), "vm_name": None, "chardevs": (), "vga": None,
-        "nic": None, "net": None, "no_user_config": False, "no_hpet": False, "rtc": None, "serial": (),
+        "nic": None, "net": None, "no_user_config": False, "no_hpet": False, "rtc": None, "serial": (), "cpu": None,
     }  # fmt: skip
     kw.update(given)
     return kw

@@ -27,7 +27,8 @@ from vmm.board.table import (
     place,
     write_firmware_tables,
 )
-from vmm.cpu.cpuid import cpuid_for_vcpu
+from vmm.cpu.cpuid import cpuid_for_vcpu, shaped_cpu
+from vmm.cpu.models import CpuRequest
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
 from vmm.devices.protocol import Device, Region
@@ -46,6 +47,7 @@ class BoardSpec:
     irqchip: bool = False  # in-kernel PIC, IOAPIC, LAPIC and PIT; implied by smp > 1
     pit: bool = True  # the in-kernel 8254 with the irqchip (QEMU's -machine pit=off drops it)
     pit_reinject: bool = True  # lost PIT ticks delivered late (QEMU kvm-pit lost_tick_policy=delay)
+    cpu: CpuRequest = field(default_factory=CpuRequest)  # -cpu: the model and its feature changes
     devices: DeviceOptions = field(default_factory=DeviceOptions)
 
     def check(self) -> None:
@@ -113,10 +115,12 @@ class Board:
                 self.vm.create_pit2()
                 if not spec.pit_reinject:
                     self.vm.set_pit_reinject(False)
-        supported = self.kvm.supported_cpuid()
+        self.cpu = shaped_cpu(self.kvm.supported_cpuid(), spec.cpu)
+        for line in self.cpu.warnings:
+            self.log.write(f"pyvmm: {line}\n")
         for i in range(spec.smp):
             vcpu = self.vm.create_vcpu(i)
-            vcpu.set_cpuid(cpuid_for_vcpu(supported, i))
+            vcpu.set_cpuid(cpuid_for_vcpu(self.cpu, i, spec.smp))
             self.vcpus.append(vcpu)
         self.ports = AddressSpace("port", 0x10000, direct_index=True)
         self.mmio = AddressSpace("address", MMIO_LIMIT, direct_index=False)

@@ -114,6 +114,11 @@ def run(obj: dict[str, Any] | None, /, image: str | None, **kw: Any) -> int:
 
         click.echo(device_help(), nl=False)
         return 0
+    if kw["cpu"] in ("help", "?"):
+        from vmm.cli.devices import cpu_help
+
+        click.echo(cpu_help(), nl=False)
+        return 0
     if obj and obj.get("qemu_command") and image is not None:
         raise ConfigError(f"a disk image ({image!r}) is not supported: give the kernel with -kernel FILE")
     return run_image(options_from_cli(image, kw))

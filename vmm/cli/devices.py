@@ -27,6 +27,18 @@ DEVICES: dict[str, list[DeviceInfo]] = {
 }
 
 
+def cpu_help() -> str:
+    """`-cpu help`, in QEMU's shape: the models, then the feature names."""
+    from vmm.cpu.models import FEATURES, MODELS
+
+    lines = ["Available CPUs:"]
+    lines.append(f"x86 {'host':<22}everything the host's KVM offers")
+    lines.append(f"x86 {'max':<22}everything the host's KVM offers")
+    lines += [f"x86 {name:<22}{m.model_id}" for name, m in MODELS.items()]
+    lines += ["", "Recognized CPUID flags:", "  " + " ".join(sorted(FEATURES))]
+    return "\n".join(lines) + "\n"
+
+
 def device_names() -> list[str]:
     return [d.name for infos in DEVICES.values() for d in infos]
 

@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 from vmm import layout as L
 from vmm.cli.qemu_options import machine_from_options
 from vmm.cli.userfile import call_entry, load_user_file
+from vmm.cpu.models import CpuRequest
 from vmm.cpu.modes import CpuMode
 from vmm.errors import ConfigError, ExitStatus
 from vmm.kvm.exits import ShutdownExit
@@ -39,6 +40,7 @@ class RunOptions:
     pit: bool = True
     pit_reinject: bool = True
     rtc_localtime: bool = False
+    cpu: CpuRequest = field(default_factory=CpuRequest)
     handler_files: list[str] = field(default_factory=list)
     timeout: float | None = None
     stats: bool = False
@@ -75,7 +77,7 @@ def run_image(o: RunOptions) -> int:
                      platform="pc" if pc else "minimal", debug_exit=o.debug_exit, testdev=o.testdev,
                      pci_testdev=o.pci_testdev,
                      com1=o.serial != "none", pit=o.pit, pit_reinject=o.pit_reinject,
-                     rtc_localtime=o.rtc_localtime) as m:  # fmt: skip
+                     rtc_localtime=o.rtc_localtime, cpu=o.cpu) as m:  # fmt: skip
             load_kernel(m, image, o.image, cmdline=o.append, modules=o.modules, mode=o.mode, load=o.load,
                         entry=o.entry)  # fmt: skip
             if o.wants_spp:
@@ -197,7 +199,7 @@ def options_from_cli(image: str | None, kw: dict[str, Any]) -> RunOptions:
         smp=parse_smp(kw.pop("smp")), modules=modules, debug_exit=debug_exit, testdev=testdev,
         pci_testdev=pci_testdev,
         serial=qemu.serial or "stdio", irqchip=irqchip, pit=qemu.pit, pit_reinject=qemu.pit_reinject,
-        rtc_localtime=qemu.rtc_localtime,
+        rtc_localtime=qemu.rtc_localtime, cpu=qemu.cpu,
         handler_files=list(kw.pop("handler_files")), spp_regions=list(kw.pop("spp_regions")),
         spp_files=list(kw.pop("spp_files")), policies=list(kw.pop("policies")), **kw,
     )  # fmt: skip

@@ -9,11 +9,12 @@ with one line naming it. None is silently ignored where QEMU would give the gues
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
+from vmm.cpu.models import CpuRequest, parse_cpu
 from vmm.errors import ConfigError
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -47,6 +48,8 @@ QEMU_MACHINE_OPTIONS: list[Decorator] = [
     _opt("no-hpet", "no_hpet", is_flag=True, help="QEMU: no HPET (pyvmm never has one)."),
     _opt("rtc", "rtc", type=str, default=None, metavar="base=utc|localtime",
          help="QEMU: the RTC's time base [utc]."),
+    _opt("cpu", "cpu", type=str, default=None, metavar="MODEL[,+FEAT][,-FEAT][,FEAT=on|off][,vendor=V]...",
+         help="QEMU CPU model: host, max, qemu64, kvm64, qemu32, kvm32 [host]; 'help' lists them."),
 ]  # fmt: skip
 
 
@@ -59,6 +62,7 @@ class QemuMachine:
     pit_reinject: bool = True  # kvm-pit.lost_tick_policy: delay (QEMU's default) re-injects lost ticks
     serial: str | None = None  # None: COM1 on stdio; "none": no COM1; "null"; "file:PATH"
     rtc_localtime: bool = False
+    cpu: CpuRequest = field(default_factory=CpuRequest)
 
 
 # -global DRIVER.PROP values pyvmm gives a meaning to, by (driver, property).
@@ -159,7 +163,9 @@ def machine_from_options(kw: dict[str, Any]) -> QemuMachine:
     kw.pop("no_hpet")  # pyvmm never offers an HPET, so the guest sees what -no-hpet gives under QEMU
     rtc_localtime = parse_rtc(kw.pop("rtc"))
     serial = serial_target(kw.pop("serial"), kw.pop("chardevs"), nodefaults=kw.pop("nodefaults"))
-    return QemuMachine(irqchip, pit, reinject, serial, rtc_localtime)
+    cpu_text = kw.pop("cpu")
+    cpu = parse_cpu(cpu_text) if cpu_text is not None else CpuRequest()
+    return QemuMachine(irqchip, pit, reinject, serial, rtc_localtime, cpu)
 
 
 def parse_rtc(text: str | None) -> bool:
