@@ -17,6 +17,7 @@ from kvm_abi import ffi, libc
 from vmm import layout as L
 from vmm.board.bus import AddressSpace
 from vmm.board.memory import GuestMemory
+from vmm.board.sleep import Suspend
 from vmm.board.slots import RamSlots
 from vmm.board.table import (
     DeviceOptions,
@@ -29,6 +30,8 @@ from vmm.board.table import (
 )
 from vmm.cpu.cpuid import cpuid_for_vcpu, shaped_cpu
 from vmm.cpu.models import CpuRequest
+from vmm.devices.acpi_pm import AcpiPm
+from vmm.devices.cmos import Cmos
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
 from vmm.devices.protocol import Device, Region
@@ -131,6 +134,10 @@ class Board:
             self.place(device)
         if opts.platform == "pc":
             self.firmware = write_firmware_tables(self.memory, spec.smp, self.log)
+            pm, cmos = self.device(AcpiPm), self.device(Cmos)
+            if isinstance(pm, AcpiPm) and isinstance(cmos, Cmos) and self.firmware.facs is not None:
+                pm.on_s3 = Suspend(self.vcpus, self.memory, self.memory.read_u32, pm, cmos, self.firmware.facs,
+                                   self.notices.say)  # fmt: skip
 
     @property
     def platform(self) -> Platform:

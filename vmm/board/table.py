@@ -20,6 +20,7 @@ from typing import Literal, TextIO
 from vmm import layout as L
 from vmm.board.bus import AddressSpace
 from vmm.board.memory import GuestMemory
+from vmm.devices.acpi_pm import AcpiPm
 from vmm.devices.cmos import Cmos
 from vmm.devices.console import Console
 from vmm.devices.debugcon import DebugConsole
@@ -96,6 +97,7 @@ def builtin_devices(opts: DeviceOptions, p: Peripherals) -> list[Device]:
             PostPorts(),
             DmaPageRegisters(),
             make_pci(opts, p.bar_regions),
+            AcpiPm(),
         ]
     if opts.testdev:
         devices.append(PcTestdev(p.irq_line, p.flush_page))
@@ -180,6 +182,7 @@ def make_fw_cfg(memory: GuestMemory, ncpus: int, max_cpus: int | None = None) ->
 class FirmwareTables:
     rsdp: int | None  # where the ACPI root pointer was written (None: RAM does not reach 1 MiB)
     mp_floating_pointer: int | None
+    facs: int | None = None  # the FACS, where a kernel leaves its S3 waking vector
 
 
 def write_firmware_tables(memory: GuestMemory, ncpus: int, log: TextIO) -> FirmwareTables:
@@ -188,4 +191,5 @@ def write_firmware_tables(memory: GuestMemory, ncpus: int, log: TextIO) -> Firmw
     if not memory.contains(acpi.TABLE_AREA[0], mptable.MP_AREA[1] - acpi.TABLE_AREA[0]):
         log.write("pyvmm: note: guest RAM ends below 1 MiB; no ACPI or MP tables written\n")
         return FirmwareTables(None, None)
-    return FirmwareTables(acpi.write_tables(memory, ncpus), mptable.write_tables(memory, ncpus))
+    rsdp = acpi.write_tables(memory, ncpus)
+    return FirmwareTables(rsdp, mptable.write_tables(memory, ncpus), acpi.facs_address(ncpus))
