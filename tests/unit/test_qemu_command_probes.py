@@ -46,6 +46,19 @@ def test_device_help_in_qemus_format(question: str) -> None:
         assert 'name "pci-testdev", bus PCI, desc "PCI Test Device"' in lines
 
 
+def test_machine_and_cpu_lists() -> None:
+    machines = pyvmm_system("-machine", "help")
+    assert machines.returncode == 0
+    assert machines.stdout.decode().splitlines()[:2] == [
+        "Supported machines are:",
+        "pc                   Standard PC (i440FX + PIIX, 1996) (alias of pc-i440fx-7.2)",
+    ]
+    cpus = pyvmm_system("-cpu", "help")
+    lines = cpus.stdout.decode().splitlines()
+    assert cpus.returncode == 0 and lines[0] == "Available CPUs:"
+    assert any(ln.startswith("x86 qemu64 ") for ln in lines) and any("x2apic" in ln for ln in lines)
+
+
 def test_a_disk_image_argument_is_refused() -> None:
     proc = pyvmm_system("disk.img")
     assert proc.returncode == ExitStatus.USAGE

@@ -114,6 +114,11 @@ def run(obj: dict[str, Any] | None, /, image: str | None, **kw: Any) -> int:
 
         click.echo(device_help(), nl=False)
         return 0
+    if any(m in ("help", "?") for m in kw["machine"]):
+        from vmm.cli.devices import machine_help
+
+        click.echo(machine_help(), nl=False)
+        return 0
     if kw["cpu"] in ("help", "?"):
         from vmm.cli.devices import cpu_help
 

@@ -27,6 +27,15 @@ DEVICES: dict[str, list[DeviceInfo]] = {
 }
 
 
+def machine_help() -> str:
+    """`-machine help`, in QEMU's shape, for the one machine pyvmm models."""
+    return (
+        "Supported machines are:\n"
+        f"{'pc':<21}Standard PC (i440FX + PIIX, 1996) (alias of pc-i440fx-7.2)\n"
+        f"{'pc-i440fx-7.2':<21}Standard PC (i440FX + PIIX, 1996) (default)\n"
+    )
+
+
 def cpu_help() -> str:
     """`-cpu help`, in QEMU's shape: the models, then the feature names."""
     from vmm.cpu.models import FEATURES, MODELS
