@@ -29,7 +29,7 @@ class ExitStatus(enum.IntEnum):
     SPP_UNENFORCEABLE = 24  # a write to a protected page that the monitor cannot judge
     BAD_GUEST_REQUEST = 26  # a guest handed over a pointer or length outside RAM and --strict is on
     HOST_LACKS_FEATURE = 70  # -cpu asked for a CPU feature this host's KVM cannot offer
-    SLEEP_NOT_IMPLEMENTED = 72  # ACPI S3 that pyvmm cannot resume (several vCPUs, no alarm, no vector)
+    SLEEP_NOT_IMPLEMENTED = 72  # ACPI S3 pyvmm cannot resume (several vCPUs, no alarm, no vector)
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
 

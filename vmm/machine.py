@@ -77,6 +77,8 @@ class Machine:
         self.vcpu = self.vcpus[0]  # the boot processor
         self.runner = Runner(self.vcpus, self.memory)
         self.control = self.runner.control
+        if self.board.suspend is not None:
+            self.board.suspend.should_stop = self.stop_requested
         self.policy = ExitPolicy(
             self.board.ports, self.board.mmio, on_interrupt=self.runner.on_interrupt, strict=strict, note=self._note
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from conftest import GUESTS, pyvmm
 from test_qemu_compat_multiboot import Case, lines, run_pyvmm, run_qemu, status
 
 from vmm.errors import ExitStatus
@@ -66,3 +67,10 @@ def test_s3_that_pyvmm_cannot_resume_is_its_own_status() -> None:
     assert got.status == ExitStatus.SLEEP_NOT_IMPLEMENTED == 72, got.stderr
     assert lines(got)[-1] == "s3: sleeping"
     assert "guest suspended to RAM (ACPI S3) with 2 vCPUs; pyvmm resumes only one-vCPU machines" in got.stderr
+
+
+def test_a_timeout_ends_the_s3_wait() -> None:
+    proc = pyvmm("run", "-q", str(GUESTS / "mb" / "mb-acpi.elf"), "--timeout", "0.5")
+    assert proc.returncode == ExitStatus.TIMEOUT, proc.stderr
+    assert "resumed from S3" not in proc.stdout.decode()  # the stop ended the wait: it never woke
+    assert "timed out after 0.5 s" in proc.stderr.decode()

@@ -97,6 +97,7 @@ class Board:
         self.vcpus: list[Vcpu] = []
         self.devices: list[Device] = []
         self.firmware = FirmwareTables(None, None)
+        self.suspend: Suspend | None = None  # ACPI S3 (the pc platform)
         try:
             self._build()
         except BaseException:
@@ -136,8 +137,9 @@ class Board:
             self.firmware = write_firmware_tables(self.memory, spec.smp, self.log)
             pm, cmos = self.device(AcpiPm), self.device(Cmos)
             if isinstance(pm, AcpiPm) and isinstance(cmos, Cmos) and self.firmware.facs is not None:
-                pm.on_s3 = Suspend(self.vcpus, self.memory, self.memory.read_u32, pm, cmos, self.firmware.facs,
-                                   self.notices.say)  # fmt: skip
+                self.suspend = Suspend(self.vcpus, self.memory, self.memory.read_u32, pm, cmos,
+                                       self.firmware.facs, self.notices.say)  # fmt: skip
+                pm.on_s3 = self.suspend
 
     @property
     def platform(self) -> Platform:

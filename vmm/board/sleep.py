@@ -6,7 +6,7 @@ kept as it was; PM1a_STS then reads WAK_STS and RTC_STS, the RTC's status C read
 the boot vCPU starts in real mode at the FACS firmware waking vector (CS = vector >> 4,
 IP = vector & 0xf), as SeaBIOS's resume path enters it. A suspend with nothing to wake it (no
 alarm armed, RTC_EN clear), with several vCPUs, or with no waking vector ends the run with the
-sleep status and says which.
+sleep status and says which. A stop asked for while asleep (--timeout, Ctrl-C) ends the wait.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from vmm.kvm.vcpu import Vcpu
 from vmm.verdict import Stop, Verdict
 
 FACS_WAKING_VECTOR = 12  # offset of the 32-bit firmware waking vector in the FACS
+WAIT_SLICE = 0.05  # seconds between looks for a stop while asleep
 
 
 def resume_state(vector: int) -> BootState:
@@ -49,6 +50,8 @@ class Suspend:
     ) -> None:
         self.vcpus, self.memory, self.read_u32 = vcpus, memory, read_u32
         self.pm, self.cmos, self.facs, self.log, self.sleep = pm, cmos, facs, log, sleep
+        # set by whoever runs the vCPUs: a stop (timeout, Ctrl-C) ends the wait early
+        self.should_stop: Callable[[], bool] = lambda: False
 
     def __call__(self) -> Verdict:
         if len(self.vcpus) != 1:
@@ -63,7 +66,11 @@ class Suspend:
             return Stop(ExitStatus.SLEEP_NOT_IMPLEMENTED, f"guest suspended to RAM (ACPI S3) with FACS waking "
                         f"vector {vector:#x}, which real mode cannot reach")  # fmt: skip
         self.log(f"guest suspended to RAM (ACPI S3); the RTC alarm wakes it in {delay:.1f} s")
-        self.sleep(delay)
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            if self.should_stop():
+                return None  # the pending stop ends the run at this exit
+            self.sleep(min(left, WAIT_SLICE))
         self.cmos.raise_alarm()
         self.pm.status |= WAK_STS | RTC_STS
         apply_boot_state(self.vcpus[0], self.memory, resume_state(vector))
