@@ -78,6 +78,7 @@ def test_a_disk_image_argument_is_refused() -> None:
         (["-vga", "std", "-kernel", "k"], "-vga std is not supported"),
         (["--rtc", "base=localtime,clock=rt", "-kernel", "k"], "-rtc clock=rt is not supported"),
         (["-device", "virtio-net-pci", "-kernel", "k"], "-device virtio-net-pci is not emulated"),
+        (["-M", "kernel-irqchip=off", "-smp", "2", "-kernel", "k"], "-smp 2 needs the in-kernel irqchip"),
     ],
 )
 def test_refusals_are_one_line_with_status_2(args: list[str], message: str) -> None:

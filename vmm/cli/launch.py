@@ -168,6 +168,10 @@ def options_from_cli(image: str | None, kw: dict[str, Any]) -> RunOptions:
         if irqchip is not None and irqchip != qemu.irqchip:
             raise ConfigError("--irqchip/--no-irqchip and -machine kernel-irqchip disagree")
         irqchip = qemu.irqchip
+    smp = parse_smp(kw.pop("smp"))
+    if irqchip is False and smp > 1:
+        # APs start through the in-kernel LAPIC: SMP without it would silently get it anyway
+        raise ConfigError(f"-smp {smp} needs the in-kernel irqchip: kernel-irqchip=off (--no-irqchip) needs -smp 1")
     mem = kw.pop("mem")
     qemu_mem = kw.pop("qemu_mem")
     if mem is not None and qemu_mem is not None:
@@ -196,7 +200,7 @@ def options_from_cli(image: str | None, kw: dict[str, Any]) -> RunOptions:
     modules += [parse_module(spec) for spec in kw.pop("modules")]
     return RunOptions(
         image=image, mode=CpuMode(mode) if mode else None, mem=mem if mem is not None else L.DEFAULT_MEM,
-        smp=parse_smp(kw.pop("smp")), modules=modules, debug_exit=debug_exit, testdev=testdev,
+        smp=smp, modules=modules, debug_exit=debug_exit, testdev=testdev,
         pci_testdev=pci_testdev,
         serial=qemu.serial or "stdio", irqchip=irqchip, pit=qemu.pit, pit_reinject=qemu.pit_reinject,
         rtc_localtime=qemu.rtc_localtime, cpu=qemu.cpu,
