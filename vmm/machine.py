@@ -33,6 +33,7 @@ from vmm.runner.runner import Runner, RunResult
 from vmm.verdict import Stop
 
 if TYPE_CHECKING:
+    from vmm.msr.events import MsrExits, MsrHandler, MsrSpec
     from vmm.spp.controller import Spp
 
 __all__ = ["Machine", "RunResult"]
@@ -71,6 +72,7 @@ class Machine:
         self.stats: ExitStats | None = None
         self.trace: ExitTrace | None = None
         self.spp: Spp | None = None
+        self.msr: MsrExits | None = None
 
     # --- what the board holds -------------------------------------------------------------
     @property
@@ -117,6 +119,19 @@ class Machine:
     def on_mmio(self, base: int, size: int, handler: Handler, *, replace: bool = False) -> None:
         """Handle guest-physical [base, base + size) where no RAM backs it; overlaps as on_io."""
         self.board.mmio.insert(base, size, handler, name=_name_of(handler), replace=replace)
+
+    def on_msr(
+        self, msrs: MsrSpec, handler: MsrHandler | None = None, *, reads: bool = True, writes: bool = True
+    ) -> None:
+        """Send the guest's RDMSR (`reads`) and WRMSR (`writes`) of `msrs` (an index, a `range`, or
+        an inclusive (first, last) pair) to `handler`; see `vmm.msr.events` for its answers. With
+        no handler the accesses happen as in the kernel, and are traced and counted. Every other
+        MSR stays in the kernel."""
+        if self.msr is None:
+            from vmm.msr.events import MsrExits
+
+            self.msr = MsrExits(self.vm, self.policy)
+        self.msr.add(msrs, handler, reads=reads, writes=writes)
 
     def remove_io(self, first: int, count: int) -> None:
         self.board.ports.remove(first, count)

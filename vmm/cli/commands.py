@@ -68,6 +68,9 @@ RUN_OPTIONS = [
     _opt("-monitor", "monitor", type=str, default=None, hidden=True),
     _opt("--handlers", "handler_files", multiple=True, type=click.Path(),
          help="Python file whose setup(machine) registers exit handlers (repeatable)."),
+    _opt("--msr-exit", "msr_exits", multiple=True, metavar="INDEX[-LAST][:r|w|rw]",
+         help="Send the guest's RDMSR/WRMSR of this MSR to Python (traced, counted, and seen by --handlers "
+              "that call on_msr); every other MSR stays in the kernel (repeatable) [rw]."),
     _opt("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
          help="Stop the guest after this many seconds."),
     _opt("--stats", is_flag=True, help="Print a per-exit-reason table at the end."),

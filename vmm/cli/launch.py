@@ -42,6 +42,7 @@ class RunOptions:
     policies: list[str] = field(default_factory=list)
     spp_backend: str = "auto"
     spp_abi: str | None = None
+    msr_exits: list[str] = field(default_factory=list)  # --msr-exit INDEX[-LAST][:r|w|rw]
 
     @property
     def wants_spp(self) -> bool:
@@ -74,6 +75,12 @@ def run_image(o: RunOptions) -> int:
                 spp.protect_pages(regions)
                 for arg in o.policies:
                     load_policy(arg, spp)
+            if o.msr_exits:
+                from vmm.msr.events import parse_msr_exit
+
+                for text in o.msr_exits:
+                    indices, reads, writes = parse_msr_exit(text)
+                    m.on_msr(indices, reads=reads, writes=writes)
             for path in o.handler_files:
                 call_entry(load_user_file(path, "handlers"), path, "handlers", "setup", m)
             if o.stats:
@@ -153,7 +160,8 @@ def options_from_cli(image: str | None, kw: dict[str, Any]) -> RunOptions:
         smp=parse_smp(kw.pop("smp")), modules=modules, debug_exit=debug_exit, testdev=testdev,
         serial="stdio" if serial == "mon:stdio" else serial,
         handler_files=list(kw.pop("handler_files")), spp_regions=list(kw.pop("spp_regions")),
-        spp_files=list(kw.pop("spp_files")), policies=list(kw.pop("policies")), **kw,
+        spp_files=list(kw.pop("spp_files")), policies=list(kw.pop("policies")),
+        msr_exits=list(kw.pop("msr_exits")), **kw,
     )  # fmt: skip
 
 
