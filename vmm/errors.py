@@ -28,6 +28,7 @@ class ExitStatus(enum.IntEnum):
     SPP_STOP = 22  # an SPP policy asked to stop the VM
     SPP_UNENFORCEABLE = 24  # a write to a protected page that the monitor cannot judge
     BAD_GUEST_REQUEST = 26  # a guest handed over a pointer or length outside RAM and --strict is on
+    DEBUG_UNSUPPORTED = 60  # a debug exit nobody asked for, or a step over a breakpoint that made no progress
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
 

@@ -33,6 +33,7 @@ from vmm.runner.runner import Runner, RunResult
 from vmm.verdict import Stop
 
 if TYPE_CHECKING:
+    from vmm.debug.events import DebugEvents, DebugHandler
     from vmm.msr.events import MsrExits, MsrHandler, MsrSpec
     from vmm.spp.controller import Spp
 
@@ -73,6 +74,7 @@ class Machine:
         self.trace: ExitTrace | None = None
         self.spp: Spp | None = None
         self.msr: MsrExits | None = None
+        self.debug: DebugEvents | None = None
 
     # --- what the board holds -------------------------------------------------------------
     @property
@@ -132,6 +134,32 @@ class Machine:
 
             self.msr = MsrExits(self.vm, self.policy)
         self.msr.add(msrs, handler, reads=reads, writes=writes)
+
+    # --- breakpoints, watchpoints, steps (vmm.debug.events: what works at which CPL here) --------
+    def _debug_events(self) -> DebugEvents:
+        if self.debug is None:
+            from vmm.debug.events import DebugEvents
+
+            self.debug = DebugEvents(self.vcpus, self.policy)
+            self.runner.attach(self.debug)
+        return self.debug
+
+    def on_breakpoint(self, gva: int, handler: DebugHandler) -> int:
+        """Call `handler(event)` before the instruction at guest-virtual `gva` runs (a debug-register
+        slot; CPL-0 code only on this host). Returns the slot for `remove_debug`."""
+        return self._debug_events().on_breakpoint(gva, handler)
+
+    def watch(self, gva: int, length: int, kind: str, handler: DebugHandler) -> int:
+        """Watchpoints: refused with a ConfigError on this host (data breakpoints in the debug
+        registers never fire here; README, host notes)."""
+        return self._debug_events().watch(gva, length, kind, handler)
+
+    def step(self, handler: DebugHandler, vcpu: int = 0) -> None:
+        """Call `handler(event)` after vCPU `vcpu`'s next instruction (call again from it to go on)."""
+        self._debug_events().step(handler, vcpu)
+
+    def remove_debug(self, slot: int) -> None:
+        self._debug_events().remove(slot)
 
     def remove_io(self, first: int, count: int) -> None:
         self.board.ports.remove(first, count)
