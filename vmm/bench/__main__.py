@@ -34,7 +34,7 @@ GROUPS: dict[str, tuple[str, list[str]]] = {
         ["user-loop", "user-loop-spp-elsewhere"],
     ),
 }
-# Groups appended after the fixed numbering above (3 = boot time, 4 = start-up): 5 and 6.
+# Groups appended after the fixed numbering above (3 = boot time, 4 = start-up, 5 = snapshots): 6 and 7.
 MSR_GROUPS: dict[str, tuple[str, list[str]]] = {
     "MSR exit handled in Python (msr-bench: 100,000 RDMSRs) next to a port-I/O exit": (
         "pyvmm-io",
@@ -71,7 +71,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument(
         "--group", type=int, nargs="*",
-        help="run only these groups (0, 1, 2, 3 = boot time, 4 = start-up, 5 and 6 = MSR exits)",
+        help="run only these groups (0, 1, 2, 3 = boot time, 4 = start-up, 5 = snapshots, 6 and 7 = MSR exits)",
     )  # fmt: skip
     args = ap.parse_args()
     for req in (BASELINE, *(GUESTS / f"{g}.bin" for g in ("io-bench", "mmio-bench", "user-loop", "msr-bench"))):
@@ -80,7 +80,7 @@ def main() -> int:
     groups = list(GROUPS.items())
     if shutil.which("qemu-system-x86_64"):
         groups[0][1][1].append("qemu-io")
-    numbered = list(enumerate(groups)) + [(5 + i, g) for i, g in enumerate(MSR_GROUPS.items())]
+    numbered = list(enumerate(groups)) + [(6 + i, g) for i, g in enumerate(MSR_GROUPS.items())]
     for gi, (title, (ref, names)) in numbered:
         if args.group and gi not in args.group:
             continue
@@ -123,6 +123,10 @@ def main() -> int:
         from vmm.bench.startup import report as startup_report
 
         startup_report(args.rounds)
+    if not args.group or 5 in args.group:
+        from vmm.bench.snapshot import report as snapshot_report
+
+        snapshot_report(args.rounds)
     print(f"\n(median of {args.rounds} rounds; ratios are against the group's first row, measured in the same run)")
     return 0
 

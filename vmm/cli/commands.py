@@ -1,4 +1,4 @@
-"""The `pyvmm` command: `pyvmm run IMAGE` and `pyvmm info`."""
+"""The `pyvmm` command: `pyvmm run IMAGE`, `pyvmm restore SNAPSHOT` and `pyvmm info`."""
 
 from __future__ import annotations
 
@@ -37,7 +37,18 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     return click.option(*decls, **kw)
 
 
-RUN_OPTIONS = [
+SNAPSHOT_OPTIONS = [
+    _opt("--snapshot-at", "snapshot_at", type=str, default=None, metavar="sync:N|exits:N|spp:N",
+                 help="Stop at the Nth ucall SYNC, exit or SPP event and write a snapshot (with --snapshot-to)."),
+    _opt("--snapshot-to", "snapshot_to", type=click.Path(), default=None, metavar="FILE",
+                 help="Where --snapshot-at writes the snapshot; the run then ends with status 0."),
+    _opt("--snapshot-and-continue", "snapshot_continue", is_flag=True,
+                 help="After writing the snapshot, run on to the end."),
+]  # fmt: skip
+
+
+
+RUN_OPTIONS = [*SNAPSHOT_OPTIONS,
     _opt("--mode", type=click.Choice([m.value for m in CpuMode]), default=None,
          help="CPU mode a flat binary starts in [long]; ELF and multiboot images carry their own."),
     _opt("--load", type=Number("load address"), default=None,
@@ -107,6 +118,33 @@ def run(image: str | None, **kw: Any) -> int:
     from vmm.cli.launch import options_from_cli, run_image
 
     return run_image(options_from_cli(image, kw))
+
+
+RESTORE_OPTIONS = [*SNAPSHOT_OPTIONS,
+    _opt("--mem", type=Number("memory size"), default=None, help="Guest RAM; must match the snapshot's."),
+    _opt("-m", "qemu_mem", type=str, default=None, metavar="SIZE", help="QEMU spelling of --mem."),
+    _opt("-smp", "--smp", "smp", type=str, default=None, metavar="N", help="vCPUs; must match the snapshot's."),
+    _opt("-serial", "serial", type=str, default="stdio", help="stdio (the default), null or none."),
+    _opt("--handlers", "handler_files", multiple=True, type=click.Path(),
+         help="Python file whose setup(machine) registers exit handlers (repeatable)."),
+    _opt("--policy", "policies", multiple=True, metavar="FILE|NAME", help="SPP policy, as for run."),
+    _opt("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+         help="Stop the guest after this many seconds."),
+    _opt("--stats", is_flag=True, help="Print a per-exit-reason table at the end."),
+    _opt("--trace", "trace_path", type=click.Path(), default=None, help="Write one JSON line per exit."),
+    _opt("--strict", is_flag=True, default=None, help="Unhandled ports/MMIO and bad guest requests stop the run."),
+    _opt("-q", "--quiet", is_flag=True, help="No summary line on stderr."),
+]  # fmt: skip
+
+
+@cli.command()
+@click.argument("snapshot", type=click.Path(dir_okay=False, readable=False))
+@with_options(RESTORE_OPTIONS)
+def restore(snapshot: str, **kw: Any) -> int:
+    """Resume the machine saved in SNAPSHOT (written by run --snapshot-at ... --snapshot-to)."""
+    from vmm.cli.launch import restore_options_from_cli, restore_snapshot
+
+    return restore_snapshot(restore_options_from_cli(snapshot, kw))
 
 
 @cli.command()

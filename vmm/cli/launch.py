@@ -42,6 +42,9 @@ class RunOptions:
     policies: list[str] = field(default_factory=list)
     spp_backend: str = "auto"
     spp_abi: str | None = None
+    snapshot_at: str | None = None
+    snapshot_to: str | None = None
+    snapshot_continue: bool = False
     msr_exits: list[str] = field(default_factory=list)  # --msr-exit INDEX[-LAST][:r|w|rw]
 
     @property
@@ -57,7 +60,6 @@ def run_image(o: RunOptions) -> int:
     regions = spp_requests(o)
     irqchip = o.irqchip if o.irqchip is not None else (kind != "flat" or o.smp > 1)
     trace_file = open_trace(o.trace_path) if o.trace_path else None
-    err = sys.stderr
     console: BinaryIO | None = io.BytesIO() if o.serial in ("null", "none") else None
     try:
         # A kernel gets the PC platform (its firmware tables go into RAM first, so an image that
@@ -74,33 +76,103 @@ def run_image(o: RunOptions) -> int:
                 spp = m.enable_spp(o.spp_backend, o.spp_abi)
                 spp.protect_pages(regions)
                 for arg in o.policies:
-                    load_policy(arg, spp)
-            if o.msr_exits:
-                from vmm.msr.events import parse_msr_exit
-
-                for text in o.msr_exits:
-                    indices, reads, writes = parse_msr_exit(text)
-                    m.on_msr(indices, reads=reads, writes=writes)
-            for path in o.handler_files:
-                call_entry(load_user_file(path, "handlers"), path, "handlers", "setup", m)
-            if o.stats:
-                m.stats = ExitStats()
-            if trace_file is not None:
-                m.trace = ExitTrace(trace_file)
-            result = m.run(timeout=o.timeout, handle_signals=True)
-            if result.report:
-                err.write(f"pyvmm: {result.reason}\n{result.report}\n")
-            if m.stats is not None:
-                err.write(m.stats.render() + "\n")
-            if not o.quiet or (result.status != ExitStatus.OK and result.status % 2 == 0):
-                err.write(
-                    f"pyvmm: {result.reason}; exit status {result.status} after {result.exits} exits "
-                    f"in {result.seconds:.3f} s\n"
-                )
-            return result.status
+                    load_policy(arg, spp, m.snapshot_hooks)
+            return run_loaded(m, o, trace_file)
     finally:
         if trace_file is not None:
             trace_file.close()
+
+
+def run_loaded(m: Machine, o: RunOptions, trace_file: Any) -> int:
+    """The part of a run after the machine is built: handlers, observers, the snapshot point,
+    the run itself and what it prints."""
+    from vmm.snapshot.hooks import register_module_hooks
+
+    err = sys.stderr
+    check_snapshot_options(o)
+    if o.msr_exits:
+        from vmm.msr.events import parse_msr_exit
+
+        for text in o.msr_exits:
+            indices, reads, writes = parse_msr_exit(text)
+            m.on_msr(indices, reads=reads, writes=writes)
+    for path in o.handler_files:
+        module = load_user_file(path, "handlers")
+        call_entry(module, path, "handlers", "setup", m)
+        register_module_hooks(m.snapshot_hooks, f"handlers:{path}", module)
+    if o.stats:
+        m.stats = ExitStats()
+    if trace_file is not None:
+        m.trace = ExitTrace(trace_file)
+    trigger = m.snapshot_at(o.snapshot_at) if o.snapshot_at else None
+    result = m.run(timeout=o.timeout, handle_signals=True)
+    if trigger is not None and trigger.fired():
+        assert o.snapshot_to is not None
+        m.snapshot().save(o.snapshot_to)
+        err.write(f"pyvmm: snapshot at {trigger.at} written to {o.snapshot_to}\n")
+        if o.snapshot_continue:
+            result = m.run(timeout=o.timeout, handle_signals=True)
+    if result.report:
+        err.write(f"pyvmm: {result.reason}\n{result.report}\n")
+    if m.stats is not None:
+        err.write(m.stats.render() + "\n")
+    if not o.quiet or (result.status != ExitStatus.OK and result.status % 2 == 0):
+        err.write(
+            f"pyvmm: {result.reason}; exit status {result.status} after {result.exits} exits "
+            f"in {result.seconds:.3f} s\n"
+        )
+    return result.status
+
+
+def check_snapshot_options(o: RunOptions) -> None:
+    if (o.snapshot_at is None) != (o.snapshot_to is None):
+        raise ConfigError("--snapshot-at and --snapshot-to go together")
+    if o.snapshot_continue and o.snapshot_at is None:
+        raise ConfigError("--snapshot-and-continue needs --snapshot-at and --snapshot-to")
+    if o.snapshot_at is not None:
+        from vmm.snapshot.trigger import parse_snapshot_at
+
+        parse_snapshot_at(o.snapshot_at)
+
+
+def restore_snapshot(o: RunOptions) -> int:
+    """`pyvmm restore FILE`: the machine as the snapshot left it, run on with the options given."""
+    check_snapshot_options(o)
+    trace_file = open_trace(o.trace_path) if o.trace_path else None
+    console: BinaryIO | None = io.BytesIO() if o.serial in ("null", "none") else None
+    try:
+        smp = o.smp if o.smp > 0 else None
+        mem = o.mem if o.mem > 0 else None
+        with Machine.from_snapshot(o.image, mem_size=mem, smp=smp, console=console,
+                                   strict=o.strict or None) as m:  # fmt: skip
+            if o.policies:
+                from vmm.cli.policyfile import load_policy
+
+                spp = m.enable_spp()
+                for arg in o.policies:
+                    load_policy(arg, spp, m.snapshot_hooks)
+            return run_loaded(m, o, trace_file)
+    finally:
+        if trace_file is not None:
+            trace_file.close()
+
+
+def restore_options_from_cli(snapshot: str, kw: dict[str, Any]) -> RunOptions:
+    mem, qemu_mem = kw.pop("mem"), kw.pop("qemu_mem")
+    if mem is not None and qemu_mem is not None:
+        raise ConfigError("give the memory size once (-m or --mem)")
+    if qemu_mem is not None:
+        mem = parse_qemu_size(qemu_mem)
+    smp = kw.pop("smp")
+    serial = kw.pop("serial")
+    if serial not in ("stdio", "null", "none", "mon:stdio"):
+        raise ConfigError(f"-serial {serial} is not supported (stdio, null or none)")
+    strict = kw.pop("strict")
+    return RunOptions(
+        image=snapshot, mem=mem if mem is not None else 0, smp=parse_smp(smp) if smp is not None else 0,
+        serial="stdio" if serial == "mon:stdio" else serial, handler_files=list(kw.pop("handler_files")),
+        policies=list(kw.pop("policies")), strict=bool(strict), **kw,
+    )  # fmt: skip
 
 
 def spp_requests(o: RunOptions) -> dict[int, int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import calendar
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from vmm.devices.protocol import PortAccess, Region
 
@@ -210,6 +211,18 @@ class Cmos:
 
     def write_data(self, value: int) -> None:
         self.write(self.index, value)
+
+    # --- snapshots: the clock keeps its offset from the host's clock, as a restored QEMU RTC does
+    def save_state(self) -> dict[str, Any]:
+        frozen = None if self._frozen is None else sorted(self._frozen.items())
+        return {"ram": bytes(self.ram).hex(), "index": self.index, "nmi_masked": self.nmi_masked,
+                "offset": self.offset, "frozen": frozen}  # fmt: skip
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.ram[:] = bytes.fromhex(state["ram"])
+        self.index, self.nmi_masked, self.offset = state["index"], state["nmi_masked"], state["offset"]
+        frozen = state["frozen"]
+        self._frozen = None if frozen is None else {int(k): int(v) for k, v in frozen}
 
     # --- I/O plumbing -------------------------------------------------------------------------
     def handle_io(self, ex: PortAccess) -> None:

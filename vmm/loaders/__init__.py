@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from vmm.cpu.modes import CpuMode
 from vmm.errors import ConfigError, ImageError
-from vmm.loaders import multiboot as mb
 from vmm.loaders.detect import ImageFormat, detect_format
-from vmm.loaders.elf import Segment, parse_elf, resolve_entry
 from vmm.loaders.image import place_flat
 
 if TYPE_CHECKING:
     from vmm.board.memory import GuestMemory
+    from vmm.loaders.elf import Segment
 
 __all__ = ["BootTarget", "ImageFormat", "LoadedKernel", "detect_format", "load_kernel"]
 
@@ -86,6 +85,11 @@ def load_kernel(
         machine.memory.write(place.load, data)
         machine.boot(mode, place.entry, stack=place.stack)
         return LoadedKernel(fmt, place.entry, mode, None)
+
+    # The ELF and multiboot parsers are imported only for their images: a flat binary's start-up
+    # (every `pyvmm run` of one) does not pay for building their tables.
+    from vmm.loaders import multiboot as mb
+    from vmm.loaders.elf import parse_elf, resolve_entry
 
     fixed_mode = _ELF_MODES[fmt]
     _refuse_flat_options(fmt, path, fixed_mode, mode, load, entry)
