@@ -84,6 +84,7 @@ class Machine:
         self.reset_seconds = (0.0, 0.0, 0.0)  # the last reset's memory, vCPU/VM and device time
         self.msr: MsrExits | None = None
         self.debug: DebugEvents | None = None
+        self.gdb: Any = None
 
     # --- what the board holds -------------------------------------------------------------
     @property
@@ -169,6 +170,16 @@ class Machine:
 
     def remove_debug(self, slot: int) -> None:
         self._debug_events().remove(slot)
+
+    def enable_gdb(self, address: str = "tcp::1234", *, wait: bool = False) -> Any:
+        """Listen for gdb at `address` (QEMU's -gdb spellings); `wait`: stop before the first
+        instruction until the debugger continues (QEMU's -S)."""
+        from vmm.gdb.stub import GdbStub
+
+        stub = GdbStub(self.vcpus, self.policy, self.memory, address, wait=wait)
+        self.runner.attach(stub)
+        self.gdb = stub
+        return stub
 
     def remove_io(self, first: int, count: int) -> None:
         self.board.ports.remove(first, count)

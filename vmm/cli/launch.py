@@ -46,6 +46,8 @@ class RunOptions:
     snapshot_to: str | None = None
     snapshot_continue: bool = False
     msr_exits: list[str] = field(default_factory=list)  # --msr-exit INDEX[-LAST][:r|w|rw]
+    gdb: str | None = None  # -gdb ADDRESS (-s: tcp::1234)
+    gdb_wait: bool = False  # -S
 
     @property
     def wants_spp(self) -> bool:
@@ -90,6 +92,11 @@ def run_loaded(m: Machine, o: RunOptions, trace_file: Any) -> int:
 
     err = sys.stderr
     check_snapshot_options(o)
+    if o.gdb is not None:
+        m.enable_gdb(o.gdb, wait=o.gdb_wait)
+        if o.gdb_wait:
+            err.write(f"pyvmm: waiting for gdb on {o.gdb}\n")
+            err.flush()
     if o.msr_exits:
         from vmm.msr.events import parse_msr_exit
 
@@ -233,8 +240,17 @@ def options_from_cli(image: str | None, kw: dict[str, Any]) -> RunOptions:
         serial="stdio" if serial == "mon:stdio" else serial,
         handler_files=list(kw.pop("handler_files")), spp_regions=list(kw.pop("spp_regions")),
         spp_files=list(kw.pop("spp_files")), policies=list(kw.pop("policies")),
-        msr_exits=list(kw.pop("msr_exits")), **kw,
+        msr_exits=list(kw.pop("msr_exits")), gdb=gdb_address(kw), **kw,
     )  # fmt: skip
+
+
+def gdb_address(kw: dict[str, Any]) -> str | None:
+    gdb, default = kw.pop("gdb"), kw.pop("gdb_default")
+    if gdb is not None and default:
+        raise ConfigError("give the debugger address once (-s or -gdb)")
+    if kw.get("gdb_wait") and gdb is None and not default:
+        raise ConfigError("-S waits for a debugger: give -s or -gdb ADDRESS too")
+    return "tcp::1234" if default else gdb
 
 
 def parse_qemu_size(text: str) -> int:
