@@ -33,8 +33,8 @@ class ExitStatus(enum.IntEnum):
     SNAPSHOT_VERSION = 44  # a snapshot file of another format version
     SNAPSHOT_MISMATCH = 46  # a snapshot whose RAM size or vCPU count disagrees with the options given
     SNAPSHOT_HOST = 48  # a snapshot that uses CPU features or state this host's KVM lacks
-    GDB_KILLED = 62  # the debugger sent kill
     DEBUG_UNSUPPORTED = 60  # a debug exit nobody asked for, or a step over a breakpoint that made no progress
+    GDB_KILLED = 62  # the debugger sent kill
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
 
