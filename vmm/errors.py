@@ -33,6 +33,8 @@ class ExitStatus(enum.IntEnum):
     SNAPSHOT_VERSION = 44  # a snapshot file of another format version
     SNAPSHOT_MISMATCH = 46  # a snapshot whose RAM size or vCPU count disagrees with the options given
     SNAPSHOT_HOST = 48  # a snapshot that uses CPU features or state this host's KVM lacks
+    DEBUG_UNSUPPORTED = 60  # a debug exit nobody asked for, or a step over a breakpoint that made no progress
+    GDB_KILLED = 62  # the debugger sent kill
     HOST_LACKS_FEATURE = 70  # -cpu asked for a CPU feature this host's KVM cannot offer
     SLEEP_NOT_IMPLEMENTED = 72  # ACPI S3 pyvmm cannot resume (several vCPUs, no alarm, no vector)
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)

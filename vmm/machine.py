@@ -38,6 +38,8 @@ from vmm.snapshot.trigger import Trigger, parse_snapshot_at
 from vmm.verdict import Stop
 
 if TYPE_CHECKING:
+    from vmm.debug.events import DebugEvents, DebugHandler
+    from vmm.msr.events import MsrExits, MsrHandler, MsrSpec
     from vmm.spp.controller import Spp
 
 __all__ = ["Machine", "RunResult"]
@@ -94,6 +96,9 @@ class Machine:
         self._msrs = MsrLists()
         self._dirty: DirtyTracker | None = None
         self.reset_seconds = (0.0, 0.0, 0.0)  # the last reset's memory, vCPU/VM and device time
+        self.msr: MsrExits | None = None
+        self.debug: DebugEvents | None = None
+        self.gdb: Any = None
 
     # --- what the board holds -------------------------------------------------------------
     @property
@@ -140,6 +145,55 @@ class Machine:
     def on_mmio(self, base: int, size: int, handler: Handler, *, replace: bool = False) -> None:
         """Handle guest-physical [base, base + size) where no RAM backs it; overlaps as on_io."""
         self.board.mmio.insert(base, size, handler, name=_name_of(handler), replace=replace)
+
+    def on_msr(
+        self, msrs: MsrSpec, handler: MsrHandler | None = None, *, reads: bool = True, writes: bool = True
+    ) -> None:
+        """Send the guest's RDMSR (`reads`) and WRMSR (`writes`) of `msrs` (an index, a `range`, or
+        an inclusive (first, last) pair) to `handler`; see `vmm.msr.events` for its answers. With
+        no handler the accesses happen as in the kernel, and are traced and counted. Every other
+        MSR stays in the kernel."""
+        if self.msr is None:
+            from vmm.msr.events import MsrExits
+
+            self.msr = MsrExits(self.vm, self.policy)
+        self.msr.add(msrs, handler, reads=reads, writes=writes)
+
+    # --- breakpoints, watchpoints, steps (vmm.debug.events: what works at which CPL here) --------
+    def _debug_events(self) -> DebugEvents:
+        if self.debug is None:
+            from vmm.debug.events import DebugEvents
+
+            self.debug = DebugEvents(self.vcpus, self.policy)
+            self.runner.attach(self.debug)
+        return self.debug
+
+    def on_breakpoint(self, gva: int, handler: DebugHandler) -> int:
+        """Call `handler(event)` before the instruction at guest-virtual `gva` runs (a debug-register
+        slot; CPL-0 code only on this host). Returns the slot for `remove_debug`."""
+        return self._debug_events().on_breakpoint(gva, handler)
+
+    def watch(self, gva: int, length: int, kind: str, handler: DebugHandler) -> int:
+        """Watchpoints: refused with a ConfigError on this host (data breakpoints in the debug
+        registers never fire here; README, host notes)."""
+        return self._debug_events().watch(gva, length, kind, handler)
+
+    def step(self, handler: DebugHandler, vcpu: int = 0) -> None:
+        """Call `handler(event)` after vCPU `vcpu`'s next instruction (call again from it to go on)."""
+        self._debug_events().step(handler, vcpu)
+
+    def remove_debug(self, slot: int) -> None:
+        self._debug_events().remove(slot)
+
+    def enable_gdb(self, address: str = "tcp::1234", *, wait: bool = False) -> Any:
+        """Listen for gdb at `address` (QEMU's -gdb spellings); `wait`: stop before the first
+        instruction until the debugger continues (QEMU's -S)."""
+        from vmm.gdb.stub import GdbStub
+
+        stub = GdbStub(self.vcpus, self.policy, self.memory, address, wait=wait)
+        self.runner.attach(stub)
+        self.gdb = stub
+        return stub
 
     def remove_io(self, first: int, count: int) -> None:
         self.board.ports.remove(first, count)

@@ -114,6 +114,29 @@ def user_loop_spp_elsewhere() -> dict[str, float]:
     return _run_machine(m, 33)
 
 
+MSR_BENCH_INDEX = 0x174  # the MSR msr-bench reads (SYSENTER_CS)
+MSR_ELSEWHERE = 0xC0000082  # LSTAR: filtered, never touched by msr-bench
+
+
+def pyvmm_msr() -> dict[str, float]:
+    """100,000 RDMSRs sent to a Python handler through the MSR filter, answered with a constant."""
+    m = _machine("msr-bench.bin")
+    m.on_msr(MSR_BENCH_INDEX, lambda access: 0x8, writes=False)
+    return _run_machine(m, 1)
+
+
+def msr_kernel() -> dict[str, float]:
+    """The same RDMSRs answered inside KVM, no filter set ..."""
+    return _run_machine(_machine("msr-bench.bin"), 1)
+
+
+def msr_kernel_filter_elsewhere() -> dict[str, float]:
+    """... and with the filter set for another MSR: the RDMSRs must stay in the kernel, as fast."""
+    m = _machine("msr-bench.bin")
+    m.on_msr(MSR_ELSEWHERE, lambda access: None)
+    return _run_machine(m, 1)
+
+
 VARIANTS: dict[str, Callable[[], dict[str, float]]] = {
     "pyvmm-io": pyvmm_io,
     "raw-python-io": raw_python_io,
@@ -122,6 +145,9 @@ VARIANTS: dict[str, Callable[[], dict[str, float]]] = {
     "pyvmm-spp-denied": pyvmm_spp_denied,
     "user-loop": user_loop_plain,
     "user-loop-spp-elsewhere": user_loop_spp_elsewhere,
+    "pyvmm-msr": pyvmm_msr,
+    "msr-kernel": msr_kernel,
+    "msr-kernel-filter-elsewhere": msr_kernel_filter_elsewhere,
 }
 
 if __name__ == "__main__":

@@ -55,6 +55,9 @@ class RunOptions:
     snapshot_at: str | None = None
     snapshot_to: str | None = None
     snapshot_continue: bool = False
+    msr_exits: list[str] = field(default_factory=list)  # --msr-exit INDEX[-LAST][:r|w|rw]
+    gdb: str | None = None  # -gdb ADDRESS (-s: tcp::1234)
+    gdb_wait: bool = False  # -S
 
     @property
     def wants_spp(self) -> bool:
@@ -125,6 +128,17 @@ def run_loaded(m: Machine, o: RunOptions, trace_file: Any) -> int:
     check_snapshot_options(o)
     if o.no_reboot:
         m.on_exit(ShutdownExit, triple_fault_without_reboot)
+    if o.gdb is not None:
+        m.enable_gdb(o.gdb, wait=o.gdb_wait)
+        if o.gdb_wait:
+            err.write(f"pyvmm: waiting for gdb on {o.gdb}\n")
+            err.flush()
+    if o.msr_exits:
+        from vmm.msr.events import parse_msr_exit
+
+        for text in o.msr_exits:
+            indices, reads, writes = parse_msr_exit(text)
+            m.on_msr(indices, reads=reads, writes=writes)
     for path in o.handler_files:
         module = load_user_file(path, "handlers")
         call_entry(module, path, "handlers", "setup", m)
@@ -279,8 +293,18 @@ def options_from_cli(image: str | None, kw: dict[str, Any]) -> RunOptions:
         serial=qemu.serial or "stdio", irqchip=irqchip, pit=qemu.pit, pit_reinject=qemu.pit_reinject,
         rtc_localtime=qemu.rtc_localtime, cpu=qemu.cpu,
         handler_files=list(kw.pop("handler_files")), spp_regions=list(kw.pop("spp_regions")),
-        spp_files=list(kw.pop("spp_files")), policies=list(kw.pop("policies")), **kw,
+        spp_files=list(kw.pop("spp_files")), policies=list(kw.pop("policies")),
+        msr_exits=list(kw.pop("msr_exits")), gdb=gdb_address(kw), **kw,
     )  # fmt: skip
+
+
+def gdb_address(kw: dict[str, Any]) -> str | None:
+    gdb, default = kw.pop("gdb"), kw.pop("gdb_default")
+    if gdb is not None and default:
+        raise ConfigError("give the debugger address once (-s or -gdb)")
+    if kw.get("gdb_wait") and gdb is None and not default:
+        raise ConfigError("-S waits for a debugger: give -s or -gdb ADDRESS too")
+    return "tcp::1234" if default else gdb
 
 
 def parse_qemu_size(text: str) -> int:

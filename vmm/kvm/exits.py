@@ -34,6 +34,8 @@ class ExitingVcpu(Protocol):
     def set_regs(self, regs: Any) -> None: ...
     def get_sregs(self) -> Any: ...
     def set_sregs(self, sregs: Any) -> None: ...
+    def get_msrs(self, indices: list[int]) -> dict[int, int]: ...
+    def set_msrs(self, values: dict[int, int]) -> None: ...
 
 _U = {1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *", 8: "uint64_t *"}
 _PIO_DATA_OFFSET = KVM_PIO_PAGE_OFFSET * 4096
@@ -435,7 +437,7 @@ class MsrExit(Exit):
         self._run.msr.error = 1 if v else 0
 
     def fields(self) -> dict[str, Any]:
-        return {"index": self.index, "data": self.data, "reason_bits": int(self._run.msr.reason)}
+        return {"index": self.index, "data": self.data, "error": self.error, "reason_bits": int(self._run.msr.reason)}
 
 
 class RdmsrExit(MsrExit):

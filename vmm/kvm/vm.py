@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from kvm_abi import caps, ffi, ioctls
+from kvm_abi import caps, constants, ffi, ioctls
 from kvm_abi.constants import KVM_PIT_SPEAKER_DUMMY
 from vmm.errors import KvmSetupError
 from vmm.kvm.calls import NULL, as_arg, ioctl, new, raw_ioctl
@@ -132,6 +132,23 @@ class Vm:
         for i, a in enumerate(args):
             ec.args[i] = a
         ioctl(self.fd, ioctls.KVM_ENABLE_CAP, ec, f"KVM_ENABLE_CAP({cap})")
+
+    def set_msr_filter(self, ranges: list[tuple[int, int, int, bytes]], *, default_deny: bool = False) -> None:
+        """KVM_X86_SET_MSR_FILTER: `ranges` are (flags, base, nmsrs, bitmap), at most 16; a clear
+        bit filters that MSR for the flags' accesses (read, write). KVM copies the bitmaps."""
+        if len(ranges) > constants.KVM_MSR_FILTER_MAX_RANGES:
+            limit = constants.KVM_MSR_FILTER_MAX_RANGES
+            raise KvmSetupError(f"{len(ranges)} MSR filter ranges; KVM takes at most {limit}")
+        flt = new("struct kvm_msr_filter *")
+        flt.flags = constants.KVM_MSR_FILTER_DEFAULT_DENY if default_deny else constants.KVM_MSR_FILTER_DEFAULT_ALLOW
+        keep = []  # the bitmaps must live until the ioctl has copied them
+        for i, (flags, base, nmsrs, bitmap) in enumerate(ranges):
+            buf = new("uint8_t[]", bitmap)
+            keep.append(buf)
+            r = flt.ranges[i]
+            r.flags, r.base, r.nmsrs, r.bitmap = flags, base, nmsrs, buf
+        ioctl(self.fd, ioctls.KVM_X86_SET_MSR_FILTER, flt, "KVM_X86_SET_MSR_FILTER")
+        del keep
 
     # --- memory --------------------------------------------------------------------------
     def free_slot(self) -> int:
