@@ -33,6 +33,7 @@ class ExitStatus(enum.IntEnum):
     SNAPSHOT_VERSION = 44  # a snapshot file of another format version
     SNAPSHOT_MISMATCH = 46  # a snapshot whose RAM size or vCPU count disagrees with the options given
     SNAPSHOT_HOST = 48  # a snapshot that uses CPU features or state this host's KVM lacks
+    SPP_STEP_NO_PROGRESS = 80  # the SPP single-step fallback ended in exits but never left the instruction
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
 

@@ -38,6 +38,7 @@ from vmm.errors import ExitStatus, GuestMemoryError, RunError
 from vmm.kvm.exits import DebugExit, InternalErrorExit, IntrExit, MmioExit, ShutdownExit
 from vmm.runner.policy import PASS, Pass
 from vmm.spp.controller import Spp
+from vmm.spp.decoded import decode_failed_instruction, touches_trapped_page
 from vmm.spp.event import DENY, SppEvent
 from vmm.spp.host import SppHost, SppVcpu
 from vmm.spp.masks import FULL, PAGE, MaskTable
@@ -45,6 +46,7 @@ from vmm.spp.verdicts import carry_out, inject_exception
 from vmm.verdict import Stop, Verdict
 
 LAST_SUBPAGE = 1 << 31
+NO_PROGRESS_LIMIT = 3  # fallback steps at one RIP that end in an exit but leave RIP there
 WATCHDOG_PERIOD = 0.05  # seconds without an exit before a vCPU is looked at
 Fragments = list[tuple[int, bytes]]  # (gpa, bytes) of one access, in the order the guest made them
 
@@ -69,6 +71,7 @@ class SoftwareSpp:
         self._watch_stop = threading.Event()
         self._watchdog_kicked: set[int] = set()  # vCPUs the watchdog kicked, not yet looked at
         self.stepped = 0  # instructions run through the single-step fallback
+        self._no_progress: dict[int, tuple[int, int]] = {}  # vCPU -> (RIP, steps there without progress)
 
     # --- slot layout -------------------------------------------------------------------------
     @property
@@ -178,7 +181,13 @@ class SoftwareSpp:
     def handle_internal_error(self, ex: InternalErrorExit) -> Verdict | Pass:
         if ex.suberror != ke.KVM_INTERNAL_ERROR_EMULATION or not self.table.masks:
             return PASS
-        return self.step_with_pages_writable(self.host.vcpu(ex.vcpu.index), "KVM could not emulate the instruction")
+        vcpu = self.host.vcpu(ex.vcpu.index)
+        insn = decode_failed_instruction(vcpu, ex.insn_bytes)
+        if insn is not None and not touches_trapped_page(vcpu, insn, self.trapped):
+            # Not SPP's: KVM lacks this instruction whatever is protected (on this host any
+            # CPL-0 code is emulated). It ends as the same plain emulation failure as without SPP.
+            return PASS
+        return self.step_with_pages_writable(vcpu, "KVM could not emulate the instruction")
 
     def on_kick(self, vcpu: Any) -> Verdict:
         """At every interrupted KVM_RUN: if the watchdog found the vCPU at the same RIP twice with
@@ -218,19 +227,36 @@ class SoftwareSpp:
                 while isinstance(ex, IntrExit) and self.host.control.pending is None:
                     vcpu.clear_stop()
                     ex = vcpu.step()
-                # This host reports the end of a single-stepped CPL-3 instruction as SHUTDOWN
-                # rather than DEBUG; the vCPU is intact and RIP has moved on. A real triple fault
-                # leaves RIP.
-                stepped = isinstance(ex, DebugExit) or (isinstance(ex, ShutdownExit) and vcpu.get_regs().rip != rip0)
+                # Only a DEBUG exit is a completed step. SHUTDOWN is a triple fault, whatever RIP
+                # did: it goes to the run's SHUTDOWN handling below (status 8), never counted
+                # as a step.
+                stepped = isinstance(ex, DebugExit)
                 other = None if stepped or isinstance(ex, InternalErrorExit) else ex
             finally:
                 changed = _restore(self.memory, saved)
                 self.host.slots.relayout(trapped)
+        if isinstance(other, ShutdownExit):
+            verdict = self.host.handle(other)
+            return verdict if verdict is not None else Stop(ExitStatus.TRIPLE_FAULT, "triple fault", fatal=True)
         if other is not None:  # the instruction completed with an exit of its own (port I/O, ...)
             stepped = True
             verdict = self.host.handle(other)
             if verdict is not None:
                 return verdict
+            if vcpu.get_regs().rip == rip0:
+                # The exit was part of the instruction, not its end. Again and again at the same
+                # RIP means the step cannot finish it: fail rather than loop.
+                count = self._no_progress.get(vcpu.index, (rip0, 0))
+                count = (rip0, count[1] + 1 if count[0] == rip0 else 1)
+                self._no_progress[vcpu.index] = count
+                if count[1] >= NO_PROGRESS_LIMIT:
+                    return Stop(
+                        ExitStatus.SPP_STEP_NO_PROGRESS,
+                        f"SPP single-step fallback made no progress at rip {rip0:#x} ({count[1]} steps): {why}",
+                        fatal=True,
+                    )
+            else:
+                self._no_progress.pop(vcpu.index, None)
         if not stepped:
             return Stop(
                 ExitStatus.SPP_UNENFORCEABLE,

@@ -1,0 +1,50 @@
+"""What an instruction KVM could not emulate touches: decoded from the bytes KVM hands over with
+the emulation failure and the vCPU's registers (vmm.x86), so the engine can tell a failure that is
+SPP's (a store into a trapped page) from one that would happen with nothing protected."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, Protocol
+
+from vmm.spp.masks import PAGE
+from vmm.x86 import CpuState, Instruction, decode
+
+MAX_SPAN = 1 << 20  # bytes of operand span walked page by page
+
+# Decoding needs the mode, GPRs and segments only; the FPU fields of CpuState are not read.
+_NO_FPU = SimpleNamespace(
+    fcw=0x37F, fsw=0, ftwx=0, last_opcode=0, last_ip=0, last_dp=0, mxcsr=0x1F80,
+    fpr=[bytes(16)] * 8, xmm=[bytes(16)] * 16,
+)  # fmt: skip
+
+
+class DecodingVcpu(Protocol):
+    def get_regs(self) -> Any: ...
+    def get_sregs(self) -> Any: ...
+    def translate(self, gva: int) -> int | None: ...
+
+
+def decode_failed_instruction(vcpu: DecodingVcpu, insn_bytes: bytes | None) -> Instruction | None:
+    """The instruction KVM failed on, or None when KVM gave no bytes or they do not decode."""
+    if not insn_bytes:
+        return None
+    state = CpuState.from_kvm(vcpu.get_regs(), vcpu.get_sregs(), _NO_FPU)
+    return decode(insn_bytes, state)
+
+
+def touches_trapped_page(vcpu: DecodingVcpu, insn: Instruction, trapped: frozenset[int]) -> bool:
+    """Whether any memory operand of `insn` may reach a trapped page (reads included: a read KVM
+    cannot complete from a read-only slot is SPP's too). Linear addresses are translated through
+    the guest's page tables; an unmapped one reaches no page."""
+    for operand in insn.memory:
+        start, end = operand.span
+        if end - start > MAX_SPAN:
+            return True  # a long string operation: not worth walking, take it as SPP's
+        page = start & ~(PAGE - 1)
+        while page < end:
+            gpa = vcpu.translate(page)
+            if gpa is not None and (gpa & ~(PAGE - 1)) in trapped:
+                return True
+            page += PAGE
+    return False
