@@ -119,6 +119,8 @@ def test_cpl3_single_step_denies_and_allows(op: int) -> None:
     assert ev.data == data and ev.size == len(data)  # the bytes the instruction actually wrote
     assert ev.page_mask == MASK
     assert ev.rip in IMAGE_TEXT
+    # the instruction KVM failed on, decoded from the bytes it handed over
+    assert ev.mnemonic == NAMES[op] and ev.insn_bytes is not None and ev.insn_length == len(ev.insn_bytes)
 
 
 def test_cpl3_fxsave() -> None:

@@ -44,6 +44,7 @@ from vmm.spp.host import SppHost, SppVcpu
 from vmm.spp.masks import FULL, PAGE, MaskTable
 from vmm.spp.verdicts import carry_out, inject_exception
 from vmm.verdict import Stop, Verdict
+from vmm.x86 import Instruction
 
 LAST_SUBPAGE = 1 << 31
 NO_PROGRESS_LIMIT = 3  # fallback steps at one RIP that end in an exit but leave RIP there
@@ -187,7 +188,7 @@ class SoftwareSpp:
             # Not SPP's: KVM lacks this instruction whatever is protected (on this host any
             # CPL-0 code is emulated). It ends as the same plain emulation failure as without SPP.
             return PASS
-        return self.step_with_pages_writable(vcpu, "KVM could not emulate the instruction")
+        return self.step_with_pages_writable(vcpu, "KVM could not emulate the instruction", insn)
 
     def on_kick(self, vcpu: Any) -> Verdict:
         """At every interrupted KVM_RUN: if the watchdog found the vCPU at the same RIP twice with
@@ -207,7 +208,7 @@ class SoftwareSpp:
         self._watch[i] = (rip, vcpu.exits)
         return None
 
-    def step_with_pages_writable(self, vcpu: SppVcpu, why: str) -> Verdict:
+    def step_with_pages_writable(self, vcpu: SppVcpu, why: str, insn: Instruction | None = None) -> Verdict:
         rip0 = vcpu.get_regs().rip
         stepped = False
         other = None
@@ -274,6 +275,8 @@ class SoftwareSpp:
         event = SppEvent(
             denied, self.table.get(denied & ~(PAGE - 1)), vcpu.index, rip0, "single-step", first, len(new), new
         )
+        if insn is not None:
+            event.mnemonic, event.insn_bytes, event.insn_length = insn.mnemonic, insn.bytes, insn.length
         return carry_out(self.spp.judge(event), event, _Pending(self, changed, vcpu))
 
     # --- the run's hooks: the watchdog ---------------------------------------------------------
