@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any, Protocol
 
 from vmm.spp.masks import PAGE
-from vmm.x86 import CpuState, Instruction, decode
+from vmm.x86 import CpuState, Instruction, MemoryWrite, decode
 
 MAX_SPAN = 1 << 20  # bytes of operand span walked page by page
 
@@ -48,3 +48,34 @@ def touches_trapped_page(vcpu: DecodingVcpu, insn: Instruction, trapped: frozens
                 return True
             page += PAGE
     return False
+
+
+class EmulatingVcpu(DecodingVcpu, Protocol):
+    def get_xsave(self) -> Any: ...
+    def get_xcrs(self) -> Any: ...
+
+
+def full_state(vcpu: EmulatingVcpu) -> CpuState:
+    """Registers, segments, XMM/YMM and x87 state (KVM_GET_XSAVE) and XCR0 (KVM_GET_XCRS)."""
+    xsave = vcpu.get_xsave()
+    region = b"".join(int(xsave.region[i]).to_bytes(4, "little") for i in range(1024))
+    xcrs = vcpu.get_xcrs()
+    xcr0 = next((int(xcrs.xcrs[i].value) for i in range(int(xcrs.nr_xcrs)) if int(xcrs.xcrs[i].xcr) == 0), None)
+    return CpuState.from_kvm(vcpu.get_regs(), vcpu.get_sregs(), xsave_region=region, xcr0=xcr0)
+
+
+def physical_fragments(vcpu: DecodingVcpu, writes: tuple[MemoryWrite, ...]) -> list[tuple[int, bytes]] | None:
+    """The effect's writes as guest-physical fragments, split at page boundaries, in CPU order;
+    None if a page is not mapped (the CPU would have faulted: not the engine's to guess)."""
+    out: list[tuple[int, bytes]] = []
+    for w in writes:
+        pos = 0
+        while pos < len(w.data):
+            linear = w.linear + pos
+            n = min(len(w.data) - pos, PAGE - (linear & (PAGE - 1)))
+            gpa = vcpu.translate(linear)
+            if gpa is None:
+                return None
+            out.append((gpa, w.data[pos : pos + n]))
+            pos += n
+    return out

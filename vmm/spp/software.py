@@ -38,17 +38,24 @@ from vmm.errors import ExitStatus, GuestMemoryError, RunError
 from vmm.kvm.exits import DebugExit, InternalErrorExit, IntrExit, MmioExit, ShutdownExit
 from vmm.runner.policy import PASS, Pass
 from vmm.spp.controller import Spp
-from vmm.spp.decoded import decode_failed_instruction, touches_trapped_page
+from vmm.spp.decoded import decode_failed_instruction, full_state, physical_fragments, touches_trapped_page
 from vmm.spp.event import DENY, SppEvent
 from vmm.spp.host import SppHost, SppVcpu
 from vmm.spp.masks import FULL, PAGE, MaskTable
 from vmm.spp.verdicts import carry_out, inject_exception
 from vmm.verdict import Stop, Verdict
-from vmm.x86 import Instruction
+from vmm.x86 import Fault, Instruction, StoreEffect, Unsupported, emulate_store, is_covered
 
 LAST_SUBPAGE = 1 << 31
 NO_PROGRESS_LIMIT = 3  # fallback steps at one RIP that end in an exit but leave RIP there
 WATCHDOG_PERIOD = 0.05  # seconds without an exit before a vCPU is looked at
+
+
+class _NotEmulated:
+    """emulate_decoded's "take the step path instead"."""
+
+
+NOT_EMULATED = _NotEmulated()
 Fragments = list[tuple[int, bytes]]  # (gpa, bytes) of one access, in the order the guest made them
 
 
@@ -72,6 +79,7 @@ class SoftwareSpp:
         self._watch_stop = threading.Event()
         self._watchdog_kicked: set[int] = set()  # vCPUs the watchdog kicked, not yet looked at
         self.stepped = 0  # instructions run through the single-step fallback
+        self.emulated = 0  # stores KVM could not emulate, carried out from their decoded form
         self._no_progress: dict[int, tuple[int, int]] = {}  # vCPU -> (RIP, steps there without progress)
 
     # --- slot layout -------------------------------------------------------------------------
@@ -188,7 +196,51 @@ class SoftwareSpp:
             # Not SPP's: KVM lacks this instruction whatever is protected (on this host any
             # CPL-0 code is emulated). It ends as the same plain emulation failure as without SPP.
             return PASS
+        if insn is not None and is_covered(insn):
+            done = self.emulate_decoded(vcpu, insn)
+            if not isinstance(done, _NotEmulated):
+                return done
         return self.step_with_pages_writable(vcpu, "KVM could not emulate the instruction", insn)
+
+    def emulate_decoded(self, vcpu: SppVcpu, insn: Instruction) -> Verdict | _NotEmulated:
+        """Carry out a store KVM could not emulate from its decoded form and the registers: the
+        bytes it writes are judged as one access, like fragmented MMIO writes, and the register
+        effects and RIP are applied whatever the verdict (as KVM has done by the time a trapped
+        write reaches the engine). NOT_EMULATED where the emulation cannot be exact."""
+        state = full_state(vcpu)
+        result = emulate_store(insn, state, lambda linear, size: self._read_linear(vcpu, linear, size))
+        if isinstance(result, Unsupported) or (isinstance(result, StoreEffect) and result.x87 is not None):
+            return NOT_EMULATED  # x87 stack updates are not applied here yet: the step path takes them
+        if isinstance(result, Fault):  # the CPU would fault before writing: so does the guest
+            inject_exception(vcpu, result.vector, result.error_code, 0)
+            return None
+        frags = physical_fragments(vcpu, result.writes)
+        if frags is None or any(not self.memory.contains(gpa, len(data)) for gpa, data in frags):
+            return NOT_EMULATED
+        regs = vcpu.get_regs()
+        rip0 = int(regs.rip)
+        for name, value in result.gprs.items():
+            setattr(regs, name, value)
+        regs.rflags, regs.rip = result.rflags, result.rip
+        vcpu.set_regs(regs)
+        self.emulated += 1
+        denied = next((d for gpa, data in frags if (d := self.table.first_denied(gpa, len(data))) is not None), None)
+        if denied is None:
+            for gpa, data in frags:
+                self.memory.write(gpa, data)
+            return None
+        data = b"".join(d for _, d in frags)
+        event = SppEvent(
+            denied, self.table.get(denied & ~(PAGE - 1)), vcpu.index, rip0, "software", frags[0][0], len(data), data,
+            insn.mnemonic, insn.bytes, insn.length,
+        )  # fmt: skip
+        return carry_out(self.spp.judge(event), event, _Pending(self, frags, vcpu))
+
+    def _read_linear(self, vcpu: SppVcpu, linear: int, size: int) -> bytes:
+        gpa = vcpu.translate(linear)
+        if gpa is None or (linear & (PAGE - 1)) + size > PAGE:
+            raise LookupError(f"{size} bytes at {linear:#x} are not on one mapped page")
+        return self.memory.read(gpa, size)
 
     def on_kick(self, vcpu: Any) -> Verdict:
         """At every interrupted KVM_RUN: if the watchdog found the vCPU at the same RIP twice with
