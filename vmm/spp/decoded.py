@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, Protocol
 
+from kvm_abi import ffi
 from vmm.spp.masks import PAGE
 from vmm.x86 import CpuState, Instruction, MemoryWrite, decode
 
@@ -58,7 +59,7 @@ class EmulatingVcpu(DecodingVcpu, Protocol):
 def full_state(vcpu: EmulatingVcpu) -> CpuState:
     """Registers, segments, XMM/YMM and x87 state (KVM_GET_XSAVE) and XCR0 (KVM_GET_XCRS)."""
     xsave = vcpu.get_xsave()
-    region = b"".join(int(xsave.region[i]).to_bytes(4, "little") for i in range(1024))
+    region = bytes(ffi.buffer(xsave.region))
     xcrs = vcpu.get_xcrs()
     xcr0 = next((int(xcrs.xcrs[i].value) for i in range(int(xcrs.nr_xcrs)) if int(xcrs.xcrs[i].xcr) == 0), None)
     return CpuState.from_kvm(vcpu.get_regs(), vcpu.get_sregs(), xsave_region=region, xcr0=xcr0)
