@@ -33,6 +33,8 @@ class ExitStatus(enum.IntEnum):
     SNAPSHOT_VERSION = 44  # a snapshot file of another format version
     SNAPSHOT_MISMATCH = 46  # a snapshot whose RAM size or vCPU count disagrees with the options given
     SNAPSHOT_HOST = 48  # a snapshot that uses CPU features or state this host's KVM lacks
+    HOST_LACKS_FEATURE = 70  # -cpu asked for a CPU feature this host's KVM cannot offer
+    SLEEP_NOT_IMPLEMENTED = 72  # ACPI S3 pyvmm cannot resume (several vCPUs, no alarm, no vector)
     SPP_STEP_NO_PROGRESS = 80  # the SPP single-step fallback ended in exits but never left the instruction
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
@@ -117,6 +119,11 @@ class SnapshotHost(PyvmmError):
     """A snapshot that needs CPU features or vCPU state this host's KVM does not offer."""
 
 
+class HostLacksFeature(PyvmmError):
+    """-cpu asked for something this host's KVM cannot offer: the request is well-formed, the host
+    is the limit (a runner can tell it from a typo, status 2, and skip the test)."""
+
+
 class Interrupted(PyvmmError):
     """Ctrl-C (or SIGTERM) before or while the guest ran."""
 
@@ -140,6 +147,7 @@ STATUS_OF: dict[type[PyvmmError], ExitStatus] = {
     SnapshotVersion: ExitStatus.SNAPSHOT_VERSION,
     SnapshotMismatch: ExitStatus.SNAPSHOT_MISMATCH,
     SnapshotHost: ExitStatus.SNAPSHOT_HOST,
+    HostLacksFeature: ExitStatus.HOST_LACKS_FEATURE,
     Interrupted: ExitStatus.INTERRUPTED,
 }
 

@@ -17,7 +17,8 @@ from vmm import layout as L
 from vmm.board.board import Board, BoardSpec
 from vmm.board.table import DeviceOptions, Platform
 from vmm.cpu.boot import apply_boot_state
-from vmm.cpu.modes import CpuMode, boot_state
+from vmm.cpu.models import CpuRequest
+from vmm.cpu.modes import BootArea, CpuMode, boot_state
 from vmm.devices.console import Console
 from vmm.devices.debugcon import DebugConsole
 from vmm.devices.isa_debug_exit import IsaDebugExit
@@ -56,11 +57,22 @@ class Machine:
         platform: Platform = "minimal",
         debug_exit: tuple[int, int] | None = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE),
         testdev: bool = False,
+        pci_testdev: bool = False,
+        com1: bool = True,
+        pit: bool = True,
+        pit_reinject: bool = True,
+        rtc_localtime: bool = False,
+        cpu: CpuRequest | None = None,
     ) -> None:
         self.log = log if log is not None else sys.stderr
         self.strict = strict
         self.console = Console(console if console is not None else sys.stdout.buffer)
-        spec = BoardSpec(mem_size, smp, irqchip, DeviceOptions(platform, smp, debug_exit, testdev, strict))
+        devices = DeviceOptions(
+            platform, smp, debug_exit, testdev, strict, com1=com1, pci_testdev=pci_testdev, rtc_localtime=rtc_localtime
+        )
+        spec = BoardSpec(
+            mem_size, smp, irqchip, pit=pit, pit_reinject=pit_reinject, cpu=cpu or CpuRequest(), devices=devices
+        )
         self.board = Board(spec, console=self.console, log=self.log, kvm=kvm)
         self.kvm = self.board.kvm
         self.vm = self.board.vm
@@ -69,6 +81,8 @@ class Machine:
         self.vcpu = self.vcpus[0]  # the boot processor
         self.runner = Runner(self.vcpus, self.memory)
         self.control = self.runner.control
+        if self.board.suspend is not None:
+            self.board.suspend.should_stop = self.stop_requested
         self.policy = ExitPolicy(
             self.board.ports, self.board.mmio, on_interrupt=self.runner.on_interrupt, strict=strict, note=self._note
         )
@@ -144,14 +158,23 @@ class Machine:
         """Copy a flat binary into RAM and set the boot vCPU up to enter it in `mode`."""
         place = place_flat(len(image), mode, self.mem_size, load, entry)
         self.memory.write(place.load, image)
-        self.boot(mode, place.entry, stack=place.stack)
+        self.boot(mode, place.entry, stack=place.stack, area=place.area)
 
-    def boot(self, mode: CpuMode, entry: int, *, stack: int | None = None, regs: dict[str, int] | None = None) -> None:
-        """Write the boot structures for `mode` and point the boot vCPU at `entry`; `regs` sets
-        general registers on top (a multiboot loader's EAX and EBX)."""
+    def boot(
+        self,
+        mode: CpuMode,
+        entry: int,
+        *,
+        stack: int | None = None,
+        regs: dict[str, int] | None = None,
+        area: BootArea | None = None,
+    ) -> None:
+        """Write the boot structures for `mode` at `area` (vmm.layout's default place when None)
+        and point the boot vCPU at `entry`; `regs` sets general registers on top (a multiboot
+        loader's EAX and EBX)."""
         if stack is None:
             stack = entry if mode is CpuMode.REAL else L.KERNEL_STACK
-        apply_boot_state(self.vcpu, self.memory, boot_state(mode, entry, stack))
+        apply_boot_state(self.vcpu, self.memory, boot_state(mode, entry, stack, area))
         if regs:
             r = self.vcpu.get_regs()
             for name, value in regs.items():

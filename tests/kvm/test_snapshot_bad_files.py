@@ -79,8 +79,8 @@ def test_another_format_version(good: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["-m", "32"], "snapshot has RAM size 0x1000000, the options ask for 0x2000000"),
-        (["--mem", "8M"], "snapshot has RAM size 0x1000000, the options ask for 0x800000"),
+        (["-m", "32"], "snapshot has RAM size 0x8000000, the options ask for 0x2000000"),
+        (["--mem", "8M"], "snapshot has RAM size 0x8000000, the options ask for 0x800000"),
         (["-smp", "2"], "snapshot has vCPU count 1, the options ask for 2"),
     ],
 )

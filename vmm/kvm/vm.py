@@ -67,6 +67,14 @@ class Vm:
         cfg.flags = KVM_PIT_SPEAKER_DUMMY  # port 0x61 is answered in the kernel too
         ioctl(self.fd, ioctls.KVM_CREATE_PIT2, cfg, "KVM_CREATE_PIT2")
 
+    def set_pit_reinject(self, reinject: bool) -> None:
+        """KVM_REINJECT_CONTROL: whether the in-kernel PIT delivers ticks the guest missed later
+        (QEMU's kvm-pit lost_tick_policy=delay) or drops them (discard). The argument is a struct
+        of one byte and 31 reserved ones."""
+        arg = new("uint8_t[32]")
+        arg[0] = 1 if reinject else 0
+        ioctl(self.fd, ioctls.KVM_REINJECT_CONTROL, arg, "KVM_REINJECT_CONTROL")
+
     def irq_line(self, irq: int, level: int) -> None:
         """Drive interrupt line `irq` of the in-kernel PIC/IOAPIC to `level`."""
         line = new("struct kvm_irq_level *")
