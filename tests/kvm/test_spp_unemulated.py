@@ -6,8 +6,7 @@ trapped page; at CPL 0, where this host emulates all guest code, at once). The e
 instruction from the bytes KVM hands over, computes exactly what it writes (vmm.x86), judges that
 as one access and carries it out itself, moving RIP past it: a "software" event with the decoded
 instruction, at CPL 0 and CPL 3 alike, and nothing the guest can see (its exception counts stay
-zero). The x87 stores, whose stack pop the engine does not apply yet, still go through the
-single-step fallback at CPL 3 (which leaks a #DB into the guest on this host, see the README).
+zero). The x87 stores' stack pop is applied to the x87 state through KVM_SET_XSAVE.
 """
 
 from __future__ import annotations
@@ -79,7 +78,7 @@ NAMES = {
     STMXCSR: "stmxcsr",
 }
 FXSAVE_SIZE = 512
-STEPPED = {FSTP, FISTP}  # not emulated by the engine yet: the single-step fallback (CPL 3 only)
+STEPPED: set[int] = set()  # ops that take the single-step fallback: none of these any more
 
 
 def backend(op: int) -> str:

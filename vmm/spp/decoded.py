@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from kvm_abi import ffi
 from vmm.spp.masks import PAGE
-from vmm.x86 import CpuState, Instruction, MemoryWrite, decode
+from vmm.x86 import CpuState, Instruction, MemoryWrite, X87Update, decode
 
 MAX_SPAN = 1 << 20  # bytes of operand span walked page by page
 
@@ -80,3 +80,29 @@ def physical_fragments(vcpu: DecodingVcpu, writes: tuple[MemoryWrite, ...]) -> l
             out.append((gpa, w.data[pos : pos + n]))
             pos += n
     return out
+
+
+class X87Vcpu(Protocol):
+    def get_xsave(self) -> Any: ...
+    def set_xsave(self, xsave: Any) -> None: ...
+
+
+def apply_x87(vcpu: X87Vcpu, update: X87Update) -> None:
+    """Write an x87 store's effect (status word, abridged tags, the registers in stack order,
+    last-instruction pointers) into the XSAVE legacy region (64-bit FXSAVE layout) and back."""
+    xsave = vcpu.get_xsave()
+    region = ffi.cast("unsigned char *", xsave.region)
+
+    def put(offset: int, value: int | bytes, size: int = 0) -> None:
+        data = value if isinstance(value, bytes) else value.to_bytes(size, "little")
+        for i, b in enumerate(data):
+            region[offset + i] = b
+
+    put(2, update.fsw, 2)
+    put(4, update.ftw, 1)
+    put(6, update.pointers.fop, 2)
+    put(8, update.pointers.fip, 8)
+    put(16, update.pointers.fdp, 8)
+    for i, st in enumerate(update.st):
+        put(32 + 16 * i, st)
+    vcpu.set_xsave(xsave)

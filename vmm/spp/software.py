@@ -38,13 +38,13 @@ from vmm.errors import ExitStatus, GuestMemoryError, RunError
 from vmm.kvm.exits import DebugExit, InternalErrorExit, IntrExit, MmioExit, ShutdownExit
 from vmm.runner.policy import PASS, Pass
 from vmm.spp.controller import Spp
-from vmm.spp.decoded import decode_failed_instruction, full_state, physical_fragments, touches_trapped_page
+from vmm.spp.decoded import apply_x87, decode_failed_instruction, full_state, physical_fragments, touches_trapped_page
 from vmm.spp.event import DENY, SppEvent
 from vmm.spp.host import SppHost, SppVcpu
 from vmm.spp.masks import FULL, PAGE, MaskTable
 from vmm.spp.verdicts import carry_out, inject_exception
 from vmm.verdict import Stop, Verdict
-from vmm.x86 import Fault, Instruction, StoreEffect, Unsupported, emulate_store, is_covered
+from vmm.x86 import Fault, Instruction, Unsupported, emulate_store, is_covered
 
 LAST_SUBPAGE = 1 << 31
 NO_PROGRESS_LIMIT = 3  # fallback steps at one RIP that end in an exit but leave RIP there
@@ -209,8 +209,8 @@ class SoftwareSpp:
         write reaches the engine). NOT_EMULATED where the emulation cannot be exact."""
         state = full_state(vcpu)
         result = emulate_store(insn, state, lambda linear, size: self._read_linear(vcpu, linear, size))
-        if isinstance(result, Unsupported) or (isinstance(result, StoreEffect) and result.x87 is not None):
-            return NOT_EMULATED  # x87 stack updates are not applied here yet: the step path takes them
+        if isinstance(result, Unsupported):
+            return NOT_EMULATED
         if isinstance(result, Fault):  # the CPU would fault before writing: so does the guest
             inject_exception(vcpu, result.vector, result.error_code, 0)
             return None
@@ -222,6 +222,8 @@ class SoftwareSpp:
         for name, value in result.gprs.items():
             setattr(regs, name, value)
         regs.rflags, regs.rip = result.rflags, result.rip
+        if result.x87 is not None:
+            apply_x87(vcpu, result.x87)
         vcpu.set_regs(regs)
         self.emulated += 1
         denied = next((d for gpa, data in frags if (d := self.table.first_denied(gpa, len(data))) is not None), None)
