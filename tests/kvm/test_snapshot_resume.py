@@ -93,9 +93,7 @@ def test_an_spp_guest_and_a_counting_policy_resume_where_they_stopped(tmp_path: 
     run_args = [str(image), "--spp", f"{table:#x}:0xfffffffd", "--policy", "count-and-stop",
                 "--handlers", str(HERE / "fuzz_input.py")]  # fmt: skip
     env = {"PYVMM_SPP_LIMIT": "3"}
-    whole, joined, restored_status = resumed(
-        run_args, "spp:1", tmp_path, ["--policy", "count-and-stop"], env=env
-    )
+    whole, joined, restored_status = resumed(run_args, "spp:1", tmp_path, ["--policy", "count-and-stop"], env=env)
     assert whole.returncode == 22, whole.stderr.decode()
     assert "3 SPP violations (limit 3)" in whole.stderr.decode()
     assert restored_status == 22

@@ -1,11 +1,12 @@
 """Stores KVM's emulator cannot perform into a read-only memslot (SSE scalar stores, x87 stores,
 `cmpxchg16b`, `fxsave`, `stmxcsr`).
 
-At CPL 3 the CPU runs them natively until the store hits the trapped page; KVM then fails to
-emulate it and the engine single-steps the one instruction with the pages writable, puts back
-every denied byte it changed and reports an event from the "single-step" backend. At CPL 0 this
-host emulates all guest code, single-stepping fails as well, and the run must stop with
-SPP_UNENFORCEABLE rather than let a denied byte change (fxsave is the exception: it steps).
+KVM fails to emulate them into the read-only slot (at CPL 3 once the native store hits the
+trapped page; at CPL 0, where this host emulates all guest code, at once). The engine decodes the
+instruction from the bytes KVM hands over, computes exactly what it writes (vmm.x86), judges that
+as one access and carries it out itself, moving RIP past it: a "software" event with the decoded
+instruction, at CPL 0 and CPL 3 alike, and nothing the guest can see (its exception counts stay
+zero). The x87 stores' stack pop is applied to the x87 state through KVM_SET_XSAVE.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ NAMES = {
     STMXCSR: "stmxcsr",
 }
 FXSAVE_SIZE = 512
+STEPPED: set[int] = set()  # ops that take the single-step fallback: none of these any more
+
+
+def backend(op: int) -> str:
+    return "single-step" if op in STEPPED else "software"
 
 
 def filler(size: int) -> bytes:
@@ -85,8 +91,12 @@ def filler(size: int) -> bytes:
     return bytes((i * 11 + 3) % 13 + 0xF0 for i in range(size))
 
 
+TRAP_COUNTS = 12288 + 8  # the guest's exception record: u32 count[32] per vector
+
+
 def run(cpl: int, ops: list[Op]) -> tuple[RunResult, bytes, bytes, list[SppEvent], int]:
-    """Memory of the protected page before and after, the events, and RIP at the end."""
+    """Memory of the protected page before and after, the events, and RIP at the end. Asserts
+    that the guest took no exception, unless an x87 op (single-stepped) is among the ops."""
     events: list[SppEvent] = []
     with stores_machine() as m:
         m.memory.write(TARGET, filler(PAGE))
@@ -98,13 +108,16 @@ def run(cpl: int, ops: list[Op]) -> tuple[RunResult, bytes, bytes, list[SppEvent
         result = m.run(timeout=20)
         after = m.memory.read(TARGET, PAGE)
         rip = m.vcpu.get_regs().rip
+        traps = {v: c for v in range(32) if (c := m.memory.read_u32(driver.mailbox + TRAP_COUNTS + 4 * v))}
         if result.status == ExitStatus.OK:
             assert driver.refused() == 0  # every op ran
+            if not any(op.op in STEPPED for op in ops):
+                assert traps == {}  # no #DB, #BP, #DF, #GP or anything else reached the guest
     return result, before, after, events, rip
 
 
 @pytest.mark.parametrize("op", list(STORED), ids=NAMES.get)
-def test_cpl3_single_step_denies_and_allows(op: int) -> None:
+def test_cpl3_denies_and_allows(op: int) -> None:
     result, before, after, events, _ = run(3, [Op(op, DENIED + 0x40, VALUE, VALUE2), Op(op, ALLOWED, VALUE, VALUE2)])
     data = STORED[op]
     assert result.status == ExitStatus.OK, result.reason
@@ -114,11 +127,13 @@ def test_cpl3_single_step_denies_and_allows(op: int) -> None:
 
     assert len(events) == 1
     ev = events[0]
-    assert ev.backend == "single-step"
+    assert ev.backend == backend(op)
     assert ev.gpa == DENIED + 0x40  # the first byte it changed; every byte differs from the filler
     assert ev.data == data and ev.size == len(data)  # the bytes the instruction actually wrote
     assert ev.page_mask == MASK
     assert ev.rip in IMAGE_TEXT
+    # the instruction KVM failed on, decoded from the bytes it handed over
+    assert ev.mnemonic == NAMES[op] and ev.insn_bytes is not None and ev.insn_length == len(ev.insn_bytes)
 
 
 def test_cpl3_fxsave() -> None:
@@ -141,25 +156,39 @@ def check_fxsave(before: bytes, after: bytes, events: list[SppEvent]) -> None:
     outside[lo:hi] = before[lo:hi]
     assert bytes(outside) == before
     assert len(events) == 1
-    assert events[0].backend == "single-step"
+    assert events[0].backend == "software" and events[0].mnemonic == "fxsave"
     assert DENIED <= events[0].gpa < DENIED + FXSAVE_SIZE
 
 
-@pytest.mark.parametrize("op", list(STORED), ids=NAMES.get)
-@pytest.mark.parametrize("where", [DENIED + 0x40, ALLOWED], ids=["denied", "allowed"])
-def test_cpl0_stops_as_unenforceable(op: int, where: int) -> None:
-    """Even a store into an allowed sub-page stops the run: KVM can neither emulate nor step the
-    instruction, so the engine cannot perform it at all; it refuses rather than guess."""
-    result, before, after, events, rip = run(0, [Op(op, where, VALUE, VALUE2)])
-    assert result.status == ExitStatus.SPP_UNENFORCEABLE
-    assert f"rip {rip:#x}" in result.reason  # RIP stays on the instruction it could not run
+# At CPL 0 the x87 ops fail earlier, at the `fild` that loads their operand from the mailbox: an
+# instruction the emulator lacks that touches no trapped page, so not SPP's (status 10).
+LOADS_FIRST = {FSTP, FISTP}
+
+
+@pytest.mark.parametrize("op", [op for op in STORED if op not in LOADS_FIRST], ids=NAMES.get)
+def test_cpl0_denies_and_allows(op: int) -> None:
+    """KVM can neither emulate nor step these at CPL 0 here: the engine carries them out."""
+    result, before, after, events, _ = run(0, [Op(op, DENIED + 0x40, VALUE, VALUE2), Op(op, ALLOWED, VALUE, VALUE2)])
+    data = STORED[op]
+    assert result.status == ExitStatus.OK, result.reason
+    expected = bytearray(before)
+    expected[ALLOWED - TARGET : ALLOWED - TARGET + len(data)] = data
+    assert after == bytes(expected)
+    assert [(e.backend, e.gpa, e.data, e.mnemonic) for e in events] == [("software", DENIED + 0x40, data, NAMES[op])]
+
+
+@pytest.mark.parametrize("op", sorted(LOADS_FIRST), ids=NAMES.get)
+def test_cpl0_failure_before_the_store_is_a_plain_emulation_failure(op: int) -> None:
+    """The same report as with nothing protected: decoded, the failed `fild` reads the mailbox."""
+    result, before, after, events, rip = run(0, [Op(op, DENIED + 0x40, VALUE, VALUE2)])
+    assert result.status == ExitStatus.INTERNAL_ERROR, result.reason
+    assert "EMULATION (instruction bytes df 2a" in result.reason  # fild qword [rdx]
     assert rip in IMAGE_TEXT
-    assert "no protected byte was changed" in result.reason
     assert after == before
     assert events == []
 
 
-def test_cpl0_fxsave_steps() -> None:
+def test_cpl0_fxsave() -> None:
     result, before, after, events, _ = run(
         0, [Op(MOVDQU, SCRATCH, VALUE, VALUE2), Op(FXSAVE, DENIED, 0), Op(FXSAVE, ALLOWED, 0)]
     )
@@ -176,11 +205,11 @@ def test_cpl3_store_straddling_denied_and_allowed_is_judged_whole(op: int) -> No
     assert result.status == ExitStatus.OK, result.reason
     assert after == before
     assert len(events) == 1
-    assert events[0].backend == "single-step"
+    assert events[0].backend == backend(op)
     assert events[0].gpa == start  # the first denied byte
 
 
-def test_timeout_stops_a_guest_storing_through_the_single_step_path() -> None:
+def test_timeout_stops_a_guest_storing_through_the_emulated_path() -> None:
     """The run's timeout (like Ctrl-C or a protection change from another thread) reaches the vCPU
     by setting immediate_exit; single-stepping an instruction must not swallow that request."""
     events: list[SppEvent] = []
@@ -197,4 +226,4 @@ def test_timeout_stops_a_guest_storing_through_the_single_step_path() -> None:
     assert result.status == ExitStatus.TIMEOUT, result.reason
     assert elapsed < 1.5
     assert page == bytes(PAGE)  # whatever ran before the timeout was denied
-    assert events and all(e.backend == "single-step" for e in events)
+    assert events and all(e.backend == "software" for e in events)

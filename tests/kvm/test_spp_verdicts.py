@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.spp_driver import MOVQ_XMM, STORE64, TARGET, Op, StoreDriver, stores_machine
+from tests.spp_driver import FISTP, MOVQ_XMM, STORE64, TARGET, Op, StoreDriver, stores_machine
 from vmm.errors import ExitStatus
 from vmm.machine import RunResult
 from vmm.spp.controller import Policy
@@ -205,10 +205,12 @@ def test_policies_chain_until_one_decides() -> None:
     [(Deny(), UNTOUCHED), (Allow(), q(V1)), (AllowAndUnprotect(), q(V1)), (WriteInstead(b"\xee" * 8), b"\xee" * 8)],
     ids=["deny", "allow", "allow-and-unprotect", "write-instead"],
 )
-def test_verdicts_on_single_step_events(verdict: SppVerdict, expected: bytes) -> None:
-    """The same verdicts for a store only the single-step fallback can judge (movq from xmm0)."""
-    out = run([always(verdict)], [Op(MOVQ_XMM, A, V1)])
+@pytest.mark.parametrize(("op", "backend"), [(MOVQ_XMM, "software"), (FISTP, "software")], ids=["movq", "fistp"])
+def test_verdicts_on_stores_kvm_cannot_emulate(verdict: SppVerdict, expected: bytes, op: int, backend: str) -> None:
+    """The same verdicts for stores KVM cannot emulate, carried out by the engine from their
+    decoded form: movq from xmm0, and fistp (an x87 store that pops the stack)."""
+    out = run([always(verdict)], [Op(op, A, V1)])
     assert out.result.status == ExitStatus.OK, out.result.reason
     assert out.at(A) == expected
-    assert [(e.backend, e.gpa, e.data) for e in out.events] == [("single-step", A, q(V1))]
+    assert [(e.backend, e.gpa, e.data) for e in out.events] == [(backend, A, q(V1))]
     assert out.mask == (MASK | 0b10 if isinstance(verdict, AllowAndUnprotect) else MASK)

@@ -76,8 +76,15 @@ def _edge_values(rng: random.Random) -> list[bytes]:
         emin = 1 - fmt.bias
         for e in (emax, emax + 1, emin, emin - 1, emin - p, emin - p - 1, emin - p + 1):
             base = 16383 + e
-            for sig in (1 << 63, (1 << 64) - 1, ((1 << p) - 1) << (64 - p), 1 << 63 | 1 << (63 - p),
-                        1 << 63 | 1 << (63 - p) | 1, 1 << 63 | 3 << (63 - p), (1 << 64) - (1 << (63 - p))):
+            for sig in (
+                1 << 63,
+                (1 << 64) - 1,
+                ((1 << p) - 1) << (64 - p),
+                1 << 63 | 1 << (63 - p),
+                1 << 63 | 1 << (63 - p) | 1,
+                1 << 63 | 3 << (63 - p),
+                (1 << 64) - (1 << (63 - p)),
+            ):
                 values.append(ext(rng.randrange(2), base, sig))
     for bits in (16, 32, 64):
         for edge in (1 << (bits - 1), (1 << (bits - 1)) - 1):

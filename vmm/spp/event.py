@@ -20,6 +20,9 @@ class SppEvent:
     write_gpa: int | None = None  # where the whole access starts, when known
     size: int | None = None  # bytes written by the access, when known
     data: bytes | None = None  # the bytes the guest tried to write, when known
+    mnemonic: str | None = None  # the writing instruction, when the backend decoded it
+    insn_bytes: bytes | None = None  # its encoding (insn_length bytes), when decoded
+    insn_length: int | None = None
 
     @property
     def page(self) -> int:
@@ -34,6 +37,8 @@ class SppEvent:
         at = f" at {self.write_gpa:#x}" if self.write_gpa is not None else ""
         data = f" of {self.data.hex()}" if self.data is not None else ""
         rip = f", rip {self.rip:#x}" if self.rip is not None else ""
+        if self.mnemonic is not None:
+            rip += f" ({self.mnemonic}" + (f", {self.insn_bytes.hex(' ')})" if self.insn_bytes else ")")
         return (
             f"SPP violation: {what}{at}{data} hits denied sub-page {self.subpage} of page {self.page:#x} "
             f"(mask {self.page_mask:#010x}) at {self.gpa:#x}; vCPU {self.vcpu}{rip}, {self.backend}"

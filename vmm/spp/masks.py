@@ -17,7 +17,6 @@ FULL = FULL_ACCESS
 assert SUBPAGE_SIZE * SUBPAGES_PER_PAGE == PAGE
 
 
-
 def subpage_of(gpa: int) -> int:
     return (gpa & (PAGE - 1)) // SUBPAGE_SIZE
 

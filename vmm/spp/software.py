@@ -38,14 +38,24 @@ from vmm.errors import ExitStatus, GuestMemoryError, RunError
 from vmm.kvm.exits import DebugExit, InternalErrorExit, IntrExit, MmioExit, ShutdownExit
 from vmm.runner.policy import PASS, Pass
 from vmm.spp.controller import Spp
+from vmm.spp.decoded import apply_x87, decode_failed_instruction, full_state, physical_fragments, touches_trapped_page
 from vmm.spp.event import DENY, SppEvent
 from vmm.spp.host import SppHost, SppVcpu
 from vmm.spp.masks import FULL, PAGE, MaskTable
 from vmm.spp.verdicts import carry_out, inject_exception
 from vmm.verdict import Stop, Verdict
+from vmm.x86 import Fault, Instruction, Unsupported, emulate_store, is_covered
 
 LAST_SUBPAGE = 1 << 31
+NO_PROGRESS_LIMIT = 3  # fallback steps at one RIP that end in an exit but leave RIP there
 WATCHDOG_PERIOD = 0.05  # seconds without an exit before a vCPU is looked at
+
+
+class _NotEmulated:
+    """emulate_decoded's "take the step path instead"."""
+
+
+NOT_EMULATED = _NotEmulated()
 Fragments = list[tuple[int, bytes]]  # (gpa, bytes) of one access, in the order the guest made them
 
 
@@ -69,6 +79,8 @@ class SoftwareSpp:
         self._watch_stop = threading.Event()
         self._watchdog_kicked: set[int] = set()  # vCPUs the watchdog kicked, not yet looked at
         self.stepped = 0  # instructions run through the single-step fallback
+        self.emulated = 0  # stores KVM could not emulate, carried out from their decoded form
+        self._no_progress: dict[int, tuple[int, int]] = {}  # vCPU -> (RIP, steps there without progress)
 
     # --- slot layout -------------------------------------------------------------------------
     @property
@@ -178,7 +190,59 @@ class SoftwareSpp:
     def handle_internal_error(self, ex: InternalErrorExit) -> Verdict | Pass:
         if ex.suberror != ke.KVM_INTERNAL_ERROR_EMULATION or not self.table.masks:
             return PASS
-        return self.step_with_pages_writable(self.host.vcpu(ex.vcpu.index), "KVM could not emulate the instruction")
+        vcpu = self.host.vcpu(ex.vcpu.index)
+        insn = decode_failed_instruction(vcpu, ex.insn_bytes)
+        if insn is not None and not touches_trapped_page(vcpu, insn, self.trapped):
+            # Not SPP's: KVM lacks this instruction whatever is protected (on this host any
+            # CPL-0 code is emulated). It ends as the same plain emulation failure as without SPP.
+            return PASS
+        if insn is not None and is_covered(insn):
+            done = self.emulate_decoded(vcpu, insn)
+            if not isinstance(done, _NotEmulated):
+                return done
+        return self.step_with_pages_writable(vcpu, "KVM could not emulate the instruction", insn)
+
+    def emulate_decoded(self, vcpu: SppVcpu, insn: Instruction) -> Verdict | _NotEmulated:
+        """Carry out a store KVM could not emulate from its decoded form and the registers: the
+        bytes it writes are judged as one access, like fragmented MMIO writes, and the register
+        effects and RIP are applied whatever the verdict (as KVM has done by the time a trapped
+        write reaches the engine). NOT_EMULATED where the emulation cannot be exact."""
+        state = full_state(vcpu)
+        result = emulate_store(insn, state, lambda linear, size: self._read_linear(vcpu, linear, size))
+        if isinstance(result, Unsupported):
+            return NOT_EMULATED
+        if isinstance(result, Fault):  # the CPU would fault before writing: so does the guest
+            inject_exception(vcpu, result.vector, result.error_code, 0)
+            return None
+        frags = physical_fragments(vcpu, result.writes)
+        if frags is None or any(not self.memory.contains(gpa, len(data)) for gpa, data in frags):
+            return NOT_EMULATED
+        regs = vcpu.get_regs()
+        rip0 = int(regs.rip)
+        for name, value in result.gprs.items():
+            setattr(regs, name, value)
+        regs.rflags, regs.rip = result.rflags, result.rip
+        if result.x87 is not None:
+            apply_x87(vcpu, result.x87)
+        vcpu.set_regs(regs)
+        self.emulated += 1
+        denied = next((d for gpa, data in frags if (d := self.table.first_denied(gpa, len(data))) is not None), None)
+        if denied is None:
+            for gpa, data in frags:
+                self.memory.write(gpa, data)
+            return None
+        data = b"".join(d for _, d in frags)
+        event = SppEvent(
+            denied, self.table.get(denied & ~(PAGE - 1)), vcpu.index, rip0, "software", frags[0][0], len(data), data,
+            insn.mnemonic, insn.bytes, insn.length,
+        )  # fmt: skip
+        return carry_out(self.spp.judge(event), event, _Pending(self, frags, vcpu))
+
+    def _read_linear(self, vcpu: SppVcpu, linear: int, size: int) -> bytes:
+        gpa = vcpu.translate(linear)
+        if gpa is None or (linear & (PAGE - 1)) + size > PAGE:
+            raise LookupError(f"{size} bytes at {linear:#x} are not on one mapped page")
+        return self.memory.read(gpa, size)
 
     def on_kick(self, vcpu: Any) -> Verdict:
         """At every interrupted KVM_RUN: if the watchdog found the vCPU at the same RIP twice with
@@ -198,7 +262,7 @@ class SoftwareSpp:
         self._watch[i] = (rip, vcpu.exits)
         return None
 
-    def step_with_pages_writable(self, vcpu: SppVcpu, why: str) -> Verdict:
+    def step_with_pages_writable(self, vcpu: SppVcpu, why: str, insn: Instruction | None = None) -> Verdict:
         rip0 = vcpu.get_regs().rip
         stepped = False
         other = None
@@ -218,19 +282,36 @@ class SoftwareSpp:
                 while isinstance(ex, IntrExit) and self.host.control.pending is None:
                     vcpu.clear_stop()
                     ex = vcpu.step()
-                # This host reports the end of a single-stepped CPL-3 instruction as SHUTDOWN
-                # rather than DEBUG; the vCPU is intact and RIP has moved on. A real triple fault
-                # leaves RIP.
-                stepped = isinstance(ex, DebugExit) or (isinstance(ex, ShutdownExit) and vcpu.get_regs().rip != rip0)
+                # Only a DEBUG exit is a completed step. SHUTDOWN is a triple fault, whatever RIP
+                # did: it goes to the run's SHUTDOWN handling below (status 8), never counted
+                # as a step.
+                stepped = isinstance(ex, DebugExit)
                 other = None if stepped or isinstance(ex, InternalErrorExit) else ex
             finally:
                 changed = _restore(self.memory, saved)
                 self.host.slots.relayout(trapped)
+        if isinstance(other, ShutdownExit):
+            verdict = self.host.handle(other)
+            return verdict if verdict is not None else Stop(ExitStatus.TRIPLE_FAULT, "triple fault", fatal=True)
         if other is not None:  # the instruction completed with an exit of its own (port I/O, ...)
             stepped = True
             verdict = self.host.handle(other)
             if verdict is not None:
                 return verdict
+            if vcpu.get_regs().rip == rip0:
+                # The exit was part of the instruction, not its end. Again and again at the same
+                # RIP means the step cannot finish it: fail rather than loop.
+                count = self._no_progress.get(vcpu.index, (rip0, 0))
+                count = (rip0, count[1] + 1 if count[0] == rip0 else 1)
+                self._no_progress[vcpu.index] = count
+                if count[1] >= NO_PROGRESS_LIMIT:
+                    return Stop(
+                        ExitStatus.SPP_STEP_NO_PROGRESS,
+                        f"SPP single-step fallback made no progress at rip {rip0:#x} ({count[1]} steps): {why}",
+                        fatal=True,
+                    )
+            else:
+                self._no_progress.pop(vcpu.index, None)
         if not stepped:
             return Stop(
                 ExitStatus.SPP_UNENFORCEABLE,
@@ -248,6 +329,8 @@ class SoftwareSpp:
         event = SppEvent(
             denied, self.table.get(denied & ~(PAGE - 1)), vcpu.index, rip0, "single-step", first, len(new), new
         )
+        if insn is not None:
+            event.mnemonic, event.insn_bytes, event.insn_length = insn.mnemonic, insn.bytes, insn.length
         return carry_out(self.spp.judge(event), event, _Pending(self, changed, vcpu))
 
     # --- the run's hooks: the watchdog ---------------------------------------------------------
