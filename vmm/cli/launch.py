@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -55,7 +56,7 @@ def run_image(o: RunOptions) -> int:
     kind = detect_format(image)
     regions = spp_requests(o)
     irqchip = o.irqchip if o.irqchip is not None else (kind != "flat" or o.smp > 1)
-    trace_file = open_trace(o.trace_path) if o.trace_path else None
+    trace_fd = open_trace(o.trace_path) if o.trace_path else None
     err = sys.stderr
     console: BinaryIO | None = io.BytesIO() if o.serial in ("null", "none") else None
     try:
@@ -78,8 +79,8 @@ def run_image(o: RunOptions) -> int:
                 call_entry(load_user_file(path, "handlers"), path, "handlers", "setup", m)
             if o.stats:
                 m.stats = ExitStats()
-            if trace_file is not None:
-                m.trace = ExitTrace(trace_file)
+            if trace_fd is not None:
+                m.trace = ExitTrace(trace_fd)
             result = m.run(timeout=o.timeout, handle_signals=True)
             if result.report:
                 err.write(f"pyvmm: {result.reason}\n{result.report}\n")
@@ -92,8 +93,8 @@ def run_image(o: RunOptions) -> int:
                 )
             return result.status
     finally:
-        if trace_file is not None:
-            trace_file.close()
+        if trace_fd is not None:
+            os.close(trace_fd)
 
 
 def spp_requests(o: RunOptions) -> dict[int, int]:
