@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -71,7 +72,7 @@ def run_image(o: RunOptions) -> int:
     kind = detect_format(image)
     regions = spp_requests(o)
     irqchip = o.irqchip if o.irqchip is not None else (kind != "flat" or o.smp > 1)
-    trace_file = open_trace(o.trace_path) if o.trace_path else None
+    trace_fd = open_trace(o.trace_path) if o.trace_path else None
     console = open_console(o.serial)
     try:
         # A kernel gets the PC platform (its firmware tables go into RAM first, so an image that
@@ -92,10 +93,10 @@ def run_image(o: RunOptions) -> int:
                 spp.protect_pages(regions)
                 for arg in o.policies:
                     load_policy(arg, spp, m.snapshot_hooks)
-            return run_loaded(m, o, trace_file)
+            return run_loaded(m, o, trace_fd)
     finally:
-        if trace_file is not None:
-            trace_file.close()
+        if trace_fd is not None:
+            os.close(trace_fd)
         if console is not None and o.serial.startswith("file:"):
             console.close()
 
@@ -119,7 +120,7 @@ def triple_fault_without_reboot(ex: ShutdownExit) -> Stop:
     return Stop(ExitStatus.OK, "guest triple-faulted (KVM_EXIT_SHUTDOWN); -no-reboot ends the run", fatal=True)
 
 
-def run_loaded(m: Machine, o: RunOptions, trace_file: Any) -> int:
+def run_loaded(m: Machine, o: RunOptions, trace_fd: int | None) -> int:
     """The part of a run after the machine is built: handlers, observers, the snapshot point,
     the run itself and what it prints."""
     from vmm.snapshot.hooks import register_module_hooks
@@ -145,8 +146,8 @@ def run_loaded(m: Machine, o: RunOptions, trace_file: Any) -> int:
         register_module_hooks(m.snapshot_hooks, f"handlers:{path}", module)
     if o.stats:
         m.stats = ExitStats()
-    if trace_file is not None:
-        m.trace = ExitTrace(trace_file)
+    if trace_fd is not None:
+        m.trace = ExitTrace(trace_fd)
     trigger = m.snapshot_at(o.snapshot_at) if o.snapshot_at else None
     result = m.run(timeout=o.timeout, handle_signals=True)
     if trigger is not None and trigger.fired():
@@ -181,7 +182,7 @@ def check_snapshot_options(o: RunOptions) -> None:
 def restore_snapshot(o: RunOptions) -> int:
     """`pyvmm restore FILE`: the machine as the snapshot left it, run on with the options given."""
     check_snapshot_options(o)
-    trace_file = open_trace(o.trace_path) if o.trace_path else None
+    trace_fd = open_trace(o.trace_path) if o.trace_path else None
     console = open_console(o.serial)
     try:
         smp = o.smp if o.smp > 0 else None
@@ -194,10 +195,10 @@ def restore_snapshot(o: RunOptions) -> int:
                 spp = m.enable_spp()
                 for arg in o.policies:
                     load_policy(arg, spp, m.snapshot_hooks)
-            return run_loaded(m, o, trace_file)
+            return run_loaded(m, o, trace_fd)
     finally:
-        if trace_file is not None:
-            trace_file.close()
+        if trace_fd is not None:
+            os.close(trace_fd)
         if console is not None and o.serial.startswith("file:"):
             console.close()
 

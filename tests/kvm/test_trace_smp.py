@@ -1,0 +1,84 @@
+"""`--trace` with several vCPUs: one writer, so every line is a whole JSON object and every exit
+`--stats` counts has its record; a trace file that cannot be written drops records, the run goes
+on and says how many."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import GUESTS, pyvmm
+
+pytestmark = pytest.mark.kvm
+
+ATOMICS = GUESTS / "mb" / "mb-atomics.elf"
+COUNTERS = "0x00106000"  # the counters' page mb-atomics prints; protected, every write allowed
+ALLOW = "from vmm.spp.event import Allow\n\n\ndef policy(event):\n    return Allow()\n"
+
+
+def _run(tmp_path: Path, trace: str) -> tuple[str, int]:
+    policy = tmp_path / "allow.py"
+    policy.write_text(ALLOW)
+    proc = pyvmm("run", "-smp", "4", "-append", "iter=1000", "--spp", f"{COUNTERS}:0", "--policy", str(policy),
+                 "--stats", "--trace", trace, str(ATOMICS), timeout=120)  # fmt: skip
+    assert proc.stdout.decode().endswith("mb-atomics: ok\n"), proc.stdout.decode()
+    return proc.stderr.decode(), proc.returncode
+
+
+def _stats(stderr: str) -> Counter[str]:
+    return Counter({k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)\s+\d", stderr, re.MULTILINE)})
+
+
+def test_four_vcpus_trace_is_whole_and_complete(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    stderr, status = _run(tmp_path, str(trace))
+    assert status == 49, stderr
+    assert "dropped" not in stderr
+    raw = trace.read_bytes()
+    assert b"\0" not in raw
+    records = [json.loads(line) for line in raw.decode().splitlines()]  # every line parses
+    exits = [r for r in records if "reason" in r]
+    assert Counter(r["reason"] for r in exits) == _stats(stderr)
+    assert len(exits) == sum(_stats(stderr).values()) > 1000  # the MMIO count varies from run to run
+    per_vcpu = Counter(r["vcpu"] for r in exits)
+    assert sorted(per_vcpu) == [0, 1, 2, 3]
+    for v in range(4):  # each vCPU's own records are in time order, with a monotonic stamp
+        stamps = [r["mono_ns"] for r in exits if r["vcpu"] == v]
+        assert stamps == sorted(stamps)
+
+
+def test_unwritable_trace_drops_and_reports(tmp_path: Path) -> None:
+    stderr, status = _run(tmp_path, "/dev/full")
+    assert status == 49, stderr
+    total = sum(_stats(stderr).values())
+    lines = [ln for ln in stderr.splitlines() if "dropped" in ln]
+    assert len(lines) == 1, stderr
+    dropped = re.fullmatch(r"pyvmm: trace: (\d+) of (\d+) records dropped \(No space left on device\)", lines[0])
+    assert dropped is not None, lines[0]
+    assert int(dropped.group(1)) == int(dropped.group(2)) >= total
+    assert "Traceback" not in stderr
+
+
+def test_trace_on_a_filesystem_that_fills_up(tmp_path: Path) -> None:
+    """A 64 KiB tmpfs fills part-way through the run: the lines that fit are whole, the rest are counted."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        trace = mount / "trace.jsonl"
+        stderr, status = _run(tmp_path, str(trace))
+        assert status == 49, stderr
+        records = [json.loads(line) for line in trace.read_text().splitlines()]  # every kept line parses
+        dropped = re.search(r"^pyvmm: trace: (\d+) of (\d+) records dropped \(No space left on device\)$", stderr, re.M)
+        assert dropped is not None, stderr
+        assert 0 < len(records) < int(dropped.group(2))
+        assert len(records) + int(dropped.group(1)) == int(dropped.group(2))
+        assert int(dropped.group(2)) >= sum(_stats(stderr).values())
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
