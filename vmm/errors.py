@@ -28,6 +28,7 @@ class ExitStatus(enum.IntEnum):
     SPP_STOP = 22  # an SPP policy asked to stop the VM
     SPP_UNENFORCEABLE = 24  # a write to a protected page that the monitor cannot judge
     BAD_GUEST_REQUEST = 26  # a guest handed over a pointer or length outside RAM and --strict is on
+    OUTPUT_FAILED = 50  # a file pyvmm writes (--trace) could not be written: a full disk, /dev/full
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
 
@@ -91,6 +92,10 @@ class UserCodeError(PyvmmError):
         self.details = details
 
 
+class OutputError(PyvmmError):
+    """A file pyvmm writes for the user (the --trace file) failed while it was being written."""
+
+
 class Interrupted(PyvmmError):
     """Ctrl-C (or SIGTERM) before or while the guest ran."""
 
@@ -109,6 +114,7 @@ STATUS_OF: dict[type[PyvmmError], ExitStatus] = {
     GuestMemoryError: ExitStatus.BAD_GUEST_REQUEST,
     SppEnforcementError: ExitStatus.SPP_UNENFORCEABLE,
     UserCodeError: ExitStatus.HANDLER_ERROR,
+    OutputError: ExitStatus.OUTPUT_FAILED,
     Interrupted: ExitStatus.INTERRUPTED,
 }
 

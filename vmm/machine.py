@@ -24,6 +24,7 @@ from vmm.devices.isa_debug_exit import IsaDebugExit
 from vmm.devices.uart import Uart16550
 from vmm.devices.ucall import UcallPort
 from vmm.errors import ConfigError
+from vmm.inputs import InputFileError, open_output
 from vmm.kvm.exits import Exit
 from vmm.kvm.system import Kvm
 from vmm.loaders.image import place_flat
@@ -205,6 +206,6 @@ def _name_of(handler: Handler) -> str:
 
 def open_trace(path: str) -> IO[str]:
     try:
-        return open(path, "w", buffering=1 << 16)
-    except OSError as e:
-        raise ConfigError(f"cannot write trace file {path!r}: {e.strerror}") from None
+        return open_output(path)
+    except InputFileError as e:
+        raise ConfigError(f"trace file {path!r} {e}") from None

@@ -10,7 +10,7 @@ import click
 
 from vmm.cpu.modes import CpuMode
 from vmm.errors import ExitStatus, PyvmmError, status_of
-from vmm.numbers import parse_int
+from vmm.numbers import parse_int, parse_seconds
 
 
 class Number(click.ParamType):
@@ -24,6 +24,20 @@ class Number(click.ParamType):
             return value
         try:
             return parse_int(str(value), self.what)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+class Seconds(click.ParamType):
+    """A --timeout: finite, above 0, at most vmm.numbers.MAX_SECONDS."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_seconds(str(value))
         except ValueError as e:
             self.fail(str(e), param, ctx)
 
@@ -68,7 +82,7 @@ RUN_OPTIONS = [
     _opt("-monitor", "monitor", type=str, default=None, hidden=True),
     _opt("--handlers", "handler_files", multiple=True, type=click.Path(),
          help="Python file whose setup(machine) registers exit handlers (repeatable)."),
-    _opt("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+    _opt("--timeout", type=Seconds(), default=None,
          help="Stop the guest after this many seconds."),
     _opt("--stats", is_flag=True, help="Print a per-exit-reason table at the end."),
     _opt("--trace", "trace_path", type=click.Path(), default=None,

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from vmm import layout as L
 from vmm.cli.userfile import call_entry, load_user_file
 from vmm.cpu.modes import CpuMode
-from vmm.errors import ConfigError, ExitStatus
-from vmm.loaders.image import read_image
+from vmm.errors import ConfigError, ExitStatus, OutputError
+from vmm.loaders.image import MODULE_LIMIT, read_image
 from vmm.machine import Machine, open_trace
-from vmm.numbers import parse_int
+from vmm.numbers import parse_count, parse_int
 from vmm.runner.observe import ExitStats, ExitTrace
 
 
@@ -51,7 +52,10 @@ class RunOptions:
 def run_image(o: RunOptions) -> int:
     from vmm.loaders import detect_format, load_kernel
 
-    image = read_image(o.image)  # before KVM: a bad path is reported even on a host without KVM
+    # an image larger than RAM is refused from its size; a RAM size that is itself wrong is
+    # reported by the machine, so it does not set the limit
+    image = read_image(o.image, o.mem if o.mem >= L.PAGE_SIZE else MODULE_LIMIT)
+    # (read before KVM is opened: a bad path is reported even on a host without KVM)
     kind = detect_format(image)
     regions = spp_requests(o)
     irqchip = o.irqchip if o.irqchip is not None else (kind != "flat" or o.smp > 1)
@@ -81,6 +85,8 @@ def run_image(o: RunOptions) -> int:
             if trace_file is not None:
                 m.trace = ExitTrace(trace_file)
             result = m.run(timeout=o.timeout, handle_signals=True)
+            if trace_file is not None:
+                close_trace(trace_file, o.trace_path or "")  # before the summary: a failure is the one line
             if result.report:
                 err.write(f"pyvmm: {result.reason}\n{result.report}\n")
             if m.stats is not None:
@@ -92,8 +98,17 @@ def run_image(o: RunOptions) -> int:
                 )
             return result.status
     finally:
-        if trace_file is not None:
-            trace_file.close()
+        if trace_file is not None and not trace_file.closed:
+            with contextlib.suppress(OSError):  # an error is already on its way out: it is the one reported
+                trace_file.close()
+
+
+def close_trace(trace_file: IO[str], path: str) -> None:
+    """Flush and close the trace; data that cannot be written (a full disk) is an OutputError."""
+    try:
+        trace_file.close()
+    except OSError as e:
+        raise OutputError(f"trace file {path!r} could not be written: {e.strerror}") from None
 
 
 def spp_requests(o: RunOptions) -> dict[int, int]:
@@ -105,7 +120,7 @@ def spp_requests(o: RunOptions) -> dict[int, int]:
     requests = [(f"--spp {r}", r) for r in o.spp_regions]
     for path in o.spp_files:
         requests += read_spec_file(path)
-    return combine(requests)
+    return combine(requests, o.mem)
 
 
 # --- from the command line ---------------------------------------------------------------------
@@ -170,9 +185,10 @@ def parse_qemu_size(text: str) -> int:
 
 def parse_smp(text: str) -> int:
     t = text.split(",")[0].removeprefix("cpus=")
-    if not t.isdigit() or int(t) < 1:
-        raise ConfigError(f"vCPU count {text!r} is not a positive number")
-    return int(t)
+    try:
+        return parse_count(t, "vCPU count")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def parse_debug_exit(text: str | None) -> tuple[int, int]:

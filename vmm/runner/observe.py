@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from vmm.errors import OutputError
 from vmm.kvm.exits import Exit
 from vmm.verdict import Verdict
 
@@ -67,11 +68,18 @@ class ExitTrace:
             record["handler_us"] = round((clock() - t0) * 1e6, 3)
             if verdict is not None:
                 record["stop"] = {"status": verdict.status, "reason": verdict.reason}
-            write(json.dumps(record) + "\n")
+            try:
+                write(json.dumps(record) + "\n")
+            except OSError as e:
+                raise OutputError(f"cannot write the trace: {e.strerror}") from None
             return verdict
 
         return traced
 
     def note(self, kind: str, **fields: Any) -> None:
         """A trace line that is not an exit (unhandled port, rejected guest request, ...)."""
-        self.out.write(json.dumps({"t": round(time.perf_counter() - self.start, 9), "event": kind, **fields}) + "\n")
+        line = json.dumps({"t": round(time.perf_counter() - self.start, 9), "event": kind, **fields}) + "\n"
+        try:
+            self.out.write(line)
+        except OSError as e:
+            raise OutputError(f"cannot write the trace: {e.strerror}") from None
