@@ -1,5 +1,5 @@
 /*
- * mmio-probe: touches guest-physical addresses beyond RAM (default 16 MiB),
+ * mmio-probe: touches guest-physical addresses beyond RAM (default 128 MiB),
  * which the boot page tables map but no memslot backs, so each access is an
  * MMIO exit. Writes the 32-bit value 0xdeadbeef to 0xd0000000, reads 32 bits
  * from 0xd0000004, prints "mmio read: 0x%08x\n" on the debug console with

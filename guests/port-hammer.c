@@ -27,7 +27,7 @@
  * its magic "PHAMMER1" (a host may patch the file) and announced with ucall
  * SYNC stage 0, args[1] = its address (a host may change it then): seed
  * (default 1), cpl (0 or 3, default 3), iterations (default 50000),
- * ram_size (default 16 MiB: where "RAM's end" is). At the end, on the
+ * ram_size (default 128 MiB, pyvmm's and QEMU's default: where "RAM's end" is). At the end, on the
  * debug console:
  *
  *   port-hammer: seed 1 cpl 3 iterations 50000
@@ -67,7 +67,7 @@ _Static_assert(sizeof(struct hammer_config) == 32, "hammer_config is 32 bytes");
 
 /* In .data, so the flat file carries it and a host can patch it there. */
 volatile struct hammer_config hammer_config __attribute__((aligned(64))) = {
-	{ 'P', 'H', 'A', 'M', 'M', 'E', 'R', '1' }, 1, 3, 50000, 16u << 20,
+	{ 'P', 'H', 'A', 'M', 'M', 'E', 'R', '1' }, 1, 3, 50000, 128u << 20,
 };
 
 static uint64_t rng;

@@ -105,6 +105,7 @@ KVM_IRQ_LINE_STATUS: Final = _IOWR(KVMIO, 0x67, "struct kvm_irq_level")  # KVM_C
 # zone.pio = 1 additionally needs KVM_CAP_COALESCED_PIO.
 KVM_REGISTER_COALESCED_MMIO: Final = _IOW(KVMIO, 0x67, "struct kvm_coalesced_mmio_zone")  # KVM_CAP_COALESCED_MMIO
 KVM_UNREGISTER_COALESCED_MMIO: Final = _IOW(KVMIO, 0x68, "struct kvm_coalesced_mmio_zone")  # KVM_CAP_COALESCED_MMIO
+KVM_REINJECT_CONTROL: Final = _IO(KVMIO, 0x71)  # KVM_CAP_REINJECT_CONTROL
 KVM_IRQFD: Final = _IOW(KVMIO, 0x76, "struct kvm_irqfd")  # KVM_CAP_IRQFD
 KVM_CREATE_PIT2: Final = _IOW(KVMIO, 0x77, "struct kvm_pit_config")  # KVM_CAP_PIT2
 KVM_SET_BOOT_CPU_ID: Final = _IO(KVMIO, 0x78)  # KVM_CAP_SET_BOOT_CPU_ID

@@ -132,3 +132,13 @@ def _run_loop_started(pid: int) -> bool:
         if line.startswith("SigCgt:"):
             return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
     return False
+
+
+QEMU_COMMAND = Path(sys.executable).parent / "pyvmm-system-x86_64"
+
+
+def pyvmm_system(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """Run the installed `pyvmm-system-x86_64` console script (QEMU's argument vector)."""
+    if not QEMU_COMMAND.exists():
+        pytest.fail(f"{QEMU_COMMAND} is missing: run `make setup`")
+    return subprocess.run([str(QEMU_COMMAND), *args], cwd=ROOT, capture_output=True, timeout=timeout)

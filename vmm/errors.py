@@ -28,6 +28,13 @@ class ExitStatus(enum.IntEnum):
     SPP_STOP = 22  # an SPP policy asked to stop the VM
     SPP_UNENFORCEABLE = 24  # a write to a protected page that the monitor cannot judge
     BAD_GUEST_REQUEST = 26  # a guest handed over a pointer or length outside RAM and --strict is on
+    SNAPSHOT_UNREADABLE = 40  # a snapshot file that is missing, unreadable or truncated
+    SNAPSHOT_CORRUPT = 42  # a snapshot file whose magic, checksum or structure is wrong
+    SNAPSHOT_VERSION = 44  # a snapshot file of another format version
+    SNAPSHOT_MISMATCH = 46  # a snapshot whose RAM size or vCPU count disagrees with the options given
+    SNAPSHOT_HOST = 48  # a snapshot that uses CPU features or state this host's KVM lacks
+    HOST_LACKS_FEATURE = 70  # -cpu asked for a CPU feature this host's KVM cannot offer
+    SLEEP_NOT_IMPLEMENTED = 72  # ACPI S3 pyvmm cannot resume (several vCPUs, no alarm, no vector)
     OUTPUT_FAILED = 50  # a file pyvmm writes (--trace) could not be written: a full disk, /dev/full
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
@@ -92,6 +99,29 @@ class UserCodeError(PyvmmError):
         self.details = details
 
 
+class SnapshotUnreadable(PyvmmError):
+    """A snapshot file that cannot be read whole."""
+
+
+class SnapshotCorrupt(PyvmmError):
+    """A snapshot file whose bytes are not what was written (magic, checksum, structure)."""
+
+
+class SnapshotVersion(PyvmmError):
+    """A snapshot file of a format version this pyvmm does not read."""
+
+
+class SnapshotMismatch(ConfigError):
+    """A snapshot that disagrees with the machine options it is restored under."""
+
+
+class SnapshotHost(PyvmmError):
+    """A snapshot that needs CPU features or vCPU state this host's KVM does not offer."""
+
+
+class HostLacksFeature(PyvmmError):
+    """-cpu asked for something this host's KVM cannot offer: the request is well-formed, the host
+    is the limit (a runner can tell it from a typo, status 2, and skip the test)."""
 class OutputError(PyvmmError):
     """A file pyvmm writes for the user (the --trace file) failed while it was being written."""
 
@@ -114,6 +144,12 @@ STATUS_OF: dict[type[PyvmmError], ExitStatus] = {
     GuestMemoryError: ExitStatus.BAD_GUEST_REQUEST,
     SppEnforcementError: ExitStatus.SPP_UNENFORCEABLE,
     UserCodeError: ExitStatus.HANDLER_ERROR,
+    SnapshotUnreadable: ExitStatus.SNAPSHOT_UNREADABLE,
+    SnapshotCorrupt: ExitStatus.SNAPSHOT_CORRUPT,
+    SnapshotVersion: ExitStatus.SNAPSHOT_VERSION,
+    SnapshotMismatch: ExitStatus.SNAPSHOT_MISMATCH,
+    SnapshotHost: ExitStatus.SNAPSHOT_HOST,
+    HostLacksFeature: ExitStatus.HOST_LACKS_FEATURE,
     OutputError: ExitStatus.OUTPUT_FAILED,
     Interrupted: ExitStatus.INTERRUPTED,
 }

@@ -33,7 +33,7 @@ SEL_TSS = 0x28
 # --- default image placement --------------------------------------------------------------
 REAL_MODE_LOAD = 0x7C00  # CS:IP = 0000:7C00, as a BIOS starts a boot sector
 DEFAULT_LOAD = 0x100000  # protected and long mode: 1 MiB
-DEFAULT_MEM = 16 << 20
+DEFAULT_MEM = 128 << 20  # QEMU's default RAM, for flat binaries and kernels alike
 KERNEL_STACK = 0x9F000  # ELF and multiboot kernels: a stack below the EBDA, above the loader's data
 
 # --- guest interface ports ----------------------------------------------------------------
@@ -42,3 +42,14 @@ DEBUGCON_PORT = 0xE9  # one-port debug console
 DEBUG_EXIT_PORT = 0xF4  # isa-debug-exit compatible: writing v ends the run with (v << 1) | 1
 DEBUG_EXIT_SIZE = 4
 UCALL_PORT = 0x1000  # 32-bit OUT of the guest-physical address of a struct ucall
+
+# --- ACPI power management (PIIX4's blocks, at the addresses QEMU's pc machine uses) -----------
+PM_BASE = 0x600
+PM1A_EVT_BLK = PM_BASE  # PM1a_STS (2 bytes) then PM1a_EN (2 bytes)
+PM1_EVT_LEN = 4
+PM1A_CNT_BLK = PM_BASE + 4  # PM1a_CNT, 2 bytes
+PM1_CNT_LEN = 2
+PM_TMR_BLK = PM_BASE + 8  # the 3.579545 MHz PM timer, 24 bits, read as 4 bytes
+PM_TMR_LEN = 4
+SCI_IRQ = 9
+SLP_TYP_S3, SLP_TYP_S5 = 1, 0  # the DSDT's \_S3_ and \_S5_ values (QEMU's)

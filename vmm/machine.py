@@ -17,20 +17,25 @@ from vmm import layout as L
 from vmm.board.board import Board, BoardSpec
 from vmm.board.table import DeviceOptions, Platform
 from vmm.cpu.boot import apply_boot_state
-from vmm.cpu.modes import CpuMode, boot_state
+from vmm.cpu.models import CpuRequest
+from vmm.cpu.modes import BootArea, CpuMode, boot_state
 from vmm.devices.console import Console
 from vmm.devices.debugcon import DebugConsole
 from vmm.devices.isa_debug_exit import IsaDebugExit
 from vmm.devices.uart import Uart16550
 from vmm.devices.ucall import UcallPort
-from vmm.errors import ConfigError
+from vmm.errors import ConfigError, RunError, SnapshotHost, SnapshotMismatch
 from vmm.inputs import InputFileError, open_output
-from vmm.kvm.exits import Exit
+from vmm.kvm.exits import Exit, IntrExit
 from vmm.kvm.system import Kvm
 from vmm.loaders.image import place_flat
 from vmm.runner.observe import ExitStats, ExitTrace
 from vmm.runner.policy import ExitPolicy, Handler
-from vmm.runner.runner import Runner, RunResult
+from vmm.runner.runner import Observer, Runner, RunResult
+from vmm.snapshot.dirty import DirtyTracker
+from vmm.snapshot.hooks import SnapshotHooks
+from vmm.snapshot.state import MsrLists, Snapshot, check_cpuid, check_fits, check_layout, restore
+from vmm.snapshot.trigger import Trigger, parse_snapshot_at
 from vmm.verdict import Stop
 
 if TYPE_CHECKING:
@@ -53,11 +58,22 @@ class Machine:
         platform: Platform = "minimal",
         debug_exit: tuple[int, int] | None = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE),
         testdev: bool = False,
+        pci_testdev: bool = False,
+        com1: bool = True,
+        pit: bool = True,
+        pit_reinject: bool = True,
+        rtc_localtime: bool = False,
+        cpu: CpuRequest | None = None,
     ) -> None:
         self.log = log if log is not None else sys.stderr
         self.strict = strict
         self.console = Console(console if console is not None else sys.stdout.buffer)
-        spec = BoardSpec(mem_size, smp, irqchip, DeviceOptions(platform, smp, debug_exit, testdev, strict))
+        devices = DeviceOptions(
+            platform, smp, debug_exit, testdev, strict, com1=com1, pci_testdev=pci_testdev, rtc_localtime=rtc_localtime
+        )
+        spec = BoardSpec(
+            mem_size, smp, irqchip, pit=pit, pit_reinject=pit_reinject, cpu=cpu or CpuRequest(), devices=devices
+        )
         self.board = Board(spec, console=self.console, log=self.log, kvm=kvm)
         self.kvm = self.board.kvm
         self.vm = self.board.vm
@@ -66,12 +82,19 @@ class Machine:
         self.vcpu = self.vcpus[0]  # the boot processor
         self.runner = Runner(self.vcpus, self.memory)
         self.control = self.runner.control
+        if self.board.suspend is not None:
+            self.board.suspend.should_stop = self.stop_requested
         self.policy = ExitPolicy(
             self.board.ports, self.board.mmio, on_interrupt=self.runner.on_interrupt, strict=strict, note=self._note
         )
         self.stats: ExitStats | None = None
         self.trace: ExitTrace | None = None
         self.spp: Spp | None = None
+        self.observers: list[Observer] = []  # wrap the exit policy, after statistics and tracing
+        self.snapshot_hooks = SnapshotHooks()
+        self._msrs = MsrLists()
+        self._dirty: DirtyTracker | None = None
+        self.reset_seconds = (0.0, 0.0, 0.0)  # the last reset's memory, vCPU/VM and device time
 
     # --- what the board holds -------------------------------------------------------------
     @property
@@ -136,14 +159,23 @@ class Machine:
         """Copy a flat binary into RAM and set the boot vCPU up to enter it in `mode`."""
         place = place_flat(len(image), mode, self.mem_size, load, entry)
         self.memory.write(place.load, image)
-        self.boot(mode, place.entry, stack=place.stack)
+        self.boot(mode, place.entry, stack=place.stack, area=place.area)
 
-    def boot(self, mode: CpuMode, entry: int, *, stack: int | None = None, regs: dict[str, int] | None = None) -> None:
-        """Write the boot structures for `mode` and point the boot vCPU at `entry`; `regs` sets
-        general registers on top (a multiboot loader's EAX and EBX)."""
+    def boot(
+        self,
+        mode: CpuMode,
+        entry: int,
+        *,
+        stack: int | None = None,
+        regs: dict[str, int] | None = None,
+        area: BootArea | None = None,
+    ) -> None:
+        """Write the boot structures for `mode` at `area` (vmm.layout's default place when None)
+        and point the boot vCPU at `entry`; `regs` sets general registers on top (a multiboot
+        loader's EAX and EBX)."""
         if stack is None:
             stack = entry if mode is CpuMode.REAL else L.KERNEL_STACK
-        apply_boot_state(self.vcpu, self.memory, boot_state(mode, entry, stack))
+        apply_boot_state(self.vcpu, self.memory, boot_state(mode, entry, stack, area))
         if regs:
             r = self.vcpu.get_regs()
             for name, value in regs.items():
@@ -174,7 +206,7 @@ class Machine:
     def run(self, timeout: float | None = None, *, handle_signals: bool = False) -> RunResult:
         """Run every vCPU until one stops. `handle_signals`: Ctrl-C and SIGTERM end the run with
         a result instead of raising (the CLI asks for it)."""
-        observers = [o.wrap for o in (self.stats, self.trace) if o is not None]
+        observers = [o.wrap for o in (self.stats, self.trace) if o is not None] + self.observers
         try:
             result = self.runner.run(
                 self.policy.handle, timeout=timeout, handle_signals=handle_signals, observers=observers,
@@ -186,6 +218,138 @@ class Machine:
         if summary is not None:
             self.log.write(f"pyvmm: {summary}\n")
         return result
+
+    # --- snapshots ------------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The whole state of the stopped machine (see `vmm.snapshot.state`). Call it between runs;
+        a vCPU whose last exit still has a completion pending in KVM is first brought to the end
+        of that instruction (KVM_RUN with immediate_exit: no new guest instruction runs)."""
+        self._check_stopped("snapshot")
+        self._settle()
+        return self._capture()
+
+    def _capture(self) -> Snapshot:
+        from vmm.snapshot.state import capture
+
+        return capture(self.board, self.spp, self.snapshot_hooks, self._msrs)
+
+    def restore(self, snap: Snapshot) -> None:
+        """Put the machine back in the state `snap` holds (all of RAM is copied)."""
+        self._check_stopped("restore")
+        check_fits(self.board, snap)
+        if snap.spp is not None and self.spp is None:
+            self.enable_spp()
+        if self._dirty is not None:
+            self._dirty.disarm()
+        restore(self.board, snap, self.spp, self.snapshot_hooks)
+        check_layout(self.board, snap)
+
+    def reset(self, snap: Snapshot) -> None:
+        """`restore`, fast: from the second reset to the same snapshot on, only the pages written
+        since the last one are copied back (KVM's dirty log and the monitor's own writes)."""
+        from time import perf_counter
+
+        from vmm.snapshot.ram import restore_pages
+        from vmm.snapshot.state import restore_devices, restore_vcpus_and_vm
+
+        self._check_stopped("reset")
+        self._drop_pending()
+        tracker = self._dirty
+        if tracker is None or tracker.baseline is not snap:
+            self.restore(snap)
+            tracker = self._dirty = DirtyTracker(self.board.slots, self.memory)
+            tracker.arm(snap)
+            return
+        t0 = perf_counter()
+        restore_pages(self.memory, snap.ram, tracker.take())
+        t1 = perf_counter()
+        restore_vcpus_and_vm(self.board, snap)
+        t2 = perf_counter()
+        restore_devices(self.board, snap, self.spp, self.snapshot_hooks)
+        self.reset_seconds = (t1 - t0, t2 - t1, perf_counter() - t2)
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        source: str | Snapshot,
+        *,
+        mem_size: int | None = None,
+        smp: int | None = None,
+        console: BinaryIO | None = None,
+        log: TextIO | None = None,
+        strict: bool | None = None,
+        kvm: Kvm | None = None,
+    ) -> Machine:
+        """A new machine in the state of a snapshot (a file path or a `Snapshot`). `mem_size` and
+        `smp`, when given, must agree with the snapshot. Nothing is left half-restored: on any
+        failure the new machine is closed before the error propagates."""
+        snap = Snapshot.load(source) if isinstance(source, str) else source
+        spec = snap.spec
+        if mem_size is not None and mem_size != spec["mem_size"]:
+            raise SnapshotMismatch(f"snapshot has RAM size {spec['mem_size']:#x}, the options ask for {mem_size:#x}")
+        if smp is not None and smp != spec["smp"]:
+            raise SnapshotMismatch(f"snapshot has vCPU count {spec['smp']}, the options ask for {smp}")
+        debug_exit = tuple(spec["debug_exit"]) if spec["debug_exit"] is not None else None
+        m = cls(
+            spec["mem_size"], console=console, log=log, strict=spec["strict"] if strict is None else strict, kvm=kvm,
+            smp=spec["smp"], irqchip=spec["irqchip"], platform=spec["platform"],
+            debug_exit=debug_exit, testdev=spec["testdev"],
+        )  # fmt: skip
+        try:
+            check_cpuid(m.board, snap)
+            for vcpu, vs in zip(m.vcpus, snap.vcpus, strict=True):
+                vcpu.set_cpuid_raw(vs.cpuid)  # the guest goes on seeing the CPUID it saw
+            m.restore(snap)
+        except BaseException as e:
+            m.close()
+            if isinstance(e, ConfigError | SnapshotHost | SnapshotMismatch):
+                raise
+            from vmm.errors import KvmCallFailed
+
+            if isinstance(e, KvmCallFailed):
+                raise SnapshotHost(f"this host's KVM refuses the snapshot's state: {e}") from None
+            raise
+        return m
+
+    def snapshot_at(self, spec: str) -> Trigger:
+        """Stop the next run at a point named like the CLI's --snapshot-at (sync:N, exits:N,
+        spp:N), with every vCPU at a clean point; `trigger.fired()` says whether it did."""
+        from vmm.devices.ucall import SYNC
+
+        trigger = Trigger(parse_snapshot_at(spec), self.control)
+        if trigger.at.kind == "sync":
+            self.ucall.handlers[SYNC] = trigger.counting_sync(self.ucall.handlers[SYNC])
+        elif trigger.at.kind == "exits":
+            self.observers.append(trigger.observer)
+        else:
+            spp = self.enable_spp() if self.spp is None else self.spp
+            spp.policies.insert(0, trigger.spp_policy)
+        return trigger
+
+    def _check_stopped(self, what: str) -> None:
+        if self.runner.running or self.control.running():
+            raise RunError(f"cannot {what} while the machine runs: stop the run first")
+
+    def _drop_pending(self) -> None:
+        """Let KVM finish what the last exits left pending, whatever it is: the state is about
+        to be overwritten, but a completion left in KVM would be applied to the restored one."""
+        for vcpu in self.vcpus:
+            for _ in range(16):
+                if isinstance(vcpu.run_immediate(), IntrExit):
+                    break
+            vcpu.clear_stop()
+
+    def _settle(self) -> None:
+        for vcpu in self.vcpus:
+            for _ in range(16):
+                ex = vcpu.run_immediate()
+                if isinstance(ex, IntrExit):
+                    break
+                if self.policy.handle(ex) is not None:
+                    raise RunError(f"vCPU {vcpu.index} cannot be brought to a clean point: {ex!r} ends the run")
+            else:
+                raise RunError(f"vCPU {vcpu.index} did not reach a clean point within 16 exits")
+            vcpu.clear_stop()
 
     def close(self) -> None:
         self.console.flush()

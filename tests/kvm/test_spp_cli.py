@@ -26,9 +26,9 @@ def _images() -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--spp", "0x1000000"], "SPP page 0x1000000 is not in guest RAM"),  # the first byte past 16 MiB
+        (["--spp", "0x8000000"], "SPP page 0x8000000 is not in guest RAM"),  # the first byte past 128 MiB
         (["--mem", "4M", "--spp", "0x400000-0x400080"], "SPP page 0x400000 is not in guest RAM"),
-        (["--spp", "0xfff000-0x1000100"], "SPP page 0x1000000 is not in guest RAM"),
+        (["--spp", "0x7fff000-0x8000100"], "SPP page 0x8000000 is not in guest RAM"),
     ],
     ids=["page", "byte-range-beyond-smaller-ram", "byte-range-running-off-the-end"],
 )

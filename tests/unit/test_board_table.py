@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.fakes import FakeIo
+from vmm.board.board import BusRegions
 from vmm.board.bus import AddressSpace
 from vmm.board.memory import GuestMemory
 from vmm.board.table import DeviceOptions, Peripherals, builtin_devices, place, write_firmware_tables
@@ -37,8 +38,10 @@ class Board:
         self.mmio = AddressSpace("address", 1 << 52, direct_index=False)
         self.log = io.StringIO()
         self.irqs: list[tuple[int, int]] = []
-        p = Peripherals(self.memory, Console(io.BytesIO()), GuestNotices(self.log),
-                        lambda irq, level: self.irqs.append((irq, level)), lambda gpa: None)  # fmt: skip
+        notices = GuestNotices(self.log)
+        p = Peripherals(self.memory, Console(io.BytesIO()), notices,
+                        lambda irq, level: self.irqs.append((irq, level)), lambda gpa: None,
+                        BusRegions(self.ports, self.mmio, notices))  # fmt: skip
         self.options = DeviceOptions(**opts)
         self.devices = builtin_devices(self.options, p)
         for d in self.devices:
@@ -76,6 +79,7 @@ def test_every_device_answers_its_ports(pc: Board) -> None:
         0xF4: "isa-debug-exit", 0xF7: "isa-debug-exit", 0x510: "fw_cfg", 0x511: "fw_cfg",
         0x70: "mc146818rtc", 0x71: "mc146818rtc", 0x60: "i8042", 0x64: "i8042", 0x92: "port92",
         0x80: "post", 0xED: "post", 0x81: "dma-page-registers", 0x8F: "dma-page-registers",
+        0xCF8: "i440FX-pcihost", 0xCFF: "i440FX-pcihost",
     }  # fmt: skip
     assert {port: pc.owner(port) for port in expected} == expected
     assert pc.owner(0xE0) is None and pc.owner(0x61) is None  # no testdev; port 0x61 is KVM's PIT
@@ -179,6 +183,23 @@ def test_testdev_opt_in_and_its_irq_lines() -> None:
         assert b.irqs == [(4, 1)]
     finally:
         b.close()
+
+
+def test_pci_testdev_opt_in_with_its_bars_on_the_buses() -> None:
+    b = Board(16 * MIB, platform="pc", pci_testdev=True)
+    try:
+        assert b.owner(0xC000) == "pci-testdev BAR" and b.owner(0xC0FF) == "pci-testdev BAR"
+        b.io(0xCF8, 4, 1 << 31 | 2 << 11)
+        assert b.io(0xCFC, 4)[0] == 0x0005_1B36
+    finally:
+        b.close()
+    plain = Board(16 * MIB, platform="pc")
+    try:
+        assert plain.owner(0xC000) is None
+        plain.io(0xCF8, 4, 1 << 31 | 2 << 11)
+        assert plain.io(0xCFC, 4)[0] == 0xFFFFFFFF
+    finally:
+        plain.close()
 
 
 def test_a_device_whose_mmio_lies_in_ram_is_refused_whole() -> None:

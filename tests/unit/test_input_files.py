@@ -40,7 +40,7 @@ def test_sparse_image_larger_than_ram_refused_from_its_size(tmp_path: Path) -> N
     big = tmp_path / "big.bin"
     with open(big, "wb") as f:
         f.truncate(3 << 30)  # 3 GiB, no blocks: reading it would need 3 GiB of memory
-    line = refused(ExitStatus.BAD_IMAGE, "run", str(big))
+    line = refused(ExitStatus.BAD_IMAGE, "run", "--mem", "16M", str(big))
     assert f"is {3 << 30} bytes, more than the {16 << 20}" in line
 
 
@@ -68,5 +68,5 @@ def test_fifo_and_directory_as_trace(fifo: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("spec", ["0x200000-0xffffffffffffffff", "0-0x100000000"])
 def test_spp_range_larger_than_ram_refused_by_arithmetic(spec: str) -> None:
-    line = refused(ExitStatus.USAGE, "run", str(guest("hello-long")), "--spp", spec)
+    line = refused(ExitStatus.USAGE, "run", "--mem", "16M", str(guest("hello-long")), "--spp", spec)
     assert "more than guest RAM's 4096" in line

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from vmm.board.memory import GuestMemory
-from vmm.cpu.modes import CpuMode
+from vmm.cpu.modes import BootArea, CpuMode
 
 EM_386, EM_X86_64 = 3, 62
 PT_LOAD, PT_NOTE = 1, 4
@@ -95,6 +95,7 @@ class Boot:
     entry: int
     stack: int | None
     regs: dict[str, int] | None
+    area: BootArea | None = None
 
 
 @dataclass
@@ -108,8 +109,16 @@ class FakeMachine:
     def __post_init__(self) -> None:
         self.memory.add_ram(0, self.mem_size)
 
-    def boot(self, mode: CpuMode, entry: int, *, stack: int | None = None, regs: dict[str, int] | None = None) -> None:
-        self.boots.append(Boot(mode, entry, stack, regs))
+    def boot(
+        self,
+        mode: CpuMode,
+        entry: int,
+        *,
+        stack: int | None = None,
+        regs: dict[str, int] | None = None,
+        area: BootArea | None = None,
+    ) -> None:
+        self.boots.append(Boot(mode, entry, stack, regs, area))
 
     def u32(self, gpa: int) -> int:
         return self.memory.read_u32(gpa)

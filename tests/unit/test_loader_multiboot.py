@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_loader_images import FakeMachine, Seg, at_offset, elf, fake_machine, gcc_build, mb_header
-from vmm.cpu.modes import CpuMode
+from vmm.cpu.modes import BootArea, CpuMode
 from vmm.errors import ConfigError, ImageError
-from vmm.layout import MONITOR_AREA
 from vmm.loaders import load_kernel
 from vmm.loaders.multiboot import (
     INFO_AREA,
@@ -148,7 +147,6 @@ def test_a_out_takes_precedence_over_elf(machine: FakeMachine) -> None:
         ((0x100000, 0x100000, 0x100020, 0x100010, 0x100000), 0, r"bss_end_addr 0x100010 is below the end of the"),
         ((0x100000, 0x100000, 0x100024, 0, 0x100024), 0, r"entry_addr 0x100024 is outside the loaded image"),
         ((0x100000, 0x100000, 0, 0x1100000, 0x100020), 0, r"multiboot load area at 0x100000-0x1100000 lies outside"),
-        ((0x8000, 0x8000, 0, 0, 0x8020), 0, r"multiboot load area at 0x8000-0x8024 overlaps the monitor's"),
     ],
 )
 def test_a_out_refusals(machine: FakeMachine, aout: tuple[int, int, int, int, int], offset: int, pattern: str) -> None:
@@ -261,7 +259,8 @@ def test_info_lives_in_low_memory_clear_of_everything(machine: FakeMachine) -> N
     k = load_kernel(machine, aout_kernel(), "k")
     info = k.info_address
     assert info is not None
-    assert info == INFO_AREA[0] == MONITOR_AREA[1]
+    # page 0 is never used; the boot GDT and TSS come first, then the information
+    assert info == INFO_AREA[0] + BootArea.size(CpuMode.PROTECTED) == 0x6000
     assert info + 88 < 0xA0000
     # every pointer in the block points into the block, which stays below the initial stack
     for off in (16, 24, 48, 64):
@@ -269,19 +268,19 @@ def test_info_lives_in_low_memory_clear_of_everything(machine: FakeMachine) -> N
 
 
 def test_info_moves_past_a_kernel_loaded_low(machine: FakeMachine) -> None:
-    kernel = aout_kernel(load=0xC000, bss=0x2000)  # occupies 0xc000-0xe024
+    kernel = aout_kernel(load=0x6000, bss=0x2000)  # occupies 0x6000-0x8024, after the boot structures
     k = load_kernel(machine, kernel, "low.bin")
-    assert k.info_address == 0xF000
+    assert k.info_address == 0x9000
 
 
 def test_no_room_for_info_is_refused(machine: FakeMachine) -> None:
-    kernel = aout_kernel(load=0xC000, bss=INFO_AREA[1] - 0xC000)
-    with pytest.raises(ImageError, match=r"^no room for the multiboot information \(\d+ bytes\) in low memory 0xc000-"):
+    kernel = aout_kernel(load=0x6000, bss=INFO_AREA[1] - 0x6000)
+    with pytest.raises(ImageError, match=r"no room for the multiboot information \(\d+ bytes\) in low memory 0x1000-"):
         load_kernel(machine, kernel, "huge-low.bin")
 
 
 def test_build_info_avoids_occupied_ranges_directly() -> None:
-    info = build_info(MEM, "k", [], [(0xC000, 0xC001), (0xD000, 0xE000)])
+    info = build_info(MEM, "k", [], [(0x1000, 0xC001), (0xD000, 0xE000)])
     assert info.address == 0xE000
     assert [gpa for gpa, _ in info.writes] == [0xE000]
 
@@ -321,8 +320,9 @@ def test_module_too_big_for_ram() -> None:
 
 def test_modules_skip_the_monitor_area_and_the_top_of_low_memory() -> None:
     a, b = Module("a", "", b"a" * 10), Module("b", "", b"b" * 0x8000)
-    placed = place_modules([a, b], 0x800, MEM)
-    assert placed[0].start == MONITOR_AREA[1]  # not over the GDT/TSS/page tables
+    placed = place_modules([a, b], 0x800, MEM, [(0x1000, 0x6000)])
+    assert placed[0].start == 0x6000  # not over what the caller keeps out (the boot structures)
+    assert placed[1].start == 0x7000
     placed = place_modules([a, b], INFO_AREA[1] - 0x1000, MEM)
     assert placed[0].start == INFO_AREA[1] - 0x1000
     assert placed[1].start == 0x100000  # would have run into the stack, EBDA and ROM window

@@ -43,9 +43,9 @@ def test_image_too_large_for_ram() -> None:
         place_flat(2 << 20, CpuMode.LONG, 2 << 20, None, None)
 
 
-def test_image_over_boot_structures() -> None:
-    with pytest.raises(ImageError, match=r"overlaps the monitor's boot structures"):
-        place_flat(0x100, CpuMode.LONG, 16 << 20, 0x5000, None)
+def test_boot_structures_move_past_a_low_image() -> None:
+    assert place_flat(0x100, CpuMode.LONG, 16 << 20, None, None).area.base == 0x1000
+    assert place_flat(0x100, CpuMode.LONG, 16 << 20, 0x5000, None).area.base == 0x6000
 
 
 def test_entry_outside_image() -> None:

@@ -55,11 +55,32 @@ def test_tables_found_by_a_bios_area_scan(ncpus: int) -> None:
     assert raw[:8] == b"RSD PTR " and sum(raw) % 256 == 0 and raw[15] == 0  # revision 0 = ACPI 1.0
     rsdt_at = struct.unpack_from("<I", raw, 16)[0]
     rsdt = sdt_at(mem, rsdt_at)
-    assert rsdt[:4] == b"RSDT" and sum(rsdt) % 256 == 0 and len(rsdt) == 36 + 4
-    madt_at = struct.unpack_from("<I", rsdt, 36)[0]
-    madt = sdt_at(mem, madt_at)
-    assert madt[:4] == b"APIC" and sum(madt) % 256 == 0
-    assert rsdt_at + len(rsdt) <= madt_at and madt_at + len(madt) <= 0xF0000
+    assert rsdt[:4] == b"RSDT" and sum(rsdt) % 256 == 0 and len(rsdt) == 36 + 3 * 4
+    fadt_at, madt_at, waet_at = struct.unpack_from("<3I", rsdt, 36)
+    tables = {t[:4]: t for t in (sdt_at(mem, a) for a in (fadt_at, madt_at, waet_at))}
+    assert list(tables) == [b"FACP", b"APIC", b"WAET"]  # QEMU's order, without its HPET
+    assert all(sum(t) % 256 == 0 for t in tables.values())
+    assert rsdt_at + len(rsdt) <= madt_at and max(fadt_at, madt_at, waet_at) < 0xF0000
+
+
+def test_fadt_facs_and_dsdt_as_a_kernel_reads_them() -> None:
+    mem = FakeMemory(2 * MIB)
+    rsdp = acpi.write_tables(mem, 1)
+    rsdt = sdt_at(mem, struct.unpack_from("<I", mem.read(rsdp, 20), 16)[0])
+    fadt = sdt_at(mem, struct.unpack_from("<I", rsdt, 36)[0])
+    assert len(fadt) == 116 and fadt[8] == 1  # ACPI 1.0, revision 1
+    facs_at, dsdt_at = struct.unpack_from("<II", fadt, 36)
+    assert struct.unpack_from("<HI", fadt, 46) == (9, 0)  # SCI 9, no SMI command port
+    assert struct.unpack_from("<I", fadt, 56)[0] == 0x600 and struct.unpack_from("<I", fadt, 64)[0] == 0x604
+    assert struct.unpack_from("<I", fadt, 76)[0] == 0x608
+    assert (fadt[88], fadt[89], fadt[91]) == (4, 2, 4)
+    assert not struct.unpack_from("<I", fadt, 112)[0] & 1 << 8  # TMR_VAL_EXT clear: a 24-bit timer
+    facs = mem.read(facs_at, 64)
+    assert facs_at % 64 == 0 and facs[:4] == b"FACS" and struct.unpack_from("<I", facs, 4)[0] == 64 and facs[32] == 0
+    dsdt = sdt_at(mem, dsdt_at)
+    assert dsdt[:4] == b"DSDT" and sum(dsdt) % 256 == 0
+    assert bytes.fromhex("085f53335f120604 01010000") in dsdt  # Name (_S3_, Package (4) {1, 1, 0, 0})
+    assert bytes.fromhex("085f53355f120604 00000000") in dsdt
 
 
 def test_madt_contents() -> None:

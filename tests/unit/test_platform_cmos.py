@@ -3,6 +3,7 @@ binary, 24- and 12-hour modes, and as the guest sets it."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -121,3 +122,21 @@ def test_impossible_dates_leave_the_clock_alone() -> None:
     c.write(C.YEAR, 0x00)  # 2000 is fine
     c.write(C.CENTURY, 0x00)  # the year 0 is not
     assert [c.read(r) for r in (C.HOURS, C.MONTH, C.YEAR, C.CENTURY)] == [0x22, 0x11, 0x00, 0x20]
+
+
+def test_rtc_base_localtime_starts_at_the_hosts_zone() -> None:
+    noon_utc = 1_764_763_200.0  # 2025-12-03 12:00:00 UTC
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC-05:30"  # POSIX sign: 5 h 30 min east of UTC
+    time.tzset()
+    try:
+        local = Cmos(ram_below_4g=128 << 20, clock=lambda: noon_utc, localtime=True)
+        utc = Cmos(ram_below_4g=128 << 20, clock=lambda: noon_utc)
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+    assert (utc.read(0x04), utc.read(0x02)) == (0x12, 0x00)  # BCD 12:00
+    assert (local.read(0x04), local.read(0x02)) == (0x17, 0x30)  # 17:30 local

@@ -58,7 +58,10 @@ def run_variant(name: str) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m vmm.bench")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--group", type=int, nargs="*", help="run only these groups (0, 1, 2, 3 = boot time, 4 = start-up)")
+    ap.add_argument(
+        "--group", type=int, nargs="*",
+        help="run only these groups (0, 1, 2, 3 = boot time, 4 = start-up, 5 = snapshots)",
+    )
     args = ap.parse_args()
     for req in (BASELINE, GUESTS / "io-bench.bin", GUESTS / "mmio-bench.bin", GUESTS / "user-loop.bin"):
         if not req.exists():
@@ -101,6 +104,10 @@ def main() -> int:
         from vmm.bench.startup import report as startup_report
 
         startup_report(args.rounds)
+    if not args.group or 5 in args.group:
+        from vmm.bench.snapshot import report as snapshot_report
+
+        snapshot_report(args.rounds)
     print(f"\n(median of {args.rounds} rounds; ratios are against the group's first row, measured in the same run)")
     return 0
 

@@ -7,6 +7,7 @@ them through it, and `close()` releases them. It knows nothing of threads or sig
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -16,6 +17,7 @@ from kvm_abi import ffi, libc
 from vmm import layout as L
 from vmm.board.bus import AddressSpace
 from vmm.board.memory import GuestMemory
+from vmm.board.sleep import Suspend
 from vmm.board.slots import RamSlots
 from vmm.board.table import (
     DeviceOptions,
@@ -26,10 +28,13 @@ from vmm.board.table import (
     place,
     write_firmware_tables,
 )
-from vmm.cpu.cpuid import cpuid_for_vcpu
+from vmm.cpu.cpuid import cpuid_for_vcpu, shaped_cpu
+from vmm.cpu.models import CpuRequest
+from vmm.devices.acpi_pm import AcpiPm
+from vmm.devices.cmos import Cmos
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
-from vmm.devices.protocol import Device
+from vmm.devices.protocol import Device, Region
 from vmm.errors import ConfigError, KvmCallFailed
 from vmm.kvm.system import Kvm
 from vmm.kvm.vcpu import Vcpu
@@ -43,6 +48,9 @@ class BoardSpec:
     mem_size: int = L.DEFAULT_MEM
     smp: int = 1
     irqchip: bool = False  # in-kernel PIC, IOAPIC, LAPIC and PIT; implied by smp > 1
+    pit: bool = True  # the in-kernel 8254 with the irqchip (QEMU's -machine pit=off drops it)
+    pit_reinject: bool = True  # lost PIT ticks delivered late (QEMU kvm-pit lost_tick_policy=delay)
+    cpu: CpuRequest = field(default_factory=CpuRequest)  # -cpu: the model and its feature changes
     devices: DeviceOptions = field(default_factory=DeviceOptions)
 
     def check(self) -> None:
@@ -52,6 +60,28 @@ class BoardSpec:
             raise ConfigError(f"memory size {self.mem_size:#x} is above the 4 GiB hole pyvmm keeps for KVM")
         if not 1 <= self.smp <= MAX_VCPUS:
             raise ConfigError(f"vCPU count {self.smp} must be between 1 and {MAX_VCPUS}")
+
+
+class BusRegions:
+    """Puts PCI BAR regions on the buses as the guest moves them (vmm.devices.pci.RegionMapper).
+    A BAR pointed over another device is left unmapped, and said once, as a guest's own mistake."""
+
+    def __init__(self, ports: AddressSpace, mmio: AddressSpace, notices: GuestNotices) -> None:
+        self.ports, self.mmio, self.notices = ports, mmio, notices
+
+    def _bus(self, region: Region) -> AddressSpace:
+        return self.ports if region.space == "io" else self.mmio
+
+    def map(self, region: Region, owner: str) -> bool:
+        try:
+            self._bus(region).insert(region.start, region.size, region.handler, name=f"{owner} BAR")
+        except ConfigError as e:
+            self.notices.say(f"{owner}: BAR left unmapped: {e}")
+            return False
+        return True
+
+    def unmap(self, region: Region) -> None:
+        self._bus(region).remove(region.start, region.size)
 
 
 class Board:
@@ -67,6 +97,7 @@ class Board:
         self.vcpus: list[Vcpu] = []
         self.devices: list[Device] = []
         self.firmware = FirmwareTables(None, None)
+        self.suspend: Suspend | None = None  # ACPI S3 (the pc platform)
         try:
             self._build()
         except BaseException:
@@ -84,22 +115,31 @@ class Board:
         self.irqchip = spec.irqchip or spec.smp > 1
         if self.irqchip:  # before any vCPU exists, as KVM requires; APs then wait for INIT/SIPI
             self.vm.create_irqchip()
-            self.vm.create_pit2()
-        supported = self.kvm.supported_cpuid()
+            if spec.pit:
+                self.vm.create_pit2()
+                if not spec.pit_reinject:
+                    self.vm.set_pit_reinject(False)
+        self.cpu = shaped_cpu(self.kvm.supported_cpuid(), spec.cpu)
+        for line in self.cpu.warnings:
+            self.log.write(f"pyvmm: {line}\n")
         for i in range(spec.smp):
             vcpu = self.vm.create_vcpu(i)
-            vcpu.set_cpuid(cpuid_for_vcpu(supported, i))
+            vcpu.set_cpuid(cpuid_for_vcpu(self.cpu, i, spec.smp))
             self.vcpus.append(vcpu)
         self.ports = AddressSpace("port", 0x10000, direct_index=True)
         self.mmio = AddressSpace("address", MMIO_LIMIT, direct_index=False)
-        opts = DeviceOptions(
-            spec.devices.platform, spec.smp, spec.devices.debug_exit, spec.devices.testdev, spec.devices.strict
-        )
-        peripherals = Peripherals(self.memory, self.console, self.notices, self.irq_line, self.flush_page)
+        opts = dataclasses.replace(spec.devices, ncpus=spec.smp)
+        bars = BusRegions(self.ports, self.mmio, self.notices)
+        peripherals = Peripherals(self.memory, self.console, self.notices, self.irq_line, self.flush_page, bars)
         for device in builtin_devices(opts, peripherals):
             self.place(device)
         if opts.platform == "pc":
             self.firmware = write_firmware_tables(self.memory, spec.smp, self.log)
+            pm, cmos = self.device(AcpiPm), self.device(Cmos)
+            if isinstance(pm, AcpiPm) and isinstance(cmos, Cmos) and self.firmware.facs is not None:
+                self.suspend = Suspend(self.vcpus, self.memory, self.memory.read_u32, pm, cmos,
+                                       self.firmware.facs, self.notices.say)  # fmt: skip
+                pm.on_s3 = self.suspend
 
     @property
     def platform(self) -> Platform:

@@ -43,6 +43,9 @@ class GuestMemory:
 
     def __init__(self) -> None:
         self.regions: list[RamRegion] = []
+        # pages the monitor itself wrote (devices, loaders, SPP verdicts) while a snapshot's
+        # dirty tracking is on: KVM's dirty log sees only the guest's own writes
+        self.written: set[int] | None = None
 
     def add_ram(self, gpa: int, size: int) -> RamRegion:
         if gpa % 4096 or size % 4096 or size <= 0:
@@ -99,13 +102,18 @@ class GuestMemory:
 
     # --- access ------------------------------------------------------------------------
     def view(self, gpa: int, length: int) -> memoryview:
-        """A live, writable view of guest RAM (no copy)."""
+        """A live, writable view of guest RAM (no copy); counted as written while pages are tracked."""
+        if self.written is not None and length > 0:
+            self.written.update(range(gpa & ~0xFFF, gpa + length, 0x1000))
+        return self._span(gpa, length)
+
+    def _span(self, gpa: int, length: int) -> memoryview:
         r = self.region_of(gpa, length)
         off = gpa - r.gpa
         return r.buffer[off : off + length]
 
     def read(self, gpa: int, length: int) -> bytes:
-        return bytes(self.view(gpa, length))
+        return bytes(self._span(gpa, length))
 
     def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None:
         self.view(gpa, len(data))[:] = data
@@ -114,16 +122,16 @@ class GuestMemory:
         self.view(gpa, length)[:] = bytes([byte]) * length
 
     def read_u8(self, gpa: int) -> int:
-        return self.view(gpa, 1)[0]
+        return self._span(gpa, 1)[0]
 
     def read_u16(self, gpa: int) -> int:
-        return int(struct.unpack("<H", self.view(gpa, 2))[0])
+        return int(struct.unpack("<H", self._span(gpa, 2))[0])
 
     def read_u32(self, gpa: int) -> int:
-        return int(struct.unpack("<I", self.view(gpa, 4))[0])
+        return int(struct.unpack("<I", self._span(gpa, 4))[0])
 
     def read_u64(self, gpa: int) -> int:
-        return int(struct.unpack("<Q", self.view(gpa, 8))[0])
+        return int(struct.unpack("<Q", self._span(gpa, 8))[0])
 
     def write_u32(self, gpa: int, value: int) -> None:
         struct.pack_into("<I", self.view(gpa, 4), 0, value & 0xFFFFFFFF)

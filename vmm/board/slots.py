@@ -10,6 +10,7 @@ more memslots than KVM has.
 from __future__ import annotations
 
 from kvm_abi import constants as kc
+from kvm_abi import ffi
 from vmm.board.memory import GuestMemory, RamRegion
 from vmm.errors import SppRequestError
 from vmm.kvm.vm import Vm
@@ -23,17 +24,53 @@ class RamSlots:
         self.vm = vm
         self.memory = memory
         self.trapped: frozenset[int] = frozenset()
+        self.log_dirty = False  # every slot has KVM_MEM_LOG_DIRTY_PAGES (a snapshot's fast reset)
+        self._retired_dirty: set[int] = set()  # pages dirty in slots a relayout deleted
 
     def add_region(self, region: RamRegion) -> None:
-        self.vm.set_memslot(self.vm.free_slot(), region.gpa, region.size, region.host_addr, 0)
+        flags = kc.KVM_MEM_LOG_DIRTY_PAGES if self.log_dirty else 0
+        self.vm.set_memslot(self.vm.free_slot(), region.gpa, region.size, region.host_addr, flags)
+
+    def set_dirty_logging(self, on: bool) -> None:
+        """Turn KVM's dirty log on or off for every RAM slot (the vCPUs outside KVM_RUN)."""
+        if on == self.log_dirty:
+            return
+        self.log_dirty = on
+        self.relayout(self.trapped)
+        self._retired_dirty.clear()
+        if on:
+            self.harvest_dirty()  # start from a clean log
+
+    def harvest_dirty(self) -> set[int]:
+        """The pages the guest wrote since the last harvest, from every slot's dirty log (which
+        KVM clears as it is read), with those of slots deleted since."""
+        dirty = self._retired_dirty
+        self._retired_dirty = set()
+        for ms in list(self.vm.memslots.values()):
+            dirty |= self._slot_dirty(ms.slot, ms.gpa, ms.size)
+        return dirty
+
+    def _slot_dirty(self, slot: int, gpa: int, size: int) -> set[int]:
+        npages = size // PAGE
+        words = (npages + 63) // 64
+        bitmap = ffi.new("uint64_t[]", words)
+        self.vm.get_dirty_log(slot, bitmap)
+        bits = int.from_bytes(ffi.buffer(bitmap), "little")
+        pages: set[int] = set()
+        while bits:
+            low = bits & -bits
+            pages.add(gpa + (low.bit_length() - 1) * PAGE)
+            bits ^= low
+        return pages
 
     def relayout(self, trapped: set[int] | frozenset[int]) -> None:
         """Make exactly the pages in `trapped` read-only. The vCPUs must be outside KVM_RUN (the
         caller pauses them); an access that still lands in the gap between a delete and a create
         is an MMIO exit the caller serves from RAM."""
         wanted: list[Segment] = []
+        log = kc.KVM_MEM_LOG_DIRTY_PAGES if self.log_dirty else 0
         for r in self.memory.regions:
-            wanted += segments(r, trapped)
+            wanted += [(g, size, host, flags | log) for g, size, host, flags in segments(r, trapped)]
         current = {(s.gpa, s.size, s.host_addr, s.flags): s.slot for s in self.vm.memslots.values()}
         keep = set(wanted) & set(current)
         stale = [slot for key, slot in current.items() if key not in keep]
@@ -44,6 +81,9 @@ class RamSlots:
             )
         # Delete before create: KVM refuses overlapping slots.
         for slot in stale:
+            ms = self.vm.memslots[slot]
+            if ms.flags & kc.KVM_MEM_LOG_DIRTY_PAGES:  # its log goes with it: keep what it holds
+                self._retired_dirty |= self._slot_dirty(slot, ms.gpa, ms.size)
             self.vm.delete_memslot(slot)
         for gpa, size, host, flags in fresh:
             self.vm.set_memslot(self.vm.free_slot(), gpa, size, host, flags)

@@ -20,6 +20,7 @@ from typing import Literal, TextIO
 from vmm import layout as L
 from vmm.board.bus import AddressSpace
 from vmm.board.memory import GuestMemory
+from vmm.devices.acpi_pm import AcpiPm
 from vmm.devices.cmos import Cmos
 from vmm.devices.console import Console
 from vmm.devices.debugcon import DebugConsole
@@ -39,6 +40,8 @@ from vmm.devices.fw_cfg import (
 from vmm.devices.i8042 import I8042, PortA
 from vmm.devices.isa_debug_exit import IsaDebugExit
 from vmm.devices.notices import GuestNotices
+from vmm.devices.pci import PciHost, RegionMapper
+from vmm.devices.pci_testdev import PciTestdev
 from vmm.devices.post import DmaPageRegisters, PostPorts
 from vmm.devices.protocol import Device
 from vmm.devices.testdev import PcTestdev
@@ -58,6 +61,9 @@ class DeviceOptions:
     debug_exit: tuple[int, int] | None = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)  # (iobase, iosize)
     testdev: bool = False
     strict: bool = False  # malformed guest requests stop the run
+    com1: bool = True  # False: no UART at 0x3f8 (QEMU's -serial none, or -nodefaults without -serial)
+    pci_testdev: bool = False  # QEMU's pci-testdev at 00:02.0 (the pc platform's PCI bus)
+    rtc_localtime: bool = False  # the RTC starts at the host's local time (QEMU's -rtc base=localtime)
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,13 @@ class Peripherals:
     notices: GuestNotices
     irq_line: Callable[[int, int], None]  # (ISA IRQ, level)
     flush_page: Callable[[int], None]  # drop the host's mapping of a guest page (pc-testdev)
+    bar_regions: RegionMapper  # maps PCI BARs on the buses where the guest points them
 
 
 def builtin_devices(opts: DeviceOptions, p: Peripherals) -> list[Device]:
     """Every built-in device of a machine with `opts`, in placement order."""
-    devices: list[Device] = [
-        Uart16550(p.console, L.COM1_PORT),
+    devices: list[Device] = [Uart16550(p.console, L.COM1_PORT)] if opts.com1 else []
+    devices += [
         DebugConsole(p.console, L.DEBUGCON_PORT),
         UcallPort(p.memory, p.console, p.notices, strict=opts.strict, port=L.UCALL_PORT),
     ]
@@ -84,15 +91,30 @@ def builtin_devices(opts: DeviceOptions, p: Peripherals) -> list[Device]:
         below, above = ram_split(p.memory)
         devices += [
             make_fw_cfg(p.memory, opts.ncpus),
-            Cmos(ram_below_4g=below, ram_above_4g=above, ncpus=opts.ncpus),
+            Cmos(ram_below_4g=below, ram_above_4g=above, ncpus=opts.ncpus, localtime=opts.rtc_localtime),
             I8042(),
             PortA(),
             PostPorts(),
             DmaPageRegisters(),
+            make_pci(opts, p.bar_regions),
+            AcpiPm(),
         ]
     if opts.testdev:
         devices.append(PcTestdev(p.irq_line, p.flush_page))
     return devices
+
+
+# Where pci-testdev sits: QEMU's pc machine has the PIIX3 functions at 00:01.x, so with
+# -nodefaults (no VGA, no NIC) the first -device lands at 00:02.0.
+PCI_TESTDEV_SLOT = 2
+
+
+def make_pci(opts: DeviceOptions, bar_regions: RegionMapper) -> PciHost:
+    host = PciHost()
+    if opts.pci_testdev:
+        host.add(PCI_TESTDEV_SLOT, PciTestdev())
+    host.attach(bar_regions)
+    return host
 
 
 def place(
@@ -160,6 +182,7 @@ def make_fw_cfg(memory: GuestMemory, ncpus: int, max_cpus: int | None = None) ->
 class FirmwareTables:
     rsdp: int | None  # where the ACPI root pointer was written (None: RAM does not reach 1 MiB)
     mp_floating_pointer: int | None
+    facs: int | None = None  # the FACS, where a kernel leaves its S3 waking vector
 
 
 def write_firmware_tables(memory: GuestMemory, ncpus: int, log: TextIO) -> FirmwareTables:
@@ -168,4 +191,5 @@ def write_firmware_tables(memory: GuestMemory, ncpus: int, log: TextIO) -> Firmw
     if not memory.contains(acpi.TABLE_AREA[0], mptable.MP_AREA[1] - acpi.TABLE_AREA[0]):
         log.write("pyvmm: note: guest RAM ends below 1 MiB; no ACPI or MP tables written\n")
         return FirmwareTables(None, None)
-    return FirmwareTables(acpi.write_tables(memory, ncpus), mptable.write_tables(memory, ncpus))
+    rsdp = acpi.write_tables(memory, ncpus)
+    return FirmwareTables(rsdp, mptable.write_tables(memory, ncpus), acpi.facs_address(ncpus))

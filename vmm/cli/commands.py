@@ -1,4 +1,4 @@
-"""The `pyvmm` command: `pyvmm run IMAGE` and `pyvmm info`."""
+"""The `pyvmm` command: `pyvmm run IMAGE`, `pyvmm restore SNAPSHOT` and `pyvmm info`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
+from vmm.cli.qemu_options import QEMU_MACHINE_OPTIONS, QemuSpelledCommand
 from vmm.cpu.modes import CpuMode
-from vmm.errors import ExitStatus, PyvmmError, status_of
+from vmm.errors import ConfigError, ExitStatus, PyvmmError, status_of
 from vmm.numbers import parse_int, parse_seconds
 
 
@@ -51,35 +52,50 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[...,
     return click.option(*decls, **kw)
 
 
-RUN_OPTIONS = [
+SNAPSHOT_OPTIONS = [
+    _opt("--snapshot-at", "snapshot_at", type=str, default=None, metavar="sync:N|exits:N|spp:N",
+                 help="Stop at the Nth ucall SYNC, exit or SPP event and write a snapshot (with --snapshot-to)."),
+    _opt("--snapshot-to", "snapshot_to", type=click.Path(), default=None, metavar="FILE",
+                 help="Where --snapshot-at writes the snapshot; the run then ends with status 0."),
+    _opt("--snapshot-and-continue", "snapshot_continue", is_flag=True,
+                 help="After writing the snapshot, run on to the end."),
+]  # fmt: skip
+
+
+
+RUN_OPTIONS = [*SNAPSHOT_OPTIONS,
     _opt("--mode", type=click.Choice([m.value for m in CpuMode]), default=None,
          help="CPU mode a flat binary starts in [long]; ELF and multiboot images carry their own."),
     _opt("--load", type=Number("load address"), default=None,
          help="Guest-physical load address of a flat binary [real: 0x7c00, else 0x100000]."),
     _opt("--entry", type=Number("entry point"), default=None, help="Entry point of a flat binary [the load address]."),
-    _opt("--mem", type=Number("memory size"), default=None, help="Guest RAM in bytes; K/M/G suffixes [16M]."),
-    _opt("-m", "qemu_mem", type=str, default=None, metavar="SIZE",
+    _opt("--mem", type=Number("memory size"), default=None, help="Guest RAM in bytes; K/M/G suffixes [128M, as QEMU]."),
+    _opt("-m", "--m", "qemu_mem", type=str, default=None, metavar="SIZE",
          help="QEMU spelling of --mem: a number without a suffix is MiB, as in QEMU."),
     _opt("-smp", "--smp", "smp", type=str, default="1", metavar="N", help="Number of vCPUs (QEMU's 'cpus=N' too)."),
     _opt("-append", "--append", "append", type=str, default="", help="Kernel command line (multiboot)."),
     _opt("-initrd", "--initrd", "initrd", multiple=True, metavar="'FILE ARGS,FILE2 ...'",
          help="Multiboot modules, QEMU syntax: comma-separated 'file args' (',,' is a comma); repeatable."),
     _opt("--module", "modules", multiple=True, metavar="FILE[,ARGS]", help="One multiboot module (repeatable)."),
-    _opt("-kernel", "kernel", type=str, default=None, metavar="IMAGE", help="QEMU spelling of the IMAGE argument."),
+    _opt("-kernel", "--kernel", "kernel", type=str, default=None, metavar="IMAGE",
+         help="QEMU spelling of the IMAGE argument."),
     _opt("--irqchip/--no-irqchip", default=None,
          help="In-kernel PIC/IOAPIC/LAPIC and PIT [on for ELF, multiboot and SMP; off for flat binaries]."),
     _opt("--debug-exit", "debug_exit", type=str, default=None, metavar="BASE[:SIZE]",
          help="Where the isa-debug-exit port is [0xf4:4]."),
     _opt("--testdev", is_flag=True, help="Add QEMU's pc-testdev."),
-    _opt("-device", "qemu_devices", multiple=True, metavar="DEV[,PROPS]",
+    _opt("-device", "--device", "qemu_devices", multiple=True, metavar="DEV[,PROPS]",
          help="QEMU spelling: isa-debug-exit,iobase=N,iosize=N or pc-testdev."),
-    _opt("-serial", "serial", type=str, default="stdio", help="QEMU spelling: stdio (the default), null or none."),
-    _opt("-no-reboot", "no_reboot", is_flag=True, help="Accepted for QEMU command lines: pyvmm never reboots."),
-    _opt("-accel", "accel", type=str, default=None, hidden=True),
-    _opt("-enable-kvm", "enable_kvm", is_flag=True, hidden=True),
-    _opt("-nographic", "nographic", is_flag=True, hidden=True),
-    _opt("-display", "display", type=str, default=None, hidden=True),
-    _opt("-monitor", "monitor", type=str, default=None, hidden=True),
+    _opt("-serial", "--serial", "serial", multiple=True, metavar="stdio|file:PATH|null|none|chardev:ID",
+         help="QEMU: where COM1 writes [stdio]; none: no COM1."),
+    _opt("-no-reboot", "--no-reboot", "no_reboot", is_flag=True,
+         help="QEMU: a reset or triple fault ends the run with status 0."),
+    _opt("-accel", "--accel", "accel", type=str, default=None, hidden=True),
+    _opt("-enable-kvm", "--enable-kvm", "enable_kvm", is_flag=True, hidden=True),
+    _opt("-nographic", "--nographic", "nographic", is_flag=True, hidden=True),
+    _opt("-display", "--display", "display", type=str, default=None, hidden=True),
+    _opt("-monitor", "--monitor", "monitor", type=str, default=None, hidden=True),
+    *QEMU_MACHINE_OPTIONS,
     _opt("--handlers", "handler_files", multiple=True, type=click.Path(),
          help="Python file whose setup(machine) registers exit handlers (repeatable)."),
     _opt("--timeout", type=Seconds(), default=None,
@@ -110,14 +126,59 @@ def with_options(options: list[Callable[[Callable[..., Any]], Callable[..., Any]
     return apply
 
 
-@cli.command(context_settings={"ignore_unknown_options": False})
+@cli.command(cls=QemuSpelledCommand, context_settings={"ignore_unknown_options": False})
 @click.argument("image", required=False, type=click.Path(dir_okay=True, readable=False))
 @with_options(RUN_OPTIONS)
-def run(image: str | None, **kw: Any) -> int:
+@click.pass_obj
+def run(obj: dict[str, Any] | None, /, image: str | None, **kw: Any) -> int:
     """Run IMAGE: a flat binary, an ELF kernel or a multiboot kernel (detected from the file)."""
     from vmm.cli.launch import options_from_cli, run_image
 
+    if any(d in ("help", "?") for d in kw["qemu_devices"]):
+        from vmm.cli.devices import device_help
+
+        click.echo(device_help(), nl=False)
+        return 0
+    if any(m in ("help", "?") for m in kw["machine"]):
+        from vmm.cli.devices import machine_help
+
+        click.echo(machine_help(), nl=False)
+        return 0
+    if kw["cpu"] in ("help", "?"):
+        from vmm.cli.devices import cpu_help
+
+        click.echo(cpu_help(), nl=False)
+        return 0
+    if obj and obj.get("qemu_command") and image is not None:
+        raise ConfigError(f"a disk image ({image!r}) is not supported: give the kernel with -kernel FILE")
     return run_image(options_from_cli(image, kw))
+
+
+RESTORE_OPTIONS = [*SNAPSHOT_OPTIONS,
+    _opt("--mem", type=Number("memory size"), default=None, help="Guest RAM; must match the snapshot's."),
+    _opt("-m", "qemu_mem", type=str, default=None, metavar="SIZE", help="QEMU spelling of --mem."),
+    _opt("-smp", "--smp", "smp", type=str, default=None, metavar="N", help="vCPUs; must match the snapshot's."),
+    _opt("-serial", "serial", type=str, default="stdio", help="stdio (the default), null or none."),
+    _opt("--handlers", "handler_files", multiple=True, type=click.Path(),
+         help="Python file whose setup(machine) registers exit handlers (repeatable)."),
+    _opt("--policy", "policies", multiple=True, metavar="FILE|NAME", help="SPP policy, as for run."),
+    _opt("--timeout", type=Seconds(), default=None,
+         help="Stop the guest after this many seconds."),
+    _opt("--stats", is_flag=True, help="Print a per-exit-reason table at the end."),
+    _opt("--trace", "trace_path", type=click.Path(), default=None, help="Write one JSON line per exit."),
+    _opt("--strict", is_flag=True, default=None, help="Unhandled ports/MMIO and bad guest requests stop the run."),
+    _opt("-q", "--quiet", is_flag=True, help="No summary line on stderr."),
+]  # fmt: skip
+
+
+@cli.command()
+@click.argument("snapshot", type=click.Path(dir_okay=False, readable=False))
+@with_options(RESTORE_OPTIONS)
+def restore(snapshot: str, **kw: Any) -> int:
+    """Resume the machine saved in SNAPSHOT (written by run --snapshot-at ... --snapshot-to)."""
+    from vmm.cli.launch import restore_options_from_cli, restore_snapshot
+
+    return restore_snapshot(restore_options_from_cli(snapshot, kw))
 
 
 @cli.command()
@@ -129,10 +190,11 @@ def info() -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: every failure becomes one line on stderr and a documented exit status."""
+def main(argv: list[str] | None = None, *, qemu_command: bool = False) -> int:
+    """Entry point: every failure becomes one line on stderr and a documented exit status.
+    `qemu_command`: called as pyvmm-system-x86_64, which takes no positional disk image."""
     try:
-        rv = cli.main(args=argv, prog_name="pyvmm", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="pyvmm", standalone_mode=False, obj={"qemu_command": qemu_command})
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except click.UsageError as e:

@@ -9,13 +9,17 @@ from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 
 from vmm import layout as L
+from vmm.cli.qemu_options import machine_from_options
 from vmm.cli.userfile import call_entry, load_user_file
+from vmm.cpu.models import CpuRequest
 from vmm.cpu.modes import CpuMode
 from vmm.errors import ConfigError, ExitStatus, OutputError
+from vmm.kvm.exits import ShutdownExit
 from vmm.loaders.image import MODULE_LIMIT, read_image
 from vmm.machine import Machine, open_trace
 from vmm.numbers import parse_count, parse_int
 from vmm.runner.observe import ExitStats, ExitTrace
+from vmm.verdict import Stop
 
 
 @dataclass
@@ -31,7 +35,13 @@ class RunOptions:
     irqchip: bool | None = None  # None: on for kernels and SMP, off for flat binaries
     debug_exit: tuple[int, int] = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)
     testdev: bool = False
-    serial: str = "stdio"
+    pci_testdev: bool = False
+    serial: str = "stdio"  # "stdio", "null", "none" (no COM1) or "file:PATH"
+    no_reboot: bool = False  # -no-reboot: a triple fault ends the run with status 0, as QEMU's reset does
+    pit: bool = True
+    pit_reinject: bool = True
+    rtc_localtime: bool = False
+    cpu: CpuRequest = field(default_factory=CpuRequest)
     handler_files: list[str] = field(default_factory=list)
     timeout: float | None = None
     stats: bool = False
@@ -43,6 +53,9 @@ class RunOptions:
     policies: list[str] = field(default_factory=list)
     spp_backend: str = "auto"
     spp_abi: str | None = None
+    snapshot_at: str | None = None
+    snapshot_to: str | None = None
+    snapshot_continue: bool = False
 
     @property
     def wants_spp(self) -> bool:
@@ -60,15 +73,17 @@ def run_image(o: RunOptions) -> int:
     regions = spp_requests(o)
     irqchip = o.irqchip if o.irqchip is not None else (kind != "flat" or o.smp > 1)
     trace_file = open_trace(o.trace_path) if o.trace_path else None
-    err = sys.stderr
-    console: BinaryIO | None = io.BytesIO() if o.serial in ("null", "none") else None
+    console = open_console(o.serial)
     try:
         # A kernel gets the PC platform (its firmware tables go into RAM first, so an image that
         # covers them wins); so does a flat binary that asks for PC devices or several CPUs.
         default_exit = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)
-        pc = kind != "flat" or o.testdev or o.debug_exit != default_exit or o.smp > 1
+        pc = kind != "flat" or o.testdev or o.pci_testdev or o.debug_exit != default_exit or o.smp > 1
         with Machine(o.mem, strict=o.strict, smp=o.smp, irqchip=irqchip, console=console,
-                     platform="pc" if pc else "minimal", debug_exit=o.debug_exit, testdev=o.testdev) as m:  # fmt: skip
+                     platform="pc" if pc else "minimal", debug_exit=o.debug_exit, testdev=o.testdev,
+                     pci_testdev=o.pci_testdev,
+                     com1=o.serial != "none", pit=o.pit, pit_reinject=o.pit_reinject,
+                     rtc_localtime=o.rtc_localtime, cpu=o.cpu) as m:  # fmt: skip
             load_kernel(m, image, o.image, cmdline=o.append, modules=o.modules, mode=o.mode, load=o.load,
                         entry=o.entry)  # fmt: skip
             if o.wants_spp:
@@ -77,30 +92,126 @@ def run_image(o: RunOptions) -> int:
                 spp = m.enable_spp(o.spp_backend, o.spp_abi)
                 spp.protect_pages(regions)
                 for arg in o.policies:
-                    load_policy(arg, spp)
-            for path in o.handler_files:
-                call_entry(load_user_file(path, "handlers"), path, "handlers", "setup", m)
-            if o.stats:
-                m.stats = ExitStats()
-            if trace_file is not None:
-                m.trace = ExitTrace(trace_file)
-            result = m.run(timeout=o.timeout, handle_signals=True)
-            if trace_file is not None:
-                close_trace(trace_file, o.trace_path or "")  # before the summary: a failure is the one line
-            if result.report:
-                err.write(f"pyvmm: {result.reason}\n{result.report}\n")
-            if m.stats is not None:
-                err.write(m.stats.render() + "\n")
-            if not o.quiet or (result.status != ExitStatus.OK and result.status % 2 == 0):
-                err.write(
-                    f"pyvmm: {result.reason}; exit status {result.status} after {result.exits} exits "
-                    f"in {result.seconds:.3f} s\n"
-                )
-            return result.status
+                    load_policy(arg, spp, m.snapshot_hooks)
+            return run_loaded(m, o, trace_file)
     finally:
         if trace_file is not None and not trace_file.closed:
             with contextlib.suppress(OSError):  # an error is already on its way out: it is the one reported
                 trace_file.close()
+        if console is not None and o.serial.startswith("file:"):
+            console.close()
+
+
+def open_console(serial: str) -> BinaryIO | None:
+    """The stream COM1 (and the debug console) write to; None is the process's stdout."""
+    if serial in ("null", "none"):
+        return io.BytesIO()
+    if serial.startswith("file:"):
+        path = serial.removeprefix("file:")
+        try:
+            return open(path, "wb")
+        except OSError as e:
+            raise ConfigError(f"-serial file:{path}: cannot write it: {e.strerror}") from None
+    return None
+
+
+def triple_fault_without_reboot(ex: ShutdownExit) -> Stop:
+    """QEMU with -no-reboot turns the reset a triple fault causes into the end of the run, status 0.
+    The guest state is still reported: it says where the kernel died."""
+    return Stop(ExitStatus.OK, "guest triple-faulted (KVM_EXIT_SHUTDOWN); -no-reboot ends the run", fatal=True)
+
+
+def run_loaded(m: Machine, o: RunOptions, trace_file: Any) -> int:
+    """The part of a run after the machine is built: handlers, observers, the snapshot point,
+    the run itself and what it prints."""
+    from vmm.snapshot.hooks import register_module_hooks
+
+    err = sys.stderr
+    check_snapshot_options(o)
+    if o.no_reboot:
+        m.on_exit(ShutdownExit, triple_fault_without_reboot)
+    for path in o.handler_files:
+        module = load_user_file(path, "handlers")
+        call_entry(module, path, "handlers", "setup", m)
+        register_module_hooks(m.snapshot_hooks, f"handlers:{path}", module)
+    if o.stats:
+        m.stats = ExitStats()
+    if trace_file is not None:
+        m.trace = ExitTrace(trace_file)
+    trigger = m.snapshot_at(o.snapshot_at) if o.snapshot_at else None
+    result = m.run(timeout=o.timeout, handle_signals=True)
+    if trigger is not None and trigger.fired():
+        assert o.snapshot_to is not None
+        m.snapshot().save(o.snapshot_to)
+        err.write(f"pyvmm: snapshot at {trigger.at} written to {o.snapshot_to}\n")
+        if o.snapshot_continue:
+            result = m.run(timeout=o.timeout, handle_signals=True)
+    if trace_file is not None:
+        close_trace(trace_file, o.trace_path or "")  # before the summary: a failure is the one line
+    if result.report:
+        err.write(f"pyvmm: {result.reason}\n{result.report}\n")
+    if m.stats is not None:
+        err.write(m.stats.render() + "\n")
+    if not o.quiet or (result.status != ExitStatus.OK and result.status % 2 == 0):
+        err.write(
+            f"pyvmm: {result.reason}; exit status {result.status} after {result.exits} exits "
+            f"in {result.seconds:.3f} s\n"
+        )
+    return result.status
+
+
+def check_snapshot_options(o: RunOptions) -> None:
+    if (o.snapshot_at is None) != (o.snapshot_to is None):
+        raise ConfigError("--snapshot-at and --snapshot-to go together")
+    if o.snapshot_continue and o.snapshot_at is None:
+        raise ConfigError("--snapshot-and-continue needs --snapshot-at and --snapshot-to")
+    if o.snapshot_at is not None:
+        from vmm.snapshot.trigger import parse_snapshot_at
+
+        parse_snapshot_at(o.snapshot_at)
+
+
+def restore_snapshot(o: RunOptions) -> int:
+    """`pyvmm restore FILE`: the machine as the snapshot left it, run on with the options given."""
+    check_snapshot_options(o)
+    trace_file = open_trace(o.trace_path) if o.trace_path else None
+    console = open_console(o.serial)
+    try:
+        smp = o.smp if o.smp > 0 else None
+        mem = o.mem if o.mem > 0 else None
+        with Machine.from_snapshot(o.image, mem_size=mem, smp=smp, console=console,
+                                   strict=o.strict or None) as m:  # fmt: skip
+            if o.policies:
+                from vmm.cli.policyfile import load_policy
+
+                spp = m.enable_spp()
+                for arg in o.policies:
+                    load_policy(arg, spp, m.snapshot_hooks)
+            return run_loaded(m, o, trace_file)
+    finally:
+        if trace_file is not None and not trace_file.closed:
+            with contextlib.suppress(OSError):  # an error is already on its way out: it is the one reported
+                trace_file.close()
+        if console is not None and o.serial.startswith("file:"):
+            console.close()
+
+
+def restore_options_from_cli(snapshot: str, kw: dict[str, Any]) -> RunOptions:
+    mem, qemu_mem = kw.pop("mem"), kw.pop("qemu_mem")
+    if mem is not None and qemu_mem is not None:
+        raise ConfigError("give the memory size once (-m or --mem)")
+    if qemu_mem is not None:
+        mem = parse_qemu_size(qemu_mem)
+    smp = kw.pop("smp")
+    serial = kw.pop("serial")
+    if serial not in ("stdio", "null", "none", "mon:stdio"):
+        raise ConfigError(f"-serial {serial} is not supported (stdio, null or none)")
+    strict = kw.pop("strict")
+    return RunOptions(
+        image=snapshot, mem=mem if mem is not None else 0, smp=parse_smp(smp) if smp is not None else 0,
+        serial="stdio" if serial == "mon:stdio" else serial, handler_files=list(kw.pop("handler_files")),
+        policies=list(kw.pop("policies")), strict=bool(strict), **kw,
+    )  # fmt: skip
 
 
 def close_trace(trace_file: IO[str], path: str) -> None:
@@ -139,8 +250,18 @@ def options_from_cli(image: str | None, kw: dict[str, Any]) -> RunOptions:
         value = kw.pop(name)
         if value not in allowed:
             raise ConfigError(f"-{name} {value} is not supported (pyvmm always runs on KVM with no display)")
-    for flag in ("no_reboot", "enable_kvm", "nographic"):
-        kw.pop(flag)  # pyvmm never reboots, always uses KVM and has no display
+    for flag in ("enable_kvm", "nographic"):
+        kw.pop(flag)  # pyvmm always uses KVM and has no display
+    qemu = machine_from_options(kw)
+    irqchip = kw.pop("irqchip")
+    if qemu.irqchip is not None:
+        if irqchip is not None and irqchip != qemu.irqchip:
+            raise ConfigError("--irqchip/--no-irqchip and -machine kernel-irqchip disagree")
+        irqchip = qemu.irqchip
+    smp = parse_smp(kw.pop("smp"))
+    if irqchip is False and smp > 1:
+        # APs start through the in-kernel LAPIC: SMP without it would silently get it anyway
+        raise ConfigError(f"-smp {smp} needs the in-kernel irqchip: kernel-irqchip=off (--no-irqchip) needs -smp 1")
     mem = kw.pop("mem")
     qemu_mem = kw.pop("qemu_mem")
     if mem is not None and qemu_mem is not None:
@@ -150,23 +271,29 @@ def options_from_cli(image: str | None, kw: dict[str, Any]) -> RunOptions:
     mode = kw.pop("mode")
     debug_exit = parse_debug_exit(kw.pop("debug_exit"))
     testdev = kw.pop("testdev")
+    pci_testdev = False
     for dev in kw.pop("qemu_devices"):
         name, props = parse_device(dev)
         if name == "isa-debug-exit":
             debug_exit = (props.get("iobase", L.DEBUG_EXIT_PORT), props.get("iosize", L.DEBUG_EXIT_SIZE))
         elif name == "pc-testdev":
             testdev = True
+        elif name == "pci-testdev":
+            if props or pci_testdev:
+                raise ConfigError("-device pci-testdev is given more than once, or with properties (it takes none)")
+            pci_testdev = True
         else:
-            raise ConfigError(f"-device {name} is not emulated by pyvmm (isa-debug-exit and pc-testdev are)")
-    serial = kw.pop("serial")
-    if serial not in ("stdio", "null", "none", "mon:stdio"):
-        raise ConfigError(f"-serial {serial} is not supported (stdio, null or none)")
+            raise ConfigError(
+                f"-device {name} is not emulated by pyvmm (isa-debug-exit, pc-testdev and pci-testdev are)"
+            )
     modules = [m for spec in kw.pop("initrd") for m in parse_initrd(spec)]
     modules += [parse_module(spec) for spec in kw.pop("modules")]
     return RunOptions(
         image=image, mode=CpuMode(mode) if mode else None, mem=mem if mem is not None else L.DEFAULT_MEM,
-        smp=parse_smp(kw.pop("smp")), modules=modules, debug_exit=debug_exit, testdev=testdev,
-        serial="stdio" if serial == "mon:stdio" else serial,
+        smp=smp, modules=modules, debug_exit=debug_exit, testdev=testdev,
+        pci_testdev=pci_testdev,
+        serial=qemu.serial or "stdio", irqchip=irqchip, pit=qemu.pit, pit_reinject=qemu.pit_reinject,
+        rtc_localtime=qemu.rtc_localtime, cpu=qemu.cpu,
         handler_files=list(kw.pop("handler_files")), spp_regions=list(kw.pop("spp_regions")),
         spp_files=list(kw.pop("spp_files")), policies=list(kw.pop("policies")), **kw,
     )  # fmt: skip

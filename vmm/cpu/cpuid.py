@@ -1,24 +1,44 @@
-"""Per-vCPU CPUID: KVM's supported leaves with each vCPU's APIC id filled in."""
+"""Per-vCPU CPUID: KVM's supported leaves, shaped for the `-cpu` model (vmm.cpu.models), with each
+vCPU's APIC id and the machine's topology filled in, as `struct kvm_cpuid2` for KVM_SET_CPUID2."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from kvm_abi import ffi
+from vmm.cpu.models import CpuRequest, Leaf, ShapedCpu, Table, for_vcpu, shape
 from vmm.kvm.calls import new
 
 
-def cpuid_for_vcpu(supported: Any, apic_id: int) -> Any:
-    """A copy of `supported` (a struct kvm_cpuid2 *) in which leaf 1 EBX[31:24] and the x2APIC id
-    of leaves 0xB and 0x1F are `apic_id`, so an SMP guest tells its CPUs apart."""
-    n = int(supported.nent)
+def table_from_kvm(cpuid: Any) -> Table:
+    """A `struct kvm_cpuid2 *` as a table of leaves."""
+    out: Table = {}
+    for i in range(int(cpuid.nent)):
+        e = cpuid.entries[i]
+        leaf = Leaf(int(e.function), int(e.index), int(e.flags), int(e.eax), int(e.ebx), int(e.ecx), int(e.edx))
+        out[(leaf.function, leaf.index)] = leaf
+    return out
+
+
+def to_kvm(leaves: Sequence[Leaf]) -> Any:
+    n = len(leaves)
     cpuid = new("struct kvm_cpuid2 *", {"nent": n, "entries": n})
     cpuid.nent = n
-    ffi.memmove(cpuid.entries, supported.entries, n * ffi.sizeof("struct kvm_cpuid_entry2"))
-    for i in range(n):
+    for i, leaf in enumerate(leaves):
         e = cpuid.entries[i]
-        if e.function == 1:
-            e.ebx = (e.ebx & 0x00FFFFFF) | (apic_id & 0xFF) << 24
-        elif e.function in (0xB, 0x1F):
-            e.edx = apic_id
+        e.function, e.index, e.flags = leaf.function, leaf.index, leaf.flags
+        e.eax, e.ebx, e.ecx, e.edx = leaf.eax, leaf.ebx, leaf.ecx, leaf.edx
     return cpuid
+
+
+def shaped_cpu(supported: Any, request: CpuRequest) -> ShapedCpu:
+    return shape(table_from_kvm(supported), request)
+
+
+def cpuid_for_vcpu(shaped: ShapedCpu | Any, apic_id: int, ncpus: int = 1) -> Any:
+    """The `struct kvm_cpuid2 *` for one vCPU: `shaped` (a ShapedCpu, or KVM's supported table
+    as is) with 1.EBX[31:24] and the x2APIC id of leaves 0xB and 0x1F set to `apic_id`, so an SMP
+    guest tells its CPUs apart, and QEMU's topology for `ncpus`."""
+    table = shaped.table if isinstance(shaped, ShapedCpu) else table_from_kvm(shaped)
+    return to_kvm(for_vcpu(table, apic_id, ncpus))
+

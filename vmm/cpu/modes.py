@@ -90,7 +90,56 @@ ACCESS_USER_CODE, ACCESS_USER_DATA = 0xFB, 0xF3
 FLAGS_CODE64, FLAGS_32 = 0xA, 0xC  # G + L ; G + D/B
 
 
-def boot_gdt(long_mode: bool) -> bytes:
+@dataclass(frozen=True)
+class BootArea:
+    """Where the monitor's boot structures go, from a page-aligned `base`: the GDT, a page for the
+    (empty) IDT, the TSS with its I/O bitmap (three pages), and in long mode the PML4, the PDPT and
+    four page directories. The loaders choose `base` in a gap of the image (vmm.loaders.placement);
+    the default is the layout in vmm.layout."""
+
+    base: int = L.BOOT_GDT
+
+    GDT_OFFSET = 0
+    IDT_OFFSET = L.BOOT_IDT - L.BOOT_GDT
+    TSS_OFFSET = L.BOOT_TSS - L.BOOT_GDT
+    PML4_OFFSET = L.BOOT_PML4 - L.BOOT_GDT
+    PDPT_OFFSET = L.BOOT_PDPT - L.BOOT_GDT
+    PD_OFFSET = L.BOOT_PD - L.BOOT_GDT
+    # the TSS, its bitmap and the bitmap's closing byte end inside the fifth page
+    PROTECTED_SIZE = (TSS_OFFSET + TSS_LIMIT + 1 + L.PAGE_SIZE - 1) & ~(L.PAGE_SIZE - 1)
+    LONG_SIZE = L.MONITOR_AREA[1] - L.MONITOR_AREA[0]
+
+    @property
+    def gdt(self) -> int:
+        return self.base + self.GDT_OFFSET
+
+    @property
+    def idt(self) -> int:
+        return self.base + self.IDT_OFFSET
+
+    @property
+    def tss(self) -> int:
+        return self.base + self.TSS_OFFSET
+
+    @property
+    def pml4(self) -> int:
+        return self.base + self.PML4_OFFSET
+
+    @property
+    def pdpt(self) -> int:
+        return self.base + self.PDPT_OFFSET
+
+    @property
+    def pd(self) -> int:
+        return self.base + self.PD_OFFSET
+
+    @staticmethod
+    def size(mode: CpuMode) -> int:
+        """Bytes the structures of `mode` take from `base` (real mode needs none)."""
+        return {CpuMode.REAL: 0, CpuMode.PROTECTED: BootArea.PROTECTED_SIZE, CpuMode.LONG: BootArea.LONG_SIZE}[mode]
+
+
+def boot_gdt(long_mode: bool, tss: int = L.BOOT_TSS) -> bytes:
     code_flags = FLAGS_CODE64 if long_mode else FLAGS_32
     entries = [
         0,
@@ -99,7 +148,7 @@ def boot_gdt(long_mode: bool) -> bytes:
         gdt_descriptor(0, 0xFFFFF, ACCESS_USER_CODE, code_flags),
         gdt_descriptor(0, 0xFFFFF, ACCESS_USER_DATA, FLAGS_32),
     ]
-    return b"".join(struct.pack("<Q", e) for e in entries) + tss_descriptor(L.BOOT_TSS, TSS_LIMIT, long_mode)
+    return b"".join(struct.pack("<Q", e) for e in entries) + tss_descriptor(tss, TSS_LIMIT, long_mode)
 
 
 def boot_tss(stack_top: int, long_mode: bool) -> bytes:
@@ -113,17 +162,18 @@ def boot_tss(stack_top: int, long_mode: bool) -> bytes:
     return bytes(tss) + bytes(IO_BITMAP_BYTES) + b"\xff"
 
 
-def identity_page_tables(gib: int = 4) -> list[tuple[int, bytes]]:
+def identity_page_tables(gib: int = 4, area: BootArea | None = None) -> list[tuple[int, bytes]]:
     """PML4, PDPT and `gib` page directories identity-mapping [0, gib GiB) with 2 MiB pages.
 
     Every level has U/S set so code the guest drops to CPL 3 runs anywhere."""
+    at = area if area is not None else BootArea()
     flags = PTE_P | PTE_RW | PTE_US
-    pml4 = struct.pack("<Q", L.BOOT_PDPT | flags).ljust(L.PAGE_SIZE, b"\0")
-    pdpt = b"".join(struct.pack("<Q", (L.BOOT_PD + i * L.PAGE_SIZE) | flags) for i in range(gib))
-    out = [(L.BOOT_PML4, pml4), (L.BOOT_PDPT, pdpt.ljust(L.PAGE_SIZE, b"\0"))]
+    pml4 = struct.pack("<Q", at.pdpt | flags).ljust(L.PAGE_SIZE, b"\0")
+    pdpt = b"".join(struct.pack("<Q", (at.pd + i * L.PAGE_SIZE) | flags) for i in range(gib))
+    out = [(at.pml4, pml4), (at.pdpt, pdpt.ljust(L.PAGE_SIZE, b"\0"))]
     for i in range(gib):
         pd = b"".join(struct.pack("<Q", ((i * 512 + j) << 21) | flags | PTE_PS) for j in range(512))
-        out.append((L.BOOT_PD + i * L.PAGE_SIZE, pd))
+        out.append((at.pd + i * L.PAGE_SIZE, pd))
     return out
 
 
@@ -134,8 +184,10 @@ def _flat(selector: int, code: bool, long_mode: bool) -> Segment:
     return Segment(selector, type=0x3, dpl=dpl, db=1, g=1)
 
 
-def boot_state(mode: CpuMode, entry: int, stack: int) -> BootState:
-    """The initial state of the boot vCPU for a flat image entered at `entry` with stack `stack`."""
+def boot_state(mode: CpuMode, entry: int, stack: int, area: BootArea | None = None) -> BootState:
+    """The initial state of the boot vCPU for an image entered at `entry` with stack `stack`, its
+    descriptor tables and page tables at `area` (the default layout when None)."""
+    at = area if area is not None else BootArea()
     if mode is CpuMode.REAL:
         seg = Segment(0, base=0, limit=0xFFFF, type=0x3)
         segs = {n: seg for n in ("ds", "es", "fs", "gs", "ss")}
@@ -162,17 +214,17 @@ def boot_state(mode: CpuMode, entry: int, stack: int) -> BootState:
     data = _flat(L.SEL_KERNEL_DATA, False, long_mode)
     segs = {n: data for n in ("ds", "es", "fs", "gs", "ss")}
     segs["cs"] = _flat(L.SEL_KERNEL_CODE, True, long_mode)
-    segs["tr"] = Segment(L.SEL_TSS, base=L.BOOT_TSS, limit=TSS_LIMIT, type=0xB, s=0)
-    gdt = boot_gdt(long_mode)
-    memory = [(L.BOOT_GDT, gdt), (L.BOOT_TSS, boot_tss(stack, long_mode))]
+    segs["tr"] = Segment(L.SEL_TSS, base=at.tss, limit=TSS_LIMIT, type=0xB, s=0)
+    gdt = boot_gdt(long_mode, at.tss)
+    memory = [(at.gdt, gdt), (at.tss, boot_tss(stack, long_mode))]
     cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE
     cr4 = CR4_OSFXSR | CR4_OSXMMEXCPT
     cr3 = efer = 0
     if long_mode:
-        memory += identity_page_tables()
+        memory += identity_page_tables(area=at)
         cr0 |= CR0_WP | CR0_PG
         cr4 |= CR4_PAE
-        cr3 = L.BOOT_PML4
+        cr3 = at.pml4
         efer = EFER_SCE | EFER_LME | EFER_LMA
     return BootState(
         mode,
@@ -180,8 +232,8 @@ def boot_state(mode: CpuMode, entry: int, stack: int) -> BootState:
         stack,
         RFLAGS_RESERVED,
         segs,
-        (L.BOOT_GDT, len(gdt) - 1),
-        (L.BOOT_IDT, 0),
+        (at.gdt, len(gdt) - 1),
+        (at.idt, 0),
         cr0,
         cr3,
         cr4,

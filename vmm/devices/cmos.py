@@ -4,9 +4,11 @@ The clock runs from the host's clock (UTC, QEMU's default `-rtc base=utc`) plus 
 can change by writing the time registers. The RAM holds what a BIOS, or QEMU's `pc_cmos_init`,
 stores there for the OS: memory sizes and the CPU count; other bytes read back what was written.
 
-Not modelled: the periodic, alarm and update-ended interrupts (IRQ 8). Status C therefore always
-reads 0, and the update-in-progress bit of status A is never set, so a guest that waits for it to
-clear goes straight on.
+The alarm registers (1, 3, 5) and AIE hold what the guest writes; an alarm wakes a machine suspended
+to RAM (`alarm_delay`, `raise_alarm`: status C then reads AF | IRQF once). Not modelled: the
+periodic, alarm and update-ended interrupts on IRQ 8 while the guest runs, and the update cycle:
+the update-in-progress bit of status A is never set, so a guest that waits for it to clear goes
+straight on.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import calendar
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from vmm.devices.protocol import PortAccess, Region
 
@@ -30,6 +33,9 @@ CENTURY = 0x32  # where QEMU (and the ACPI FADT's default) keeps the century
 # status bits
 A_UIP = 0x80
 B_SET = 0x80  # the guest is setting the clock: it stops counting until the bit is cleared
+B_AIE = 0x20  # alarm interrupt enable
+C_IRQF, C_AF = 0x80, 0x20  # an enabled flag is set; the alarm flag
+ALARM_DONT_CARE = 0xC0  # an alarm byte of 0xc0-0xff matches every value
 B_DM_BINARY = 0x04  # data mode: binary when set, BCD when clear
 B_24H = 0x02
 D_VRT = 0x80  # valid RAM and time: the battery is good
@@ -94,6 +100,7 @@ class Cmos:
         ram_above_4g: int = 0,
         ncpus: int = 1,
         clock: Callable[[], float] = time.time,
+        localtime: bool = False,
     ) -> None:
         if not 1 <= ncpus <= 256:
             raise ValueError(f"CPU count {ncpus} does not fit the CMOS byte")
@@ -101,7 +108,9 @@ class Cmos:
         self.ram = bytearray(128)
         self.index = 0
         self.nmi_masked = False
-        self.offset = 0.0  # guest time minus host time, in seconds
+        self.flags = 0  # status C
+        # guest time minus host time, in seconds: -rtc base=localtime starts at the host's zone offset
+        self.offset = float(time.localtime(clock()).tm_gmtoff) if localtime else 0.0
         # while status B's SET bit is on, the clock stands still at these fields (binary values)
         self._frozen: dict[int, int] | None = None
         self.ram[STATUS_A] = STATUS_A_DEFAULT
@@ -170,7 +179,8 @@ class Cmos:
         if reg == STATUS_A:
             return self.ram[STATUS_A] & ~A_UIP
         if reg == STATUS_C:
-            return 0  # no interrupt flags are ever raised (and a read would clear them)
+            flags, self.flags = self.flags, 0  # a read clears them
+            return flags
         return self.ram[reg]
 
     def write(self, reg: int, value: int) -> None:
@@ -200,6 +210,28 @@ class Cmos:
             self._set_time(frozen)
         self.ram[STATUS_B] = value
 
+    # --- the alarm ---------------------------------------------------------------------------
+    def alarm_delay(self) -> float | None:
+        """Seconds from now until the alarm registers match the clock, if AIE is set; None if the
+        alarm is off or can never match."""
+        if not self.ram[STATUS_B] & B_AIE:
+            return None
+        wanted = []
+        for reg in (HOURS_ALARM, MINUTES_ALARM, SECONDS_ALARM):
+            raw = self.ram[reg]
+            wanted.append(None if raw >= ALARM_DONT_CARE else self._decode(reg - 1, raw))
+        now = self.clock() + self.offset
+        start = int(now)
+        for step in range(1, 86401):
+            t = start + step
+            h, m, s = (t // 3600) % 24, (t // 60) % 60, t % 60
+            if all(w is None or w == v for w, v in zip(wanted, (h, m, s), strict=True)):
+                return t - now
+        return None
+
+    def raise_alarm(self) -> None:
+        self.flags |= C_AF | (C_IRQF if self.ram[STATUS_B] & B_AIE else 0)
+
     # --- the guest side ---------------------------------------------------------------------
     def write_index(self, value: int) -> None:
         self.index = value & 0x7F
@@ -210,6 +242,18 @@ class Cmos:
 
     def write_data(self, value: int) -> None:
         self.write(self.index, value)
+
+    # --- snapshots: the clock keeps its offset from the host's clock, as a restored QEMU RTC does
+    def save_state(self) -> dict[str, Any]:
+        frozen = None if self._frozen is None else sorted(self._frozen.items())
+        return {"ram": bytes(self.ram).hex(), "index": self.index, "nmi_masked": self.nmi_masked,
+                "offset": self.offset, "frozen": frozen}  # fmt: skip
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.ram[:] = bytes.fromhex(state["ram"])
+        self.index, self.nmi_masked, self.offset = state["index"], state["nmi_masked"], state["offset"]
+        frozen = state["frozen"]
+        self._frozen = None if frozen is None else {int(k): int(v) for k, v in frozen}
 
     # --- I/O plumbing -------------------------------------------------------------------------
     def handle_io(self, ex: PortAccess) -> None:

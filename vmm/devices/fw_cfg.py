@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import Any
 
 from vmm.devices.protocol import PortAccess, Region
 
@@ -188,6 +189,20 @@ class FwCfg:
 
     def write_byte(self, value: int) -> None:
         """Guest writes to the data port: accepted and dropped (QEMU 2.4 and later)."""
+
+    # --- snapshots: the items too, since a loader filled them (command line, modules) --------
+    def save_state(self) -> dict[str, Any]:
+        return {"items": {str(k): v.hex() for k, v in self._items.items()},
+                "files": {n: v.hex() for n, v in self._files.items()},
+                "selected": self.selected, "offset": self.offset}  # fmt: skip
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._items = {int(k): bytes.fromhex(v) for k, v in state["items"].items()}
+        self._files = {n: bytes.fromhex(v) for n, v in state["files"].items()}
+        self._file_keys = {n: FILE_FIRST + i for i, n in enumerate(sorted(self._files))}
+        self.selected = state["selected"]
+        self._current = self.item(self.selected)
+        self.offset = state["offset"]
 
     # --- I/O plumbing -------------------------------------------------------------------------
     def handle_io(self, ex: PortAccess) -> None:

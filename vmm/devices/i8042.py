@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from vmm.devices.protocol import PortAccess, Region
 from vmm.errors import ExitStatus
@@ -102,6 +103,17 @@ class I8042:
         self.queue: deque[tuple[int, bool]] = deque()  # (byte, from the mouse port)
         self.last = 0  # a read of an empty buffer returns the last byte again, as on QEMU
         self.a20 = True
+
+    def save_state(self) -> dict[str, Any]:
+        return {"status": self.status, "mode": self.mode, "outport": self.outport, "pending": self.pending,
+                "kbd_pending": self.kbd_pending, "queue": [[b, aux] for b, aux in self.queue], "last": self.last,
+                "a20": self.a20}  # fmt: skip
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.status, self.mode, self.outport = state["status"], state["mode"], state["outport"]
+        self.pending, self.kbd_pending, self.last = state["pending"], state["kbd_pending"], state["last"]
+        self.queue = deque((int(b), bool(aux)) for b, aux in state["queue"])
+        self.a20 = state["a20"]
 
     # --- output buffer ------------------------------------------------------------------------
     def _push(self, *data: int, aux: bool = False) -> None:
@@ -230,6 +242,12 @@ class PortA:
 
     def __init__(self) -> None:
         self.value = 0  # QEMU's reset value
+
+    def save_state(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.value = state["value"]
 
     def write(self, value: int) -> Verdict:
         old, self.value = self.value, value & 0xFF

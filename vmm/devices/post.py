@@ -13,6 +13,7 @@ for the registers it maps; no DMA transfer ever takes place.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from vmm.devices.protocol import PortAccess, Region
 
@@ -59,6 +60,12 @@ class DmaPageRegisters:
 
     def __init__(self) -> None:
         self.regs = bytearray(PAGE_COUNT)
+
+    def save_state(self) -> dict[str, Any]:
+        return {"regs": bytes(self.regs).hex()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.regs[:] = bytes.fromhex(state["regs"])
 
     def write(self, port: int, value: int) -> None:
         self.regs[port - PAGE_FIRST] = value & 0xFF

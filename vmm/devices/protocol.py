@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from vmm.verdict import Verdict
 
@@ -58,6 +58,14 @@ class MmioAccess(Protocol):
     def value(self) -> int: ...
     @value.setter
     def value(self, v: int) -> None: ...
+
+
+class Stateful(Protocol):
+    """A device whose registers a snapshot saves: `save_state` returns JSON-able values (bytes
+    as hex strings), `load_state` puts them back."""
+
+    def save_state(self) -> dict[str, Any]: ...
+    def load_state(self, state: dict[str, Any]) -> None: ...
 
 
 PortHandler = Callable[[PortAccess], Verdict]

@@ -18,6 +18,7 @@ or dword covering 0xe9) do.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from vmm.devices.protocol import MmioAccess, PortAccess, Region
 
@@ -88,6 +89,14 @@ class PcTestdev:
     def write_mem(self, offset: int, data: bytes) -> None:
         data = data[: max(IOMEM_SIZE - offset, 0)]
         self.iomem[offset : offset + len(data)] = data
+
+    # --- snapshots ---------------------------------------------------------------------------
+    def save_state(self) -> dict[str, Any]:
+        return {"data": self.data, "iomem": bytes(self.iomem).hex()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.data = state["data"]
+        self.iomem[:] = bytes.fromhex(state["iomem"])
 
     # --- I/O plumbing -------------------------------------------------------------------------
     def regions(self) -> Sequence[Region]:

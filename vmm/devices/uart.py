@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from vmm.devices.console import Console
 from vmm.devices.protocol import PortAccess, Region
@@ -39,6 +40,15 @@ class Uart16550:
 
     def feed(self, data: bytes) -> None:
         self.rx.extend(data)
+
+    def save_state(self) -> dict[str, Any]:
+        return {"ier": self.ier, "lcr": self.lcr, "mcr": self.mcr, "scr": self.scr, "fcr": self.fcr,
+                "divisor": self.divisor, "rx": bytes(self.rx).hex()}  # fmt: skip
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.ier, self.lcr, self.mcr = state["ier"], state["lcr"], state["mcr"]
+        self.scr, self.fcr, self.divisor = state["scr"], state["fcr"], state["divisor"]
+        self.rx = deque(bytes.fromhex(state["rx"]))
 
     def regions(self) -> Sequence[Region]:
         return (Region("io", self.base, 8, self.handle_io),)

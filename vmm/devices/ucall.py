@@ -15,6 +15,7 @@ import errno
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
@@ -123,6 +124,12 @@ class UcallPort:
             # the struct itself is a ucall the guest can be answered through
             struct.pack_into("<i", self.memory.view(gpa, SIZE), RESULT_OFFSET, -errno.EFAULT)
             return self._reject(gpa, str(e))
+
+    def save_state(self) -> dict[str, Any]:
+        return {"syncs": [list(s) for s in self.syncs]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.syncs = [(int(a), int(b)) for a, b in state["syncs"]]
 
     def _reject(self, gpa: int | None, why: str) -> Verdict:
         self.notices.say(f"rejected ucall at {gpa:#x}: {why}" if gpa is not None else f"rejected ucall: {why}")

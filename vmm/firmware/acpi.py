@@ -1,4 +1,5 @@
-"""ACPI tables that tell a guest about its CPUs and interrupt controllers: RSDP, RSDT and MADT.
+"""ACPI tables that tell a guest about its CPUs and interrupt controllers (RSDP, RSDT and MADT), and
+about power management (FADT, FACS, DSDT, WAET: vmm.firmware.acpi_pm).
 
 Pure builders plus `write_tables`, which places them in the BIOS area where an OS looks for them:
 the RSDP on a 16-byte boundary between 0xE0000 and 0xFFFFF (ACPI's search area for the BIOS
@@ -18,6 +19,7 @@ from typing import Protocol
 
 from vmm import layout as L
 from vmm.errors import ConfigError
+from vmm.firmware import acpi_pm as pm
 
 RSDP_SIGNATURE = b"RSD PTR "
 RSDP_V1_SIZE = 20
@@ -113,15 +115,30 @@ def _align(x: int, a: int = 16) -> int:
 
 
 def build_tables(ncpus: int, base: int = TABLE_AREA[0], *, ioapic_id: int | None = None) -> list[tuple[int, bytes]]:
-    """[(guest-physical address, bytes)] for the RSDP (first), the RSDT and the MADT, laid out from
-    `base` on 16-byte boundaries."""
+    """[(guest-physical address, bytes)] for the RSDP (first), the RSDT, the MADT, the FACS, the
+    DSDT, the FADT and the WAET, laid out from `base` on 16-byte boundaries (the FACS on 64)."""
     rsdp_at = _align(base)
     rsdt_at = _align(rsdp_at + RSDP_V1_SIZE)
+    rsdt_size = SDT_HEADER_SIZE + 4 * 3  # FACP, APIC, WAET: the order QEMU lists them in
     madt = build_madt(ncpus, ioapic_id=ioapic_id)
-    rsdt_size = SDT_HEADER_SIZE + 4  # one entry
     madt_at = _align(rsdt_at + rsdt_size)
-    rsdt = build_rsdt([madt_at])
-    return [(rsdp_at, build_rsdp(rsdt_at)), (rsdt_at, rsdt), (madt_at, madt)]
+    facs_at = _align(madt_at + len(madt), pm.FACS_ALIGN)
+    dsdt = sdt(b"DSDT", 1, pm.DSDT_AML)
+    dsdt_at = _align(facs_at + pm.FACS_SIZE)
+    fadt_at = _align(dsdt_at + len(dsdt))
+    fadt = sdt(b"FACP", 1, pm.fadt_body(facs_at, dsdt_at))
+    waet_at = _align(fadt_at + len(fadt))
+    waet = sdt(b"WAET", 1, struct.pack("<I", pm.WAET_PM_TIMER_GOOD))
+    rsdt = build_rsdt([fadt_at, madt_at, waet_at])
+    return [
+        (rsdp_at, build_rsdp(rsdt_at)), (rsdt_at, rsdt), (madt_at, madt), (facs_at, pm.build_facs()),
+        (dsdt_at, dsdt), (fadt_at, fadt), (waet_at, waet),
+    ]  # fmt: skip
+
+
+def facs_address(ncpus: int, base: int = TABLE_AREA[0]) -> int:
+    """Where build_tables puts the FACS."""
+    return next(gpa for gpa, data in build_tables(ncpus, base) if data[:4] == b"FACS")
 
 
 def check_placement(pieces: list[tuple[int, bytes]], area: tuple[int, int] = TABLE_AREA) -> None:

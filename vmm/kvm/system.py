@@ -38,6 +38,7 @@ class Kvm:
         self.api_version = version
         self.vcpu_mmap_size = ioctl(self.fd, ioctls.KVM_GET_VCPU_MMAP_SIZE, NULL, "KVM_GET_VCPU_MMAP_SIZE")
         self._cpuid: Any = None
+        self._msr_indices: list[int] | None = None
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -69,6 +70,21 @@ class Kvm:
                 break
             self._cpuid = cpuid
         return self._cpuid
+
+    def msr_index_list(self) -> list[int]:
+        """KVM_GET_MSR_INDEX_LIST, cached: every MSR KVM lists as saved and restored (the host's
+        MSRs to save and the ones KVM emulates)."""
+        if self._msr_indices is None:
+            probe = new("struct kvm_msr_list *", {"nmsrs": 0, "indices": 0})
+            rc = raw_ioctl(self.fd, ioctls.KVM_GET_MSR_INDEX_LIST, probe)
+            if rc < 0 and rc != -errno.E2BIG:
+                raise KvmCallFailed("KVM_GET_MSR_INDEX_LIST", -rc)
+            n = int(probe.nmsrs)
+            listing = new("struct kvm_msr_list *", {"nmsrs": n, "indices": n})
+            listing.nmsrs = n
+            ioctl(self.fd, ioctls.KVM_GET_MSR_INDEX_LIST, listing, "KVM_GET_MSR_INDEX_LIST")
+            self._msr_indices = [int(listing.indices[i]) for i in range(int(listing.nmsrs))]
+        return list(self._msr_indices)
 
     def create_vm(self) -> Vm:
         fd = ioctl(self.fd, ioctls.KVM_CREATE_VM, as_arg(0), "KVM_CREATE_VM")

@@ -57,6 +57,8 @@ class Vcpu:
         self._debugreg: list[int] = []
         self.exits = 0
         self.kicks = 0
+        self._raw: dict[str, Any] = {}  # one reusable struct per RAW_STATE kind
+        self._msr_sets: dict[int, Any] = {}
         self.run: Callable[[], Exit] = self._make_run()
 
     def close(self) -> None:
@@ -274,6 +276,110 @@ class Vcpu:
             bad = list(values)[done]
             raise KvmCallFailed(f"KVM_SET_MSRS on vCPU {self.index} refused MSR {bad:#x}", errno.EINVAL)
 
+    # --- whole-state transfer, as raw kernel structs (snapshots) --------------------------
+    def get_raw(self, kind: str) -> bytes:
+        """One piece of vCPU state as the kernel's struct, byte for byte: `kind` is a key of
+        `RAW_STATE` (regs, sregs, xsave, xcrs, debugregs, lapic, events)."""
+        ctype, get, _ = RAW_STATE[kind]
+        obj = self._raw_buffer(kind, ctype)
+        ioctl(self.fd, get, obj, f"KVM_GET_{kind.upper()} on vCPU {self.index}")
+        return bytes(ffi.buffer(obj))
+
+    def set_raw(self, kind: str, raw: bytes) -> None:
+        """Put back what `get_raw(kind)` returned (into a buffer reused per kind: no allocation)."""
+        ctype, _, put = RAW_STATE[kind]
+        obj = self._raw_buffer(kind, ctype)
+        buf = ffi.buffer(obj)
+        if len(raw) != len(buf):
+            raise KvmSetupError(f"saved {kind} of vCPU {self.index} is {len(raw)} bytes, this host's is {len(buf)}")
+        buf[:] = raw
+        ioctl(self.fd, put, obj, f"KVM_SET_{kind.upper()} on vCPU {self.index}")
+        if kind == "regs" and self.sync_regs:
+            # the kvm_run mirror is refreshed only at the next exit: keep synced_rip() true now
+            ffi.memmove(ffi.addressof(self._sync_gprs), obj, len(buf))
+
+    def _raw_buffer(self, kind: str, ctype: str) -> Any:
+        obj = self._raw.get(kind)
+        if obj is None:
+            obj = self._raw[kind] = new(ctype)
+        return obj
+
+    def saveable_msrs(self, candidates: list[int], *, keep: frozenset[int] = frozenset()) -> list[int]:
+        """The MSRs of `candidates` that KVM both reads (KVM_GET_MSRS stops at the first one it
+        refuses: that one is dropped and the rest asked again) and takes back with the value it
+        read (some MSRs it lists, such as the async-PF acknowledgement, it refuses to set while
+        the guest's CPUID lacks the feature). The write-back probe skips `keep` (the TSC: writing
+        it back would move the guest's clock), which is kept as read."""
+        readable: list[int] = []
+        rest = list(candidates)
+        while rest:
+            got = self.get_msrs(rest)
+            readable += rest[: len(got)]
+            rest = rest[len(got) + 1 :]
+        values = self.get_msrs(readable)
+        accepted = []
+        for idx in readable:
+            if idx in keep:
+                accepted.append(idx)
+                continue
+            msrs = new("struct kvm_msrs *", {"nmsrs": 1, "entries": 1})
+            msrs.nmsrs = 1
+            msrs.entries[0].index, msrs.entries[0].data = idx, values[idx]
+            if libc.ioctl(self.fd, ioctls.KVM_SET_MSRS, msrs) == 1:
+                accepted.append(idx)
+        return accepted
+
+    def get_msrs_raw(self, indices: list[int]) -> bytes:
+        """The `kvm_msr_entry` array for `indices` (all must be readable), raw."""
+        n = len(indices)
+        msrs = new("struct kvm_msrs *", {"nmsrs": n, "entries": n})
+        msrs.nmsrs = n
+        for i, idx in enumerate(indices):
+            msrs.entries[i].index = idx
+        got = ioctl(self.fd, ioctls.KVM_GET_MSRS, msrs, f"KVM_GET_MSRS on vCPU {self.index}")
+        if got != n:
+            raise KvmCallFailed(f"KVM_GET_MSRS on vCPU {self.index} refused MSR {indices[got]:#x}", errno.EINVAL)
+        return bytes(ffi.buffer(msrs.entries, n * ffi.sizeof("struct kvm_msr_entry")))
+
+    def set_msrs_raw(self, entries: bytes) -> None:
+        """KVM_SET_MSRS of a raw `kvm_msr_entry` array, as `get_msrs_raw` returned it."""
+        size = ffi.sizeof("struct kvm_msr_entry")
+        n = len(entries) // size
+        if n == 0:
+            return
+        msrs = self._msr_sets.get(n)
+        if msrs is None:
+            msrs = self._msr_sets[n] = new("struct kvm_msrs *", {"nmsrs": n, "entries": n})
+        msrs.nmsrs = n
+        ffi.buffer(msrs.entries, n * size)[:] = entries
+        done = ioctl(self.fd, ioctls.KVM_SET_MSRS, msrs, f"KVM_SET_MSRS on vCPU {self.index}")
+        if done != n:
+            raise KvmCallFailed(
+                f"KVM_SET_MSRS on vCPU {self.index} refused MSR {int(msrs.entries[done].index):#x}", errno.EINVAL
+            )
+
+    def get_cpuid(self) -> bytes:
+        """KVM_GET_CPUID2: the table this vCPU was given, raw (a `kvm_cpuid2` header and entries)."""
+        n = 256
+        while True:
+            cpuid = new("struct kvm_cpuid2 *", {"nent": n, "entries": n})
+            cpuid.nent = n
+            rc = libc.ioctl(self.fd, ioctls.KVM_GET_CPUID2, cpuid)
+            if rc >= 0:
+                break
+            if ffi.errno != errno.E2BIG or n >= 4096:
+                raise KvmCallFailed(f"KVM_GET_CPUID2 on vCPU {self.index}", ffi.errno)
+            n *= 2
+        size = ffi.sizeof("struct kvm_cpuid2") + int(cpuid.nent) * ffi.sizeof("struct kvm_cpuid_entry2")
+        return bytes(ffi.buffer(cpuid, size))
+
+    def set_cpuid_raw(self, raw: bytes) -> None:
+        head = ffi.sizeof("struct kvm_cpuid2")
+        n = (len(raw) - head) // ffi.sizeof("struct kvm_cpuid_entry2")
+        cpuid = new("struct kvm_cpuid2 *", {"nent": n, "entries": n})
+        ffi.buffer(cpuid, len(raw))[:] = raw
+        self._set(ioctls.KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2")
+
     def set_cpuid(self, cpuid: Any) -> None:
         self._set(ioctls.KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2")
 
@@ -302,4 +408,15 @@ class Vcpu:
         return f"Vcpu({self.index})"
 
 
-__all__ = ["_MAX_MSRS", "Vcpu"]
+# kind -> (struct, get ioctl, set ioctl): the state a snapshot moves as the kernel's bytes
+RAW_STATE: dict[str, tuple[str, int, int]] = {
+    "regs": ("struct kvm_regs *", ioctls.KVM_GET_REGS, ioctls.KVM_SET_REGS),
+    "sregs": ("struct kvm_sregs *", ioctls.KVM_GET_SREGS, ioctls.KVM_SET_SREGS),
+    "xsave": ("struct kvm_xsave *", ioctls.KVM_GET_XSAVE, ioctls.KVM_SET_XSAVE),
+    "xcrs": ("struct kvm_xcrs *", ioctls.KVM_GET_XCRS, ioctls.KVM_SET_XCRS),
+    "debugregs": ("struct kvm_debugregs *", ioctls.KVM_GET_DEBUGREGS, ioctls.KVM_SET_DEBUGREGS),
+    "lapic": ("struct kvm_lapic_state *", ioctls.KVM_GET_LAPIC, ioctls.KVM_SET_LAPIC),
+    "events": ("struct kvm_vcpu_events *", ioctls.KVM_GET_VCPU_EVENTS, ioctls.KVM_SET_VCPU_EVENTS),
+}
+
+__all__ = ["RAW_STATE", "_MAX_MSRS", "Vcpu"]

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from kvm_abi import caps, ioctls
+from kvm_abi import caps, ffi, ioctls
 from kvm_abi.constants import KVM_PIT_SPEAKER_DUMMY
 from vmm.errors import KvmSetupError
 from vmm.kvm.calls import NULL, as_arg, ioctl, new, raw_ioctl
@@ -39,6 +39,7 @@ class Vm:
         self.vcpus: list[Vcpu] = []
         self.max_memslots = self.check_extension(caps.KVM_CAP_NR_MEMSLOTS) or 32
         self._region = new("struct kvm_userspace_memory_region *")
+        self._dirty_log = new("struct kvm_dirty_log *")
 
     def close(self) -> None:
         for v in self.vcpus:
@@ -66,11 +67,61 @@ class Vm:
         cfg.flags = KVM_PIT_SPEAKER_DUMMY  # port 0x61 is answered in the kernel too
         ioctl(self.fd, ioctls.KVM_CREATE_PIT2, cfg, "KVM_CREATE_PIT2")
 
+    def set_pit_reinject(self, reinject: bool) -> None:
+        """KVM_REINJECT_CONTROL: whether the in-kernel PIT delivers ticks the guest missed later
+        (QEMU's kvm-pit lost_tick_policy=delay) or drops them (discard). The argument is a struct
+        of one byte and 31 reserved ones."""
+        arg = new("uint8_t[32]")
+        arg[0] = 1 if reinject else 0
+        ioctl(self.fd, ioctls.KVM_REINJECT_CONTROL, arg, "KVM_REINJECT_CONTROL")
+
     def irq_line(self, irq: int, level: int) -> None:
         """Drive interrupt line `irq` of the in-kernel PIC/IOAPIC to `level`."""
         line = new("struct kvm_irq_level *")
         line.irq, line.level = irq, level
         ioctl(self.fd, ioctls.KVM_IRQ_LINE, line, f"KVM_IRQ_LINE({irq})")
+
+    def get_irqchip(self, chip_id: int) -> bytes:
+        """KVM_GET_IRQCHIP: the raw `struct kvm_irqchip` of the PIC master (0), slave (1) or IOAPIC (2)."""
+        chip = new("struct kvm_irqchip *")
+        chip.chip_id = chip_id
+        ioctl(self.fd, ioctls.KVM_GET_IRQCHIP, chip, f"KVM_GET_IRQCHIP({chip_id})")
+        return bytes(ffi.buffer(chip))
+
+    def set_irqchip(self, raw: bytes) -> None:
+        chip = _from_bytes("struct kvm_irqchip *", raw)
+        ioctl(self.fd, ioctls.KVM_SET_IRQCHIP, chip, f"KVM_SET_IRQCHIP({int(chip.chip_id)})")
+
+    def get_pit2(self) -> bytes:
+        state = new("struct kvm_pit_state2 *")
+        ioctl(self.fd, ioctls.KVM_GET_PIT2, state, "KVM_GET_PIT2")
+        return bytes(ffi.buffer(state))
+
+    def set_pit2(self, raw: bytes) -> None:
+        """KVM_SET_PIT2: each channel restarts its count from now (KVM reloads the counters), so
+        the time the VM spent stopped is not owed to the guest as a burst of ticks."""
+        ioctl(self.fd, ioctls.KVM_SET_PIT2, _from_bytes("struct kvm_pit_state2 *", raw), "KVM_SET_PIT2")
+
+    def get_clock(self) -> int:
+        """KVM_GET_CLOCK: the kvmclock value in ns."""
+        data = new("struct kvm_clock_data *")
+        ioctl(self.fd, ioctls.KVM_GET_CLOCK, data, "KVM_GET_CLOCK")
+        return int(data.clock)
+
+    def set_clock(self, ns: int) -> None:
+        """KVM_SET_CLOCK with no flags: the clock reads `ns` now (no realtime catch-up)."""
+        data = new("struct kvm_clock_data *")
+        data.clock = ns
+        ioctl(self.fd, ioctls.KVM_SET_CLOCK, data, "KVM_SET_CLOCK")
+
+    def get_dirty_log(self, slot: int, bitmap: Any) -> None:
+        """KVM_GET_DIRTY_LOG into `bitmap` (a cffi buffer of one bit per page of the slot,
+        rounded up to 64 bits): the pages the guest wrote since the last call, which KVM then
+        clears and write-protects again."""
+        log = self._dirty_log
+        log.slot = slot
+        log.dirty_bitmap = bitmap
+        ioctl(self.fd, ioctls.KVM_GET_DIRTY_LOG, log, f"KVM_GET_DIRTY_LOG(slot {slot})")
 
     def check_extension(self, cap: int) -> int:
         return max(raw_ioctl(self.fd, ioctls.KVM_CHECK_EXTENSION, as_arg(cap)), 0)
@@ -122,3 +173,13 @@ class Vm:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _from_bytes(ctype: str, raw: bytes) -> Any:
+    """A new cffi object of `ctype` holding `raw` (the kernel's own layout, as saved)."""
+    obj = new(ctype)
+    buf = ffi.buffer(obj)
+    if len(raw) != len(buf):
+        raise KvmSetupError(f"saved {ctype.rstrip(' *')} is {len(raw)} bytes, this ABI's is {len(buf)}")
+    buf[:] = raw
+    return obj

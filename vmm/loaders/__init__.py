@@ -16,15 +16,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from vmm.cpu.modes import CpuMode
+from vmm.cpu.modes import BootArea, CpuMode
 from vmm.errors import ConfigError, ImageError
-from vmm.loaders import multiboot as mb
 from vmm.loaders.detect import ImageFormat, detect_format
-from vmm.loaders.elf import Segment, parse_elf, resolve_entry
 from vmm.loaders.image import place_flat
+from vmm.loaders.placement import Occupied, area_occupied, choose_boot_area
 
 if TYPE_CHECKING:
     from vmm.board.memory import GuestMemory
+    from vmm.loaders.elf import Segment
 
 __all__ = ["BootTarget", "ImageFormat", "LoadedKernel", "detect_format", "load_kernel"]
 
@@ -41,7 +41,13 @@ class BootTarget(Protocol):
     def mem_size(self) -> int: ...
 
     def boot(
-        self, mode: CpuMode, entry: int, *, stack: int | None = None, regs: dict[str, int] | None = None
+        self,
+        mode: CpuMode,
+        entry: int,
+        *,
+        stack: int | None = None,
+        regs: dict[str, int] | None = None,
+        area: BootArea | None = None,
     ) -> object: ...
 
 
@@ -84,8 +90,13 @@ def load_kernel(
         mode = CpuMode.LONG if mode is None else mode
         place = place_flat(len(data), mode, machine.mem_size, load, entry)
         machine.memory.write(place.load, data)
-        machine.boot(mode, place.entry, stack=place.stack)
+        machine.boot(mode, place.entry, stack=place.stack, area=place.area)
         return LoadedKernel(fmt, place.entry, mode, None)
+
+    # The ELF and multiboot parsers are imported only for their images: a flat binary's start-up
+    # (every `pyvmm run` of one) does not pay for building their tables.
+    from vmm.loaders import multiboot as mb
+    from vmm.loaders.elf import parse_elf, resolve_entry
 
     fixed_mode = _ELF_MODES[fmt]
     _refuse_flat_options(fmt, path, fixed_mode, mode, load, entry)
@@ -93,17 +104,26 @@ def load_kernel(
         _refuse_boot_data(fmt, path, cmdline, modules)
         elf = _image_step(path, lambda: parse_elf(data, machine.mem_size))
         start = _image_step(path, lambda: resolve_entry(elf.entry, elf.segments))
+        area = _image_step(path, lambda: choose_boot_area(fixed_mode, _occupied(elf.segments), machine.mem_size))
         _write_segments(machine.memory, elf.segments)
-        machine.boot(fixed_mode, start)
+        machine.boot(fixed_mode, start, area=area)
         return LoadedKernel(fmt, start, fixed_mode, None)
 
     header = _image_step(path, lambda: mb.parse_header(data))
     assert header is not None  # detect_format found it
     kernel = _image_step(path, lambda: mb.kernel_image(data, header, machine.mem_size))
-    placed = mb.place_modules([mb.read_module(f, a) for f, a in modules], kernel.end, machine.mem_size)
-    occupied = [(s.paddr, s.end) for s in kernel.segments] + [(m.start, m.end) for m in placed]
-    info = mb.build_info(
-        machine.mem_size, mb.kernel_cmdline(path, cmdline), placed, occupied, amd_ht_hole=_amd_ht_hole(machine)
+    segments = _occupied(kernel.segments)
+    area = _image_step(path, lambda: choose_boot_area(fixed_mode, segments, machine.mem_size))
+    taken = [*segments, area_occupied(area, fixed_mode)]
+    placed = mb.place_modules(
+        [mb.read_module(f, a) for f, a in modules], kernel.end, machine.mem_size, [(o.start, o.end) for o in taken]
+    )
+    occupied = taken + [Occupied(m.start, m.end, f"module {m.string!r}") for m in placed]
+    info = _image_step(
+        path,
+        lambda: mb.build_info(
+            machine.mem_size, mb.kernel_cmdline(path, cmdline), placed, occupied, amd_ht_hole=_amd_ht_hole(machine)
+        ),
     )
 
     _write_segments(machine.memory, kernel.segments)
@@ -111,8 +131,12 @@ def load_kernel(
         machine.memory.write(m.start, m.data)
     for gpa, blob in info.writes:
         machine.memory.write(gpa, blob)
-    machine.boot(fixed_mode, kernel.entry, regs={"rax": mb.BOOT_MAGIC, "rbx": info.address})
+    machine.boot(fixed_mode, kernel.entry, regs={"rax": mb.BOOT_MAGIC, "rbx": info.address}, area=area)
     return LoadedKernel(fmt, kernel.entry, fixed_mode, info.address, tuple(header.notes()))
+
+
+def _occupied(segments: Sequence[Segment]) -> list[Occupied]:
+    return [Occupied(s.paddr, s.end, s.describe()) for s in segments]
 
 
 def _image_step(path: str, step: Callable[[], T]) -> T:

@@ -15,7 +15,6 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vmm import layout as L
 from vmm.errors import ImageError
 
 ELF_MAGIC = b"\x7fELF"
@@ -144,17 +143,12 @@ def _refuse_overlaps(segments: Sequence[Segment]) -> None:
 
 
 def check_segments(segments: Sequence[Segment], mem_size: int) -> None:
-    """Refuse segments outside guest RAM or over the area where the monitor writes the boot
-    GDT, TSS and page tables: the kernel's bytes would be overwritten before it ran."""
-    lo, hi = L.MONITOR_AREA
+    """Refuse segments outside guest RAM. (The monitor's own structures go around the segments,
+    wherever they are: vmm.loaders.placement.)"""
     for s in segments:
         if s.end > mem_size:
             raise ImageError(
                 f"{s.name} at {s.paddr:#x}-{s.end:#x} lies outside guest RAM ({mem_size:#x} bytes); use a larger --mem"
-            )
-        if s.paddr < hi and lo < s.end:
-            raise ImageError(
-                f"{s.name} at {s.paddr:#x}-{s.end:#x} overlaps the monitor's boot structures at {lo:#x}-{hi:#x}"
             )
 
 

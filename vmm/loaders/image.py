@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vmm import layout as L
-from vmm.cpu.modes import CpuMode
+from vmm.cpu.modes import BootArea, CpuMode
 from vmm.errors import ImageError
 from vmm.inputs import InputFileError, read_regular
+from vmm.loaders.placement import Occupied, choose_boot_area
 
 MODULE_LIMIT = 1 << 32  # a multiboot module lies below 4 GiB, so no larger one can be placed
 
@@ -35,10 +36,12 @@ class FlatPlacement:
     load: int
     entry: int
     stack: int
+    area: BootArea  # where the boot GDT, TSS and page tables go: clear of the image
 
 
 def place_flat(size: int, mode: CpuMode, mem_size: int, load: int | None, entry: int | None) -> FlatPlacement:
-    """Where a flat image of `size` bytes goes; refuses one that leaves RAM or covers boot structures."""
+    """Where a flat image of `size` bytes goes, and the boot structures beside it; refuses an image
+    that leaves RAM or leaves no room for them."""
     default_load = L.REAL_MODE_LOAD if mode is CpuMode.REAL else L.DEFAULT_LOAD
     load = default_load if load is None else load
     entry = load if entry is None else entry
@@ -53,11 +56,8 @@ def place_flat(size: int, mode: CpuMode, mem_size: int, load: int | None, entry:
             raise ImageError(f"real-mode image at {load:#x}+{size:#x} extends past 1 MiB")
         if entry > 0xFFFF and entry >> 4 > 0xFFFF:
             raise ImageError(f"real-mode entry {entry:#x} is not reachable with a 16-bit segment")
-    else:
-        lo, hi = L.MONITOR_AREA
-        if load < hi and lo < end:
-            raise ImageError(f"image at {load:#x}-{end:#x} overlaps the monitor's boot structures at {lo:#x}-{hi:#x}")
     if not load <= entry < end:
         raise ImageError(f"entry point {entry:#x} is outside the image ({load:#x}-{end:#x})")
     stack = load if mode is not CpuMode.REAL else min(load, 0xFFFF)
-    return FlatPlacement(load, entry, stack)
+    area = choose_boot_area(mode, [Occupied(load, end, f"the image ({load:#x}-{end:#x})")], mem_size)
+    return FlatPlacement(load, entry, stack, area)

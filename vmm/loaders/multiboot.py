@@ -18,6 +18,7 @@ from vmm import layout as L
 from vmm.errors import ConfigError, ImageError
 from vmm.loaders.elf import ELF_MAGIC, Segment, check_segments, parse_elf, resolve_entry
 from vmm.loaders.image import read_guest_file
+from vmm.loaders.placement import LOW_WINDOW, Occupied, describe_window, find_gap, page_up
 
 HEADER_MAGIC = 0x1BADB002  # in the kernel image
 BOOT_MAGIC = 0x2BADB002  # in EAX at entry: tells the kernel a multiboot loader started it
@@ -66,15 +67,11 @@ VGA_WINDOW = 0xA0000
 BIOS_ROM = 0xF0000
 HIGH_MEMORY = 0x100000
 
-# Where the information structure may go: above the monitor's GDT/TSS/page tables and below the
-# initial stack Machine.boot gives the kernel, leaving that stack room to grow before the kernel
-# switches to its own.
-STACK_ROOM = 0x4000
-INFO_AREA = (L.MONITOR_AREA[1], L.KERNEL_STACK - STACK_ROOM)
-
-
-def _page_up(addr: int) -> int:
-    return (addr + L.PAGE_SIZE - 1) & ~(L.PAGE_SIZE - 1)
+# Where the information structure may go: low memory from page 1 up to below the initial stack
+# Machine.boot gives the kernel, leaving that stack room to grow before the kernel switches to its
+# own; in the first gap there that the kernel, its modules and the boot structures leave.
+INFO_AREA = LOW_WINDOW
+_page_up = page_up
 
 
 # --- the header ----------------------------------------------------------------------------
@@ -250,21 +247,29 @@ class PlacedModule:
         return self.start + len(self.data)
 
 
-# Low memory a module must not cover: the monitor's boot structures, and everything from below
-# the initial stack up to 1 MiB (the stack, the EBDA and the ROM window the memory map reports as
-# not usable).
-_MODULE_KEEP_OUT = (L.MONITOR_AREA, (INFO_AREA[1], HIGH_MEMORY))
+# Low memory a module must not cover besides what the caller names: page 0, and everything from
+# below the initial stack up to 1 MiB (the stack, the EBDA and the ROM window the memory map
+# reports as not usable).
+_MODULE_KEEP_OUT = ((0, L.PAGE_SIZE), (INFO_AREA[1], HIGH_MEMORY))
 
 
-def place_modules(modules: Sequence[Module], after: int, mem_size: int) -> list[PlacedModule]:
+def place_modules(
+    modules: Sequence[Module], after: int, mem_size: int, keep_out: Sequence[tuple[int, int]] = ()
+) -> list[PlacedModule]:
     """Put each module on its own page boundary, in order, from the first page at or above
-    `after` (the kernel's end), as QEMU does whatever flag 0 says."""
-    placed = []
+    `after` (the kernel's end), as QEMU does whatever flag 0 says; a module that would cover one
+    of the `keep_out` ranges (the kernel's segments, the boot structures) moves past it."""
+    placed: list[PlacedModule] = []
     at = _page_up(after)
+    avoid = sorted([*_MODULE_KEEP_OUT, *keep_out])
     for m in modules:
-        for lo, hi in _MODULE_KEEP_OUT:
-            if at < hi and lo < at + len(m.data):
-                at = _page_up(hi)
+        moved = True
+        while moved:
+            moved = False
+            for lo, hi in [*avoid, *((p.start, p.end) for p in placed)]:
+                if at < hi and lo < at + max(len(m.data), 1):
+                    at = _page_up(hi)
+                    moved = True
         end = at + len(m.data)
         if end > mem_size:
             raise ImageError(
@@ -336,17 +341,17 @@ def build_info(
     mem_size: int,
     cmdline: str,
     modules: Sequence[PlacedModule],
-    occupied: Sequence[tuple[int, int]],
+    occupied: Sequence[tuple[int, int] | Occupied],
     amd_ht_hole: bool = False,
 ) -> InfoBlock:
     """The information structure, its memory map, module list and strings, as one block.
 
     The block goes in low memory, in the first page-aligned gap of INFO_AREA that avoids the
-    `occupied` [start, end) ranges (kernel segments and modules): below 640 KiB so any kernel can
-    reach it before it sets up paging, never over page 0 or the monitor's structures. QEMU puts
-    the structure at 0x9500 and the map at 0x9000 (its boot GDT lives in an option ROM), and the
-    strings and module list just above the kernel; pyvmm keeps the GDT, TSS and page tables at
-    0x1000-0xbfff instead, so it keeps everything of its own in one place above them."""
+    `occupied` [start, end) ranges (kernel segments, modules, the boot structures): below 640 KiB
+    so any kernel can reach it before it sets up paging, never over page 0. QEMU puts the
+    structure at 0x9500 and the map at 0x9000 whatever the kernel covers (its boot GDT lives in an
+    option ROM), and the strings and module list just above the kernel; pyvmm keeps all of it in
+    one block, where nothing of the kernel's is."""
     strings = [_cstring(cmdline, "the kernel command line")]
     strings += [_cstring(m.string, f"the string of module {m.string!r}") for m in modules]
     strings.append(_cstring(BOOT_LOADER_NAME, "the boot loader name"))
@@ -387,15 +392,13 @@ def build_info(
     return InfoBlock(base, [(base, bytes(block))])
 
 
-def _info_base(size: int, mem_size: int, occupied: Sequence[tuple[int, int]]) -> int:
-    lo, hi = INFO_AREA[0], min(INFO_AREA[1], mem_size)
-    candidates = sorted({lo, *(_page_up(end) for _, end in occupied if _page_up(end) > lo)})
-    for base in candidates:
-        if base + size > hi:
-            break
-        if not any(base < end and start < base + size for start, end in occupied):
-            return base
-    raise ImageError(
-        f"no room for the multiboot information ({size} bytes) in low memory {lo:#x}-{hi:#x}: "
-        "the kernel and its modules cover it, or the command line is too long"
-    )
+def _info_base(size: int, mem_size: int, occupied: Sequence[tuple[int, int] | Occupied]) -> int:
+    window = (INFO_AREA[0], min(INFO_AREA[1], mem_size))
+    ranges = [o if isinstance(o, Occupied) else Occupied(o[0], o[1], f"{o[0]:#x}-{o[1]:#x}") for o in occupied]
+    base = find_gap(size, ranges, window)
+    if base is None:
+        raise ImageError(
+            f"no room for the multiboot information ({size} bytes) in low memory {window[0]:#x}-{window[1]:#x}: "
+            f"it is covered by {describe_window(ranges, window)}, or the command line is too long"
+        )
+    return base

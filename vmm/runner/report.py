@@ -4,7 +4,6 @@ RIP and the page-table walk that found them (kvmtool prints the same three)."""
 from __future__ import annotations
 
 from vmm.board.memory import GuestMemory
-from vmm.cpu.paging import walk
 from vmm.errors import PyvmmError
 from vmm.kvm.vcpu import Vcpu
 
@@ -14,6 +13,8 @@ GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10
 
 def guest_state(vcpu: Vcpu, mem: GuestMemory) -> str:
     """A multi-line dump of `vcpu`; each part that cannot be read says so instead of failing."""
+    from vmm.cpu.paging import walk  # only a fatal stop needs the walker: keep it off start-up
+
     lines: list[str] = []
     try:
         regs = vcpu.get_regs()

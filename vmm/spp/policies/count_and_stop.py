@@ -16,3 +16,13 @@ def policy(event: SppEvent) -> SppVerdict:
     if seen >= LIMIT:
         return StopVm(f"{seen} SPP violations (limit {LIMIT})")
     return DENY
+
+
+def snapshot_state() -> dict[str, int]:
+    """The count goes into snapshots, so a restored run stops at the same violation."""
+    return {"seen": seen}
+
+
+def restore_state(data: dict[str, int]) -> None:
+    global seen
+    seen = int(data["seen"])

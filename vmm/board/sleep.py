@@ -1,0 +1,81 @@
+"""ACPI S3, suspend to RAM, for a one-vCPU machine: what QEMU with SeaBIOS does between a guest's
+SLP_TYP(S3) | SLP_EN write and its waking vector.
+
+The VM stops running (the vCPU thread waits) until the RTC alarm the guest armed is due; RAM is
+kept as it was; PM1a_STS then reads WAK_STS and RTC_STS, the RTC's status C reads AF | IRQF, and
+the boot vCPU starts in real mode at the FACS firmware waking vector (CS = vector >> 4,
+IP = vector & 0xf), as SeaBIOS's resume path enters it. A suspend with nothing to wake it (no
+alarm armed, RTC_EN clear), with several vCPUs, or with no waking vector ends the run with the
+sleep status and says which. A stop asked for while asleep (--timeout, Ctrl-C) ends the wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from vmm.cpu.boot import WritableRam, apply_boot_state
+from vmm.cpu.modes import BootState, CpuMode, Segment, boot_state
+from vmm.devices.acpi_pm import RTC_EN, RTC_STS, WAK_STS, AcpiPm
+from vmm.devices.cmos import Cmos
+from vmm.errors import ExitStatus
+from vmm.kvm.vcpu import Vcpu
+from vmm.verdict import Stop, Verdict
+
+FACS_WAKING_VECTOR = 12  # offset of the 32-bit firmware waking vector in the FACS
+WAIT_SLICE = 0.05  # seconds between looks for a stop while asleep
+
+
+def resume_state(vector: int) -> BootState:
+    """Real mode at `vector` the way a BIOS's resume path jumps there: CS = vector >> 4."""
+    state = boot_state(CpuMode.REAL, vector, 0)
+    cs = Segment(vector >> 4, base=(vector >> 4) << 4, limit=0xFFFF, type=0xB)
+    return BootState(
+        state.mode, vector & 0xF, 0, state.rflags, {**state.segments, "cs": cs}, state.gdt, state.idt,
+        state.cr0, 0, 0, 0, [],
+    )  # fmt: skip
+
+
+class Suspend:
+    def __init__(
+        self,
+        vcpus: list[Vcpu],
+        memory: WritableRam,
+        read_u32: Callable[[int], int],
+        pm: AcpiPm,
+        cmos: Cmos,
+        facs: int,
+        log: Callable[[str], None],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.vcpus, self.memory, self.read_u32 = vcpus, memory, read_u32
+        self.pm, self.cmos, self.facs, self.log, self.sleep = pm, cmos, facs, log, sleep
+        # set by whoever runs the vCPUs: a stop (timeout, Ctrl-C) ends the wait early
+        self.should_stop: Callable[[], bool] = lambda: False
+
+    def __call__(self) -> Verdict:
+        if len(self.vcpus) != 1:
+            return Stop(ExitStatus.SLEEP_NOT_IMPLEMENTED, f"guest suspended to RAM (ACPI S3) with {len(self.vcpus)} "
+                        "vCPUs; pyvmm resumes only one-vCPU machines")  # fmt: skip
+        delay = self.cmos.alarm_delay() if self.pm.enable & RTC_EN else None
+        if delay is None:
+            return Stop(ExitStatus.SLEEP_NOT_IMPLEMENTED, "guest suspended to RAM (ACPI S3) with no RTC alarm "
+                        "armed and enabled to wake it (pyvmm has no power button)")  # fmt: skip
+        vector = self.read_u32(self.facs + FACS_WAKING_VECTOR)
+        if vector == 0 or vector >= 0x100000:
+            return Stop(ExitStatus.SLEEP_NOT_IMPLEMENTED, f"guest suspended to RAM (ACPI S3) with FACS waking "
+                        f"vector {vector:#x}, which real mode cannot reach")  # fmt: skip
+        self.log(f"guest suspended to RAM (ACPI S3); the RTC alarm wakes it in {delay:.1f} s")
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            if self.should_stop():
+                return None  # the pending stop ends the run at this exit
+            self.sleep(min(left, WAIT_SLICE))
+        self.cmos.raise_alarm()
+        self.pm.status |= WAK_STS | RTC_STS
+        apply_boot_state(self.vcpus[0], self.memory, resume_state(vector))
+        regs = self.vcpus[0].get_regs()
+        for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp"):
+            setattr(regs, name, 0)
+        self.vcpus[0].set_regs(regs)
+        return None

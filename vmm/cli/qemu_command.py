@@ -1,0 +1,58 @@
+"""`pyvmm-system-x86_64`: QEMU's argument vector, unchanged, for a test runner that points its QEMU
+variable here. The options are `pyvmm run`'s (which spells every QEMU option as QEMU does); this
+module adds only what runners probe for before a run: the version, the help, and the device list.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from vmm.cli.devices import device_help
+
+QEMU_VERSION = "7.2.0"  # the QEMU release whose options, defaults and machine pyvmm follows
+PYVMM_VERSION = "0.1.0"  # pyproject.toml's version (read here without importlib's start-up cost)
+PROG = "pyvmm-system-x86_64"
+
+_VERSION = "--version", "-version"
+_HELP = "-h", "--help", "-help"
+_DEVICE = "-device", "--device"
+_LISTING = "help", "?"
+
+
+def version_text() -> str:
+    return (
+        f"QEMU emulator version {QEMU_VERSION} (pyvmm {PYVMM_VERSION})\n"
+        "pyvmm runs guests on /dev/kvm with QEMU's command line; the options are QEMU's, "
+        "the implementation is pyvmm's\n"
+    )
+
+
+def probe(argv: Sequence[str]) -> str | None:
+    """What a probe asks to print (the version, the device list), or None for a run. As in QEMU,
+    a probe anywhere on the line wins over the rest of it."""
+    for i, arg in enumerate(argv):
+        if arg in _VERSION:
+            return version_text()
+        if arg in _DEVICE and i + 1 < len(argv) and argv[i + 1] in _LISTING:
+            return device_help()
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from vmm.cli.commands import main as pyvmm_main
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in _HELP for a in args):
+        sys.stdout.write(version_text() + f"usage: {PROG} [options]: the options of `pyvmm run`\n\n")
+        return pyvmm_main(["run", "--help"])
+    text = probe(args)
+    if text is not None:
+        sys.stdout.write(text)
+        return 0
+    # QEMU prints nothing of its own when a run ends normally; neither does this command (-q)
+    return pyvmm_main(["run", "-q", *args], qemu_command=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,418 @@
+"""CPU models for QEMU's `-cpu`: a CPUID table shaped from what KVM offers (KVM_GET_SUPPORTED_CPUID),
+as QEMU shapes it with KVM.
+
+- `host` and `max`: everything KVM offers, as it reports it.
+- `qemu64`, `kvm64`: QEMU's definitions (family, model, stepping, maximum leaves, brand, the
+  features they list) with the host's vendor, as QEMU gives named models under KVM; a listed
+  feature KVM cannot offer is dropped with one warning line, as QEMU does.
+- `+feat`, `-feat`, `feat=on|off`: QEMU's feature names. Asking for a feature KVM cannot offer is
+  an error naming it (HostLacksFeature), never a silent drop.
+- `vendor=`, `host-phys-bits=on`, `phys-bits=N`, `level=`, `xlevel=`, `model-id=`: as QEMU.
+- The topology QEMU gives `-smp N` (one thread per core, N cores): leaf 1 EBX[23:16] and HTT, and
+  leaf 0xB's subleaves, with each vCPU's APIC id in 1.EBX[31:24] and 0xB.EDX (`for_vcpu`).
+
+Everything here is pure: a table is a dict of `Leaf`s keyed by (function, index).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from vmm.errors import ConfigError, HostLacksFeature
+
+Reg = str  # "eax", "ebx", "ecx", "edx"
+
+
+@dataclass
+class Leaf:
+    function: int
+    index: int
+    flags: int
+    eax: int = 0
+    ebx: int = 0
+    ecx: int = 0
+    edx: int = 0
+
+    def get(self, reg: Reg) -> int:
+        return int(getattr(self, reg))
+
+    def set(self, reg: Reg, value: int) -> None:
+        setattr(self, reg, value & 0xFFFFFFFF)
+
+
+Table = dict[tuple[int, int], Leaf]
+SIGNIFICANT_INDEX = 1  # KVM_CPUID_FLAG_SIGNIFCANT_INDEX: the subleaf matters
+
+# (function, index, register): QEMU's feature words that hold named features
+W1_EDX, W1_ECX = (1, 0, "edx"), (1, 0, "ecx")
+W7_EBX, W7_ECX, W7_EDX = (7, 0, "ebx"), (7, 0, "ecx"), (7, 0, "edx")
+WX_EDX, WX_ECX = (0x80000001, 0, "edx"), (0x80000001, 0, "ecx")
+WD1_EAX = (0xD, 1, "eax")
+
+# QEMU's names, bit by bit (target/i386/cpu.c feature_word_info); None where QEMU has none
+_WORDS: dict[tuple[int, int, str], list[str | None]] = {
+    W1_EDX: ["fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", None, "sep", "mtrr", "pge",
+             "mca", "cmov", "pat", "pse36", "pn", "clflush", None, "ds", "acpi", "mmx", "fxsr", "sse", "sse2",
+             "ss", "ht", "tm", "ia64", "pbe"],
+    W1_ECX: ["pni", "pclmulqdq", "dtes64", "monitor", "ds-cpl", "vmx", "smx", "est", "tm2", "ssse3", "cid",
+             None, "fma", "cx16", "xtpr", "pdcm", None, "pcid", "dca", "sse4.1", "sse4.2", "x2apic", "movbe",
+             "popcnt", "tsc-deadline", "aes", "xsave", None, "avx", "f16c", "rdrand", "hypervisor"],
+    W7_EBX: ["fsgsbase", "tsc-adjust", "sgx", "bmi1", "hle", "avx2", None, "smep", "bmi2", "erms", "invpcid",
+             "rtm", None, None, "mpx", None, "avx512f", "avx512dq", "rdseed", "adx", "smap", "avx512ifma",
+             "pcommit", "clflushopt", "clwb", "intel-pt", "avx512pf", "avx512er", "avx512cd", "sha-ni",
+             "avx512bw", "avx512vl"],
+    W7_ECX: [None, "avx512vbmi", "umip", "pku", None, "waitpkg", "avx512vbmi2", None, "gfni", "vaes",
+             "vpclmulqdq", "avx512vnni", "avx512bitalg", None, "avx512-vpopcntdq", None, "la57", None, None,
+             None, None, None, "rdpid", None, "bus-lock-detect", "cldemote", None, "movdiri", "movdir64b", None,
+             "sgxlc", "pks"],
+    W7_EDX: [None, None, "avx512-4vnniw", "avx512-4fmaps", "fsrm", None, None, None, "avx512-vp2intersect",
+             None, "md-clear", None, None, None, "serialize", None, "tsx-ldtrk", None, "pconfig", "arch-lbr",
+             None, None, "amx-bf16", "avx512-fp16", "amx-tile", "amx-int8", "spec-ctrl", "stibp", "flush-l1d",
+             "arch-capabilities", "core-capability", "ssbd"],
+    WX_EDX: [None, None, None, None, None, None, None, None, None, None, None, "syscall", None, None, None,
+             None, None, None, None, None, "nx", None, "mmxext", None, None, "fxsr-opt", "pdpe1gb", "rdtscp",
+             None, "lm", "3dnowext", "3dnow"],
+    WX_ECX: ["lahf-lm", "cmp-legacy", "svm", "extapic", "cr8legacy", "abm", "sse4a", "misalignsse",
+             "3dnowprefetch", "osvw", "ibs", "xop", "skinit", "wdt", None, "lwp", "fma4", "tce", None,
+             "nodeid-msr", None, "tbm", "topoext", "perfctr-core", "perfctr-nb", None, None, None, None, None,
+             None, None],
+    WD1_EAX: ["xsaveopt", "xsavec", "xgetbv1", "xsaves"] + [None] * 28,
+}  # fmt: skip
+
+# QEMU's other spellings of the same features
+_ALIASES = {"sse4-1": "sse4.1", "sse4-2": "sse4.2", "sse4_1": "sse4.1", "sse4_2": "sse4.2", "i64": "lm",
+            "ds_cpl": "ds-cpl", "lahf_lm": "lahf-lm", "tsc_deadline": "tsc-deadline",
+            "sha": "sha-ni", "pclmuldq": "pclmulqdq", "ffxsr": "fxsr-opt"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    word: tuple[int, int, str]
+    bit: int
+
+    def describe(self) -> str:
+        function, index, reg = self.word
+        sub = f".{index}" if function in (7, 0xD) else ""
+        return f"CPUID.{function:02X}H{sub}:{reg.upper()}.{self.name} [bit {self.bit}]"
+
+
+FEATURES: dict[str, Feature] = {
+    name: Feature(name, word, bit)
+    for word, names in _WORDS.items()
+    for bit, name in enumerate(names)
+    if name is not None
+}
+
+
+def feature(name: str) -> Feature:
+    key = name.replace("_", "-").lower()
+    key = _ALIASES.get(key, _ALIASES.get(name, key))
+    if key not in FEATURES:
+        raise ConfigError(f"-cpu: unknown CPU feature {name!r} (pyvmm info lists the feature names)")
+    return FEATURES[key]
+
+
+@dataclass(frozen=True)
+class Model:
+    """One of QEMU's named models, as target/i386/cpu.c defines it (the parts a guest sees)."""
+
+    name: str
+    level: int
+    xlevel: int
+    family: int
+    model: int
+    stepping: int
+    model_id: str
+    features: tuple[str, ...]
+    phys_bits: int = 40  # QEMU's default for named models (0x80000008 EAX[7:0])
+    virt_bits: int = 48
+
+
+_PPRO = ("fpu", "de", "pse", "tsc", "msr", "mce", "cx8", "pge", "cmov", "pat", "fxsr", "mmx", "sse", "sse2",
+         "pae", "sep", "apic")  # fmt: skip
+# What QEMU turns on, and off, for every named model under KVM (kvm_default_props; the hypervisor bit)
+_KVM_DEFAULTS = ("x2apic", "hypervisor")
+_KVM_DEFAULTS_OFF = ("svm", "monitor", "acpi")
+# 0x80000001 EDX bits that mirror 1.EDX on AMD (QEMU's CPUID_EXT2_AMD_ALIASES)
+AMD_ALIASES = 0x0183F3FF
+AMD_VENDOR_EBX = 0x68747541  # "Auth"
+INTEL_VENDOR_EBX = 0x756E6547  # "Genu"
+# The caches QEMU describes for named models in 0x80000005/6 (its legacy AMD cache info), as QEMU
+# 7.2 reports them: L1 TLBs and caches, then L2 TLB, L2 and L3
+LEGACY_AMD_CACHES = {
+    0x80000005: (0x01FF01FF, 0x01FF01FF, 0x40020140, 0x40020140),
+    0x80000006: (0x00000000, 0x42004200, 0x02008140, 0x00808140),
+}
+
+MODELS: dict[str, Model] = {
+    "qemu64": Model(
+        "qemu64", 0xD, 0x8000000A, 15, 107, 1, "QEMU Virtual CPU version 2.5+",
+        (*_PPRO, "mtrr", "clflush", "mca", "pse36", "pni", "cx16", "lm", "syscall", "nx", "lahf-lm", "svm",
+         *_KVM_DEFAULTS),
+    ),
+    "kvm64": Model(
+        "kvm64", 0xD, 0x80000008, 15, 6, 1, "Common KVM processor",
+        (*_PPRO, "vme", "mtrr", "clflush", "mca", "pse36", "pni", "cx16", "lm", "syscall", "nx", *_KVM_DEFAULTS),
+    ),
+    "qemu32": Model(
+        "qemu32", 4, 0x80000004, 6, 6, 3, "QEMU Virtual CPU version 2.5+", (*_PPRO, "pni", *_KVM_DEFAULTS),
+        phys_bits=36, virt_bits=32,
+    ),
+    "kvm32": Model(
+        "kvm32", 5, 0x80000008, 15, 6, 1, "Common 32-bit KVM processor",
+        (*_PPRO, "vme", "mtrr", "clflush", "mca", "pse36", "pni", *_KVM_DEFAULTS), phys_bits=36, virt_bits=32,
+    ),
+}  # fmt: skip
+HOST_MODELS = ("host", "max")
+VENDORS = ("GenuineIntel", "AuthenticAMD")
+
+
+@dataclass(frozen=True)
+class CpuRequest:
+    """What `-cpu` asked for, checked for spelling but not yet against the host."""
+
+    model: str = "host"
+    changes: tuple[tuple[Feature, bool], ...] = ()  # in order; the last word on a feature wins
+    vendor: str | None = None
+    host_phys_bits: bool = False
+    phys_bits: int | None = None
+    level: int | None = None
+    xlevel: int | None = None
+    model_id: str | None = None
+
+
+def model_names() -> list[str]:
+    return [*HOST_MODELS, *MODELS]
+
+
+def parse_cpu(text: str) -> CpuRequest:
+    """QEMU's -cpu MODEL[,+feat][,-feat][,feat=on|off][,vendor=...][,host-phys-bits=on]..."""
+    name, *props = text.split(",")
+    if name not in HOST_MODELS and name not in MODELS:
+        raise ConfigError(f"-cpu {name}: unknown or unsupported CPU model (pyvmm info lists the models)")
+    req = CpuRequest(model=name)
+    changes: list[tuple[Feature, bool]] = []
+    for p in props:
+        if not p:
+            continue
+        if p[0] in "+-":
+            changes.append((feature(p[1:]), p[0] == "+"))
+            continue
+        key, eq, value = p.partition("=")
+        if not eq:
+            raise ConfigError(f"-cpu {text}: {p!r} is neither +feature, -feature nor key=value")
+        if key == "vendor":
+            if value not in VENDORS:
+                raise ConfigError(f"-cpu vendor={value}: pyvmm knows {' and '.join(VENDORS)}")
+            req = replace(req, vendor=value)
+        elif key == "host-phys-bits":
+            req = replace(req, host_phys_bits=_on_off(key, value))
+        elif key == "phys-bits":
+            req = replace(req, phys_bits=_number(key, value, 32, 52))
+        elif key == "level":
+            req = replace(req, level=_number(key, value, 1, 0xFF))
+        elif key == "xlevel":
+            req = replace(req, xlevel=_number(key, value, 0x80000000, 0x800000FF))
+        elif key == "model-id":
+            req = replace(req, model_id=value)
+        elif key in ("enforce", "check", "migratable", "kvm", "pmu") and value in ("on", "off"):
+            raise ConfigError(f"-cpu {key}={value} is not supported")
+        else:
+            changes.append((feature(key), _on_off(key, value)))
+    return replace(req, changes=tuple(changes))
+
+
+def _on_off(key: str, value: str) -> bool:
+    if value in ("on", "true", "yes"):
+        return True
+    if value in ("off", "false", "no"):
+        return False
+    raise ConfigError(f"-cpu {key}={value}: the value is on or off")
+
+
+def _number(key: str, value: str, lo: int, hi: int) -> int:
+    try:
+        n = int(value, 0)
+    except ValueError:
+        raise ConfigError(f"-cpu {key}={value} is not a number") from None
+    if not lo <= n <= hi:
+        raise ConfigError(f"-cpu {key}={value} is outside {lo:#x}-{hi:#x}")
+    return n
+
+
+# --- shaping a table -----------------------------------------------------------------------------
+def feature_offered(supported: Table, f: Feature) -> bool:
+    return _bit(supported, f)
+
+
+def _bit(table: Table, f: Feature) -> bool:
+    leaf = table.get(f.word[:2])
+    return leaf is not None and bool(leaf.get(f.word[2]) >> f.bit & 1)
+
+
+def _put(table: Table, f: Feature, on: bool) -> None:
+    leaf = table.get(f.word[:2])
+    if leaf is None:
+        if not on:
+            return
+        function, index, _ = f.word
+        leaf = table[(function, index)] = Leaf(function, index, SIGNIFICANT_INDEX if function in (7, 0xD) else 0)
+    reg = f.word[2]
+    mask = 1 << f.bit
+    leaf.set(reg, leaf.get(reg) | mask if on else leaf.get(reg) & ~mask)
+
+
+def _vendor_words(vendor: str) -> tuple[int, int, int]:
+    ebx, edx, ecx = struct.unpack("<III", vendor.encode())
+    return ebx, edx, ecx
+
+
+def _brand(table: Table, text: str) -> None:
+    raw = text.encode()[:47].ljust(48, b"\0")
+    for i, function in enumerate((0x80000002, 0x80000003, 0x80000004)):
+        words = struct.unpack_from("<IIII", raw, 16 * i)
+        table[(function, 0)] = Leaf(function, 0, 0, *words)
+
+
+@dataclass
+class ShapedCpu:
+    table: Table
+    warnings: list[str] = field(default_factory=list)
+
+
+def shape(supported: Table, req: CpuRequest) -> ShapedCpu:
+    """The table for `req` from KVM's `supported` one. HostLacksFeature for an explicit +feature
+    KVM does not offer; a model's own features KVM lacks are dropped with a warning, as QEMU."""
+    out = ShapedCpu({k: replace(v) for k, v in supported.items()})
+    t = out.table
+    host_phys = t[(0x80000008, 0)].eax & 0xFF if (0x80000008, 0) in t else None
+    model = MODELS.get(req.model)
+    if model is not None:
+        _apply_model(out, supported, model)
+    for f, on in req.changes:
+        if on and not _bit(supported, f):
+            raise HostLacksFeature(f"-cpu {req.model}: this host's KVM cannot offer {f.name} ({f.describe()})")
+        _put(t, f, on)
+    if req.level is not None:
+        t[(0, 0)].eax = req.level
+    if req.xlevel is not None and (0x80000000, 0) in t:
+        t[(0x80000000, 0)].eax = req.xlevel
+    if req.vendor is not None:
+        ebx, edx, ecx = _vendor_words(req.vendor)
+        for function in (0, 0x80000000):
+            if (function, 0) in t:
+                leaf = t[(function, 0)]
+                leaf.ebx, leaf.edx, leaf.ecx = ebx, edx, ecx
+    if req.model_id is not None:
+        _brand(t, req.model_id)
+    if (0x80000001, 0) in t:  # on AMD, 0x80000001 EDX repeats these bits of 1.EDX, as QEMU fills it
+        ext = t[(0x80000001, 0)]
+        ext.edx &= ~AMD_ALIASES
+        if t[(0, 0)].ebx == AMD_VENDOR_EBX:
+            ext.edx |= t[(1, 0)].edx & AMD_ALIASES
+    phys = host_phys if req.host_phys_bits else req.phys_bits
+    if phys is not None and (0x80000008, 0) in t:
+        leaf = t[(0x80000008, 0)]
+        leaf.eax = (leaf.eax & ~0xFF) | phys
+    _trim(t)
+    return out
+
+
+def _apply_model(out: ShapedCpu, supported: Table, model: Model) -> None:
+    t = out.table
+    for f in FEATURES.values():  # the model's feature words start empty, then get its list
+        _put(t, f, False)
+    for name in model.features:
+        f = FEATURES[name]
+        if name in _KVM_DEFAULTS_OFF:
+            continue
+        if _bit(supported, f):
+            _put(t, f, True)
+        else:
+            out.warnings.append(f"warning: host doesn't support requested feature: {f.describe()}")
+    # the model's values for what its definition does not list: nothing of the host's
+    for function in (0x80000001, 0x80000007, 0x80000008):
+        if (function, 0) in t:
+            t[(function, 0)].ebx = 0
+    if (0x80000007, 0) in t:
+        t[(0x80000007, 0)].edx = 0
+    for function, words in LEGACY_AMD_CACHES.items():
+        if (function, 0) in t:
+            t[(function, 0)] = Leaf(function, 0, 0, *words)
+    t[(0, 0)].eax = model.level
+    if (0x80000000, 0) in t:
+        t[(0x80000000, 0)].eax = model.xlevel
+    leaf1 = t[(1, 0)]
+    fam, ext_fam = min(model.family, 0xF), max(model.family - 0xF, 0)
+    leaf1.eax = ext_fam << 20 | (model.model >> 4) << 16 | fam << 8 | (model.model & 0xF) << 4 | model.stepping
+    if (0x80000001, 0) in t:
+        t[(0x80000001, 0)].eax = leaf1.eax
+    _brand(t, model.model_id)
+    if (0x80000008, 0) in t:
+        leaf = t[(0x80000008, 0)]
+        leaf.eax = model.virt_bits << 8 | model.phys_bits
+    if (7, 0) in t:
+        t[(7, 0)].eax = 0
+    if not _bit(t, FEATURES["xsave"]):  # no XSAVE: no state components to describe
+        for key in [k for k in t if k[0] == 0xD]:
+            t[key] = Leaf(0xD, key[1], t[key].flags)
+
+
+def _trim(t: Table) -> None:
+    """Drop leaves above the maximum basic and extended leaf, as the CPU would not answer them."""
+    level = t[(0, 0)].eax
+    xlevel = t[(0x80000000, 0)].eax if (0x80000000, 0) in t else 0x80000000
+    for key in list(t):
+        function = key[0]
+        if (function < 0x40000000 and function > level) or (function >= 0x80000000 and function > xlevel):
+            del t[key]
+
+
+# --- per vCPU ------------------------------------------------------------------------------------
+HTT = 1 << 28
+
+
+def for_vcpu(table: Table, apic_id: int, ncpus: int) -> list[Leaf]:
+    """`table` for the vCPU with `apic_id` on a machine of `ncpus` vCPUs, with QEMU's topology for
+    -smp N (one thread per core, N cores on one socket)."""
+    t = {k: replace(v) for k, v in table.items()}
+    leaf1 = t[(1, 0)]
+    logical = ncpus if ncpus > 1 else 0  # QEMU fills the count (and HTT) only for several CPUs
+    leaf1.ebx = (leaf1.ebx & 0x0000FFFF) | (logical & 0xFF) << 16 | (apic_id & 0xFF) << 24
+    if ncpus > 1:
+        leaf1.edx |= HTT
+    core_shift = (ncpus - 1).bit_length()
+    if (0x80000001, 0) in t:
+        ext = t[(0x80000001, 0)]
+        ext.ebx = 0  # QEMU: no package type, brand id or the like
+        if ncpus > 1 and t[(0, 0)].ebx != INTEL_VENDOR_EBX:
+            ext.ecx |= 1 << 1  # CmpLegacy, as QEMU sets it for several CPUs on a non-Intel vendor
+    if (0x80000008, 0) in t:  # core count and APIC-id bits for the cores, as QEMU fills them
+        t[(0x80000008, 0)].ecx = (core_shift << 12 | (ncpus - 1)) if ncpus > 1 else 0
+    for function in (0xB, 0x1F):
+        if not any(k[0] == function for k in t):
+            continue
+        for key in [k for k in t if k[0] == function]:
+            del t[key]
+        levels = [(0, 1, 1), (core_shift, ncpus, 2)]  # (shift to the next level, CPUs at this level, type)
+        for index, (shift, count, kind) in enumerate(levels):
+            t[(function, index)] = Leaf(function, index, SIGNIFICANT_INDEX, shift, count, kind << 8 | index, apic_id)
+        end = len(levels)
+        t[(function, end)] = Leaf(function, end, SIGNIFICANT_INDEX, 0, 0, end, apic_id)
+    return sorted(t.values(), key=lambda leaf: (leaf.function, leaf.index))
+
+
+def table_of(entries: Iterable[Leaf]) -> Table:
+    return {(e.function, e.index): e for e in entries}
+
+
+def feature_names_by_word() -> Sequence[tuple[str, list[str]]]:
+    """For `pyvmm info`: each feature word and QEMU's names in it."""
+    out = []
+    for word, names in _WORDS.items():
+        function, index, reg = word
+        out.append((f"CPUID.{function:02X}H.{index}:{reg.upper()}", [n for n in names if n]))
+    return out
