@@ -10,7 +10,6 @@ buses (`vmm.board.table` places every built-in one), the defaults in `vmm.runner
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
@@ -26,6 +25,7 @@ from vmm.devices.isa_debug_exit import IsaDebugExit
 from vmm.devices.uart import Uart16550
 from vmm.devices.ucall import UcallPort
 from vmm.errors import ConfigError, RunError, SnapshotHost, SnapshotMismatch
+from vmm.inputs import InputFileError, open_output
 from vmm.kvm.exits import Exit, IntrExit
 from vmm.kvm.system import Kvm
 from vmm.loaders.image import place_flat
@@ -431,6 +431,6 @@ def _name_of(handler: Handler) -> str:
 def open_trace(path: str) -> int:
     """The trace file's descriptor: the trace writer writes whole lines to it with os.write."""
     try:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-    except OSError as e:
-        raise ConfigError(f"cannot write trace file {path!r}: {e.strerror}") from None
+        return open_output(path)
+    except InputFileError as e:
+        raise ConfigError(f"trace file {path!r} {e}") from None

@@ -309,7 +309,7 @@ def test_missing_module_is_named(machine: FakeMachine, tmp_path: Path) -> None:
 
 
 def test_directory_module_is_named(machine: FakeMachine, tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match=rf"^module '{tmp_path}' is a directory$"):
+    with pytest.raises(ImageError, match=rf"^module '{tmp_path}' is a directory, not a regular file$"):
         load_kernel(machine, aout_kernel(), "k", modules=[(str(tmp_path), "")])
 
 

@@ -11,7 +11,7 @@ import click
 from vmm.cli.qemu_options import QEMU_MACHINE_OPTIONS, QemuSpelledCommand
 from vmm.cpu.modes import CpuMode
 from vmm.errors import ConfigError, ExitStatus, PyvmmError, status_of
-from vmm.numbers import parse_int
+from vmm.numbers import parse_int, parse_seconds
 
 
 class Number(click.ParamType):
@@ -25,6 +25,20 @@ class Number(click.ParamType):
             return value
         try:
             return parse_int(str(value), self.what)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+class Seconds(click.ParamType):
+    """A --timeout: finite, above 0, at most vmm.numbers.MAX_SECONDS."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_seconds(str(value))
         except ValueError as e:
             self.fail(str(e), param, ctx)
 
@@ -91,7 +105,7 @@ RUN_OPTIONS = [*SNAPSHOT_OPTIONS,
     _opt("--msr-exit", "msr_exits", multiple=True, metavar="INDEX[-LAST][:r|w|rw]",
          help="Send the guest's RDMSR/WRMSR of this MSR to Python (traced, counted, and seen by --handlers "
               "that call on_msr); every other MSR stays in the kernel (repeatable) [rw]."),
-    _opt("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+    _opt("--timeout", type=Seconds(), default=None,
          help="Stop the guest after this many seconds."),
     _opt("--stats", is_flag=True, help="Print a per-exit-reason table at the end."),
     _opt("--trace", "trace_path", type=click.Path(), default=None,
@@ -155,7 +169,7 @@ RESTORE_OPTIONS = [*SNAPSHOT_OPTIONS,
     _opt("--handlers", "handler_files", multiple=True, type=click.Path(),
          help="Python file whose setup(machine) registers exit handlers (repeatable)."),
     _opt("--policy", "policies", multiple=True, metavar="FILE|NAME", help="SPP policy, as for run."),
-    _opt("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+    _opt("--timeout", type=Seconds(), default=None,
          help="Stop the guest after this many seconds."),
     _opt("--stats", is_flag=True, help="Print a per-exit-reason table at the end."),
     _opt("--trace", "trace_path", type=click.Path(), default=None, help="Write one JSON line per exit."),

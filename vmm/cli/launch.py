@@ -15,9 +15,9 @@ from vmm.cpu.models import CpuRequest
 from vmm.cpu.modes import CpuMode
 from vmm.errors import ConfigError, ExitStatus
 from vmm.kvm.exits import ShutdownExit
-from vmm.loaders.image import read_image
+from vmm.loaders.image import MODULE_LIMIT, read_image
 from vmm.machine import Machine, open_trace
-from vmm.numbers import parse_int
+from vmm.numbers import parse_count, parse_int
 from vmm.runner.observe import ExitStats, ExitTrace
 from vmm.verdict import Stop
 
@@ -68,7 +68,10 @@ class RunOptions:
 def run_image(o: RunOptions) -> int:
     from vmm.loaders import detect_format, load_kernel
 
-    image = read_image(o.image)  # before KVM: a bad path is reported even on a host without KVM
+    # an image larger than RAM is refused from its size; a RAM size that is itself wrong is
+    # reported by the machine, so it does not set the limit
+    image = read_image(o.image, o.mem if o.mem >= L.PAGE_SIZE else MODULE_LIMIT)
+    # (read before KVM is opened: a bad path is reported even on a host without KVM)
     kind = detect_format(image)
     regions = spp_requests(o)
     irqchip = o.irqchip if o.irqchip is not None else (kind != "flat" or o.smp > 1)
@@ -221,6 +224,7 @@ def restore_options_from_cli(snapshot: str, kw: dict[str, Any]) -> RunOptions:
     )  # fmt: skip
 
 
+
 def spp_requests(o: RunOptions) -> dict[int, int]:
     """Every --spp and --spp-file request, checked for disagreement, as page -> mask."""
     if not (o.spp_regions or o.spp_files):
@@ -230,7 +234,7 @@ def spp_requests(o: RunOptions) -> dict[int, int]:
     requests = [(f"--spp {r}", r) for r in o.spp_regions]
     for path in o.spp_files:
         requests += read_spec_file(path)
-    return combine(requests)
+    return combine(requests, o.mem)
 
 
 # --- from the command line ---------------------------------------------------------------------
@@ -321,9 +325,10 @@ def parse_qemu_size(text: str) -> int:
 
 def parse_smp(text: str) -> int:
     t = text.split(",")[0].removeprefix("cpus=")
-    if not t.isdigit() or int(t) < 1:
-        raise ConfigError(f"vCPU count {text!r} is not a positive number")
-    return int(t)
+    try:
+        return parse_count(t, "vCPU count")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def parse_debug_exit(text: str | None) -> tuple[int, int]:

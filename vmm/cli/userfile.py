@@ -10,12 +10,15 @@ from types import ModuleType
 from typing import Any
 
 from vmm.errors import ConfigError, PyvmmError, UserCodeError
+from vmm.inputs import TEXT_FILE_LIMIT, InputFileError, check_regular
 
 
 def load_user_file(path: str, kind: str) -> ModuleType:
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{kind} file {path!r} does not exist")
+    try:
+        check_regular(path, TEXT_FILE_LIMIT)
+    except InputFileError as e:
+        raise ConfigError(f"{kind} file {path!r} {e}") from None
     spec = importlib.util.spec_from_file_location(f"pyvmm_user_{p.stem}", p)
     if spec is None or spec.loader is None:
         raise ConfigError(f"{kind} file {path!r} is not a Python file")

@@ -7,26 +7,25 @@ from dataclasses import dataclass
 from vmm import layout as L
 from vmm.cpu.modes import BootArea, CpuMode
 from vmm.errors import ImageError
+from vmm.inputs import InputFileError, read_regular
 from vmm.loaders.placement import Occupied, choose_boot_area
 
+MODULE_LIMIT = 1 << 32  # a multiboot module lies below 4 GiB, so no larger one can be placed
 
-def read_guest_file(path: str, what: str) -> bytes:
-    """The bytes of an image or module file; any failure is an ImageError naming `what` and path."""
+
+def read_guest_file(path: str, what: str, limit: int = MODULE_LIMIT) -> bytes:
+    """The bytes of an image or module file of at most `limit` bytes; any failure (a missing
+    file, a directory, a FIFO, a device, one too large) is an ImageError naming `what` and path,
+    found from stat() before anything is read."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise ImageError(f"{what} {path!r} does not exist") from None
-    except IsADirectoryError:
-        raise ImageError(f"{what} {path!r} is a directory") from None
-    except PermissionError:
-        raise ImageError(f"{what} {path!r} is not readable (permission denied)") from None
-    except OSError as e:
-        raise ImageError(f"cannot read {what} {path!r}: {e.strerror}") from None
+        return read_regular(path, limit)
+    except InputFileError as e:
+        raise ImageError(f"{what} {path!r} {e}") from None
 
 
-def read_image(path: str) -> bytes:
-    data = read_guest_file(path, "image")
+def read_image(path: str, limit: int = MODULE_LIMIT) -> bytes:
+    """An image that can fit in `limit` bytes (the guest's RAM): a larger one is refused from its size."""
+    data = read_guest_file(path, "image", limit)
     if not data:
         raise ImageError(f"image {path!r} is empty")
     return data

@@ -9,6 +9,7 @@ disagree and are refused; byte ranges combine (a sub-page denied by any of them 
 from __future__ import annotations
 
 from vmm.errors import SppRequestError
+from vmm.inputs import TEXT_FILE_LIMIT, InputFileError, read_regular
 from vmm.numbers import parse_int
 from vmm.spp.masks import FULL, PAGE, check_mask, check_page, mask_for_bytes
 
@@ -31,8 +32,10 @@ def parse_request(text: str) -> tuple[str, int, int]:
         raise SppRequestError(f"bad SPP region {t!r}: {e}") from None
 
 
-def combine(requests: list[tuple[str, str]]) -> dict[int, int]:
-    """Page -> mask for (origin, text) requests; origin names where each came from in errors."""
+def combine(requests: list[tuple[str, str]], ram_size: int | None = None) -> dict[int, int]:
+    """Page -> mask for (origin, text) requests; origin names where each came from in errors.
+    With `ram_size`, a byte range covering more pages than the guest has is refused by
+    arithmetic, before a page of it is built (the RAM check of each page comes later)."""
     explicit: dict[int, tuple[int, str]] = {}
     from_bytes: dict[int, int] = {}
     for origin, text in requests:
@@ -48,6 +51,12 @@ def combine(requests: list[tuple[str, str]]) -> dict[int, int]:
                 )
             explicit[a] = (b, origin)
         else:
+            pages = (b - (a & ~(PAGE - 1)) + PAGE - 1) // PAGE
+            if ram_size is not None and pages > ram_size // PAGE:
+                raise SppRequestError(
+                    f"{origin}: SPP byte range {a:#x}-{b:#x} covers {pages} pages, more than guest RAM's "
+                    f"{ram_size // PAGE}"
+                )
             for page in range(a & ~(PAGE - 1), b, PAGE):
                 from_bytes[page] = from_bytes.get(page, FULL) & mask_for_bytes(page, a, b)
     out = {p: m for p, (m, _) in explicit.items()}
@@ -59,12 +68,11 @@ def combine(requests: list[tuple[str, str]]) -> dict[int, int]:
 def read_spec_file(path: str) -> list[tuple[str, str]]:
     """(origin, text) per request line of an --spp-file; '#' starts a comment."""
     try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise SppRequestError(f"SPP file {path!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SppRequestError(f"SPP file {path!r} is not readable: {e}") from None
+        lines = read_regular(path, TEXT_FILE_LIMIT).decode().splitlines()
+    except InputFileError as e:
+        raise SppRequestError(f"SPP file {path!r} {e}") from None
+    except UnicodeDecodeError as e:
+        raise SppRequestError(f"SPP file {path!r} is not text: {e}") from None
     out: list[tuple[str, str]] = []
     for n, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
