@@ -4,14 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vmm.errors import UserCodeError
+
+# A process status is one byte: the kernel keeps `status & 0xff`, so 999 would end the process
+# with 231 and -1 with 255 while the message named another number. Anything else is refused.
+STATUS_RANGE = range(0, 256)
+
 
 @dataclass(frozen=True)
 class Stop:
-    """End the run with process status `status`. `fatal` asks for the guest-state report."""
+    """End the run with process status `status` (an int in 0-255). `fatal` asks for the
+    guest-state report. A status out of range, or a non-string reason, is refused at construction
+    (UserCodeError, status HANDLER_ERROR): the check costs nothing on the path that resumes."""
 
     status: int
-    reason: str
+    reason: str = "stopped by a handler"
     fatal: bool = False
+
+    def __post_init__(self) -> None:
+        status = self.status
+        if status.__class__ is bool or not isinstance(status, int) or status not in STATUS_RANGE:
+            raise UserCodeError(f"Stop({status!r}, ...): a stop status is an int in 0-255")
+        if not isinstance(self.reason, str):
+            raise UserCodeError(f"Stop({status}, {self.reason!r}): a stop reason is a string")
 
 
 Verdict = Stop | None

@@ -29,6 +29,9 @@ def load_user_file(path: str, kind: str) -> ModuleType:
         raise ConfigError(f"{kind} file {path!r} line {e.lineno}: syntax error: {e.msg}") from None
     except OSError as e:
         raise ConfigError(f"{kind} file {path!r} is not readable: {e.strerror}") from None
+    except SystemExit as e:
+        # pyvmm owns the process status: a file that exits would pick one outside the table
+        raise UserCodeError(f"{kind} file {path!r} called sys.exit({e.code!r}) while loading") from None
     except Exception as e:
         raise UserCodeError(f"{kind} file {path!r} raised while loading: {e!r}", user_traceback(e)) from None
     return module
@@ -42,6 +45,8 @@ def call_entry(module: ModuleType, path: str, kind: str, name: str, *args: Any) 
         return fn(*args)
     except PyvmmError:
         raise
+    except SystemExit as e:
+        raise UserCodeError(f"{kind} file {path!r}: {name}() called sys.exit({e.code!r})") from None
     except Exception as e:
         raise UserCodeError(f"{kind} file {path!r}: {name}() raised {e!r}", user_traceback(e)) from None
 
