@@ -127,3 +127,23 @@ def test_policy_returning_a_non_verdict_mid_run(tmp_path: Path, answer: str) -> 
     line = only_line(proc, ExitStatus.HANDLER_ERROR)
     assert f"SPP policy 'policy' returned {shown}, which is not a verdict" in line
     assert b"attacker: overwriting syscall 1" in proc.stdout  # the guest was running
+
+
+@pytest.mark.parametrize(
+    ("answer", "what"),
+    [
+        ("Inject(999)", "Inject(999, ...): the vector is an exception number in 0-31"),
+        ("Inject('x')", "Inject('x', ...): the vector is an exception number in 0-31"),
+        ("Inject(14, -1)", "Inject(14, -1): the error code is None or an int in 0-0xffffffff"),
+        ("WriteInstead('abc')", "WriteInstead('abc'): the data is bytes"),
+        ("StopVm(5)", "StopVm(5): the reason is a string"),
+        ("AllowAndUnprotect('all')", "AllowAndUnprotect('all'): the scope is 'subpage' or 'page'"),
+    ],
+)
+def test_policy_verdict_with_bad_fields_mid_run(tmp_path: Path, answer: str, what: str) -> None:
+    p = tmp_path / "policy.py"
+    p.write_text(f"from vmm.spp.event import *\n\n\ndef policy(event):\n    return {answer}\n")
+    proc = pyvmm("run", str(guest("spp-demo")), "--spp", "0x400000", "--policy", str(p), "--timeout", "10")
+    line = only_line(proc, ExitStatus.HANDLER_ERROR)
+    assert line.startswith(f"pyvmm: SPP policy 'policy': {what}; exit status 20 "), line
+    assert b"attacker: overwriting syscall 1" in proc.stdout

@@ -187,6 +187,8 @@ class Spp(Participant):
         for policy in self.policies:
             try:
                 verdict = policy(event)
+            except UserCodeError as e:  # a verdict it built with bad fields: the one line says which
+                raise UserCodeError(f"SPP policy {getattr(policy, '__name__', policy)!r}: {e}", e.details) from None
             except Exception:
                 raise UserCodeError(
                     f"SPP policy {getattr(policy, '__name__', policy)!r} raised an exception", traceback.format_exc()

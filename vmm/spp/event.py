@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kvm_abi.subpage import SUBPAGE_SIZE
+from vmm.errors import UserCodeError
 
 Backend = Literal["software", "kernel:rfc-v1", "kernel:v12", "single-step"]
 
@@ -62,6 +63,10 @@ class AllowAndUnprotect:
 
     scope: Literal["subpage", "page"] = "subpage"
 
+    def __post_init__(self) -> None:
+        if self.scope not in ("subpage", "page"):
+            raise UserCodeError(f"AllowAndUnprotect({self.scope!r}): the scope is 'subpage' or 'page'")
+
 
 @dataclass(frozen=True)
 class WriteInstead:
@@ -69,10 +74,18 @@ class WriteInstead:
 
     data: bytes
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, bytes | bytearray | memoryview):
+            raise UserCodeError(f"WriteInstead({self.data!r}): the data is bytes")
+
 
 @dataclass(frozen=True)
 class StopVm:
     reason: str = "stopped by SPP policy"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reason, str):
+            raise UserCodeError(f"StopVm({self.reason!r}): the reason is a string")
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,15 @@ class Inject:
 
     vector: int = 13
     error_code: int | None = 0
+
+    def __post_init__(self) -> None:
+        # Checked here, where the policy built it, so a bad one is the policy's one-line error
+        # rather than a cffi overflow deep in the injection.
+        vector, code = self.vector, self.error_code
+        if vector.__class__ is bool or not isinstance(vector, int) or not 0 <= vector < 32:
+            raise UserCodeError(f"Inject({vector!r}, ...): the vector is an exception number in 0-31")
+        if code is not None and (code.__class__ is bool or not isinstance(code, int) or not 0 <= code <= 0xFFFFFFFF):
+            raise UserCodeError(f"Inject({vector}, {code!r}): the error code is None or an int in 0-0xffffffff")
 
 
 SppVerdict = Deny | Allow | AllowAndUnprotect | WriteInstead | StopVm | Inject
