@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from vmm import layout as L
-from vmm.cli.qemu_options import machine_from_options
+from vmm.cli.qemu_options import machine_from_options, split_commas
 from vmm.cli.userfile import call_entry, load_user_file
 from vmm.cpu.models import CpuRequest
 from vmm.cpu.modes import CpuMode
@@ -75,9 +77,7 @@ def run_image(o: RunOptions) -> int:
     kind = detect_format(image)
     regions = spp_requests(o)
     irqchip = o.irqchip if o.irqchip is not None else (kind != "flat" or o.smp > 1)
-    trace_fd = open_trace(o.trace_path) if o.trace_path else None
-    console = open_console(o.serial)
-    try:
+    with run_outputs(o) as (trace_fd, console):
         # A kernel gets the PC platform (its firmware tables go into RAM first, so an image that
         # covers them wins); so does a flat binary that asks for PC devices or several CPUs.
         default_exit = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)
@@ -97,6 +97,20 @@ def run_image(o: RunOptions) -> int:
                 for arg in o.policies:
                     load_policy(arg, spp, m.snapshot_hooks)
             return run_loaded(m, o, trace_fd)
+
+
+@contextmanager
+def run_outputs(o: RunOptions) -> Iterator[tuple[int | None, BinaryIO | None]]:
+    """The trace's descriptor and COM1's stream for a run, closed when it ends."""
+    trace_fd = open_trace(o.trace_path) if o.trace_path else None
+    try:
+        console = open_console(o.serial)
+    except BaseException:
+        if trace_fd is not None:
+            os.close(trace_fd)
+        raise
+    try:
+        yield trace_fd, console
     finally:
         if trace_fd is not None:
             os.close(trace_fd)
@@ -185,9 +199,7 @@ def check_snapshot_options(o: RunOptions) -> None:
 def restore_snapshot(o: RunOptions) -> int:
     """`pyvmm restore FILE`: the machine as the snapshot left it, run on with the options given."""
     check_snapshot_options(o)
-    trace_fd = open_trace(o.trace_path) if o.trace_path else None
-    console = open_console(o.serial)
-    try:
+    with run_outputs(o) as (trace_fd, console):
         smp = o.smp if o.smp > 0 else None
         mem = o.mem if o.mem > 0 else None
         with Machine.from_snapshot(o.image, mem_size=mem, smp=smp, console=console,
@@ -199,11 +211,6 @@ def restore_snapshot(o: RunOptions) -> int:
                 for arg in o.policies:
                     load_policy(arg, spp, m.snapshot_hooks)
             return run_loaded(m, o, trace_fd)
-    finally:
-        if trace_fd is not None:
-            os.close(trace_fd)
-        if console is not None and o.serial.startswith("file:"):
-            console.close()
 
 
 def restore_options_from_cli(snapshot: str, kw: dict[str, Any]) -> RunOptions:
@@ -364,21 +371,7 @@ def parse_device(text: str) -> tuple[str, dict[str, int]]:
 def parse_initrd(spec: str) -> list[tuple[str, str]]:
     """QEMU's multiboot -initrd: modules separated by ',' (',,' is a literal comma), each
     'FILE ARGS'; the module's string is the whole entry."""
-    entries: list[str] = []
-    current = ""
-    i = 0
-    while i < len(spec):
-        if spec[i] == ",":
-            if spec[i + 1 : i + 2] == ",":
-                current += ","
-                i += 2
-                continue
-            entries.append(current)
-            current = ""
-        else:
-            current += spec[i]
-        i += 1
-    entries.append(current)
+    entries = split_commas(spec)
     out = []
     for e in entries:
         if not e.strip():

@@ -78,23 +78,14 @@ def parse_global(text: str) -> tuple[str, str, str]:
     return driver, prop, value
 
 
+def split_commas(text: str) -> list[str]:
+    """QEMU's comma-separated lists, where ',,' stands for a literal comma."""
+    return [part.replace("\0", ",") for part in text.replace(",,", "\0").split(",")]
+
+
 def parse_props(text: str, what: str, *, leading_type: bool = False) -> tuple[str | None, list[tuple[str, str]]]:
     """QEMU's 'TYPE,key=value,...' (the type only where `leading_type`); ',,' is a literal comma."""
-    parts: list[str] = []
-    current = ""
-    i = 0
-    while i < len(text):
-        if text[i] == ",":
-            if text[i + 1 : i + 2] == ",":
-                current += ","
-                i += 2
-                continue
-            parts.append(current)
-            current = ""
-        else:
-            current += text[i]
-        i += 1
-    parts.append(current)
+    parts = split_commas(text)
     kind: str | None = None
     if leading_type and parts and "=" not in parts[0]:
         kind = parts.pop(0)
