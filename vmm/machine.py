@@ -32,15 +32,15 @@ from vmm.loaders.image import place_flat
 from vmm.runner.observe import ExitStats, ExitTrace
 from vmm.runner.policy import ExitPolicy, Handler
 from vmm.runner.runner import Observer, Runner, RunResult
-from vmm.snapshot.dirty import DirtyTracker
 from vmm.snapshot.hooks import SnapshotHooks
-from vmm.snapshot.state import MsrLists, Snapshot, check_cpuid, check_fits, check_layout, restore
-from vmm.snapshot.trigger import Trigger, parse_snapshot_at
 from vmm.verdict import Stop
 
 if TYPE_CHECKING:
     from vmm.debug.events import DebugEvents, DebugHandler
     from vmm.msr.events import MsrExits, MsrHandler, MsrSpec
+    from vmm.snapshot.dirty import DirtyTracker
+    from vmm.snapshot.state import MsrLists, Snapshot
+    from vmm.snapshot.trigger import Trigger
     from vmm.spp.controller import Spp
 
 __all__ = ["Machine", "RunResult"]
@@ -94,7 +94,7 @@ class Machine:
         self.spp: Spp | None = None
         self.observers: list[Observer] = []  # wrap the exit policy, after statistics and tracing
         self.snapshot_hooks = SnapshotHooks()
-        self._msrs = MsrLists()
+        self._msrs: MsrLists | None = None  # made at the first snapshot (the snapshot code loads then)
         self._dirty: DirtyTracker | None = None
         self.reset_seconds = (0.0, 0.0, 0.0)  # the last reset's memory, vCPU/VM and device time
         self.msr: MsrExits | None = None
@@ -289,12 +289,16 @@ class Machine:
         return self._capture()
 
     def _capture(self) -> Snapshot:
-        from vmm.snapshot.state import capture
+        from vmm.snapshot.state import MsrLists, capture
 
+        if self._msrs is None:
+            self._msrs = MsrLists()
         return capture(self.board, self.spp, self.snapshot_hooks, self._msrs)
 
     def restore(self, snap: Snapshot) -> None:
         """Put the machine back in the state `snap` holds (all of RAM is copied)."""
+        from vmm.snapshot.state import check_fits, check_layout, restore
+
         self._check_stopped("restore")
         check_fits(self.board, snap)
         if snap.spp is not None and self.spp is None:
@@ -309,6 +313,7 @@ class Machine:
         since the last one are copied back (KVM's dirty log and the monitor's own writes)."""
         from time import perf_counter
 
+        from vmm.snapshot.dirty import DirtyTracker
         from vmm.snapshot.ram import restore_pages
         from vmm.snapshot.state import restore_devices, restore_vcpus_and_vm
 
@@ -343,6 +348,8 @@ class Machine:
         """A new machine in the state of a snapshot (a file path or a `Snapshot`). `mem_size` and
         `smp`, when given, must agree with the snapshot. Nothing is left half-restored: on any
         failure the new machine is closed before the error propagates."""
+        from vmm.snapshot.state import Snapshot, check_cpuid
+
         snap = Snapshot.load(source) if isinstance(source, str) else source
         spec = snap.spec
         if mem_size is not None and mem_size != spec["mem_size"]:
@@ -375,6 +382,7 @@ class Machine:
         """Stop the next run at a point named like the CLI's --snapshot-at (sync:N, exits:N,
         spp:N), with every vCPU at a clean point; `trigger.fired()` says whether it did."""
         from vmm.devices.ucall import SYNC
+        from vmm.snapshot.trigger import Trigger, parse_snapshot_at
 
         trigger = Trigger(parse_snapshot_at(spec), self.control)
         if trigger.at.kind == "sync":

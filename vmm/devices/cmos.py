@@ -13,7 +13,6 @@ straight on.
 
 from __future__ import annotations
 
-import calendar
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -140,6 +139,8 @@ class Cmos:
 
     def _set_time(self, fields: dict[int, int]) -> None:
         """Make the clock show `fields` now; an impossible date leaves the clock as it was."""
+        import calendar  # only a guest that sets the clock needs it: keep it off start-up
+
         year = fields[CENTURY] * 100 + fields[YEAR]
         month = fields[MONTH]
         if year < 1 or not 1 <= month <= 12 or fields[HOURS] > 23 or fields[MINUTES] > 59 or fields[SECONDS] > 59:

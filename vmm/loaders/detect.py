@@ -6,11 +6,13 @@ from typing import Literal
 
 from vmm.errors import ImageError
 from vmm.loaders.elf import ELF_MAGIC, ELFCLASS32, ELFCLASS64
-from vmm.loaders.multiboot import find_header
 
 ImageFormat = Literal["multiboot", "elf64", "elf32", "flat"]
 
 LINUX_HDRS_OFFSET, LINUX_HDRS = 0x202, b"HdrS"
+# A multiboot header lies in the first 8 KiB and starts with this magic: where the bytes do not
+# occur there, the multiboot parser (and its import) is not needed to say so.
+MULTIBOOT_MAGIC, MULTIBOOT_SEARCH = (0x1BADB002).to_bytes(4, "little"), 8192
 
 
 def detect_format(data: bytes) -> ImageFormat:
@@ -23,8 +25,11 @@ def detect_format(data: bytes) -> ImageFormat:
     later and less clearly."""
     if data[LINUX_HDRS_OFFSET : LINUX_HDRS_OFFSET + 4] == LINUX_HDRS:
         raise ImageError("this is a Linux kernel (boot protocol header 'HdrS'); pyvmm does not implement that protocol")
-    if find_header(data) is not None:
-        return "multiboot"
+    if MULTIBOOT_MAGIC in data[:MULTIBOOT_SEARCH]:
+        from vmm.loaders.multiboot import find_header
+
+        if find_header(data) is not None:
+            return "multiboot"
     if data[:4] == ELF_MAGIC:
         elf_class = data[4] if len(data) > 4 else 0
         if elf_class == ELFCLASS64:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 from vmm.kvm.exits import Exit, IoExit
-from vmm.runner.tracewriter import TraceWriter, json_line
 from vmm.verdict import Verdict
 
 Dispatch = Callable[[Exit], Verdict]
@@ -54,6 +53,10 @@ class ExitTrace:
     handler time. The vCPU threads only hand records to a `TraceWriter`; its thread writes them."""
 
     def __init__(self, fd: int) -> None:
+        # the writer (and json) load only when a trace is asked for: a plain run's start-up skips them
+        from vmm.runner.tracewriter import TraceWriter, json_line
+
+        self._json_line = json_line
         self.writer = TraceWriter(fd, self._format)
         self.start_ns = time.perf_counter_ns()  # CLOCK_MONOTONIC, as every record's time stamp
 
@@ -93,7 +96,7 @@ class ExitTrace:
         if kind is _NOTE:
             record["event"] = rec[2]
             record.update(rec[3])
-            return json_line(record)
+            return self._json_line(record)
         if kind is _IO:
             _, _, t1, vcpu, rip, port, size, write, value, count, verdict = rec
             record.update(vcpu=vcpu, reason=IoExit.name, rip=rip, port=port, size=size, write=write)
@@ -106,7 +109,7 @@ class ExitTrace:
         record["handler_us"] = (t1 - t0) / 1e3
         if verdict is not None:
             record["stop"] = {"status": verdict.status, "reason": verdict.reason}
-        return json_line(record)
+        return self._json_line(record)
 
 
 _IO, _EXIT, _NOTE = "io", "exit", "note"

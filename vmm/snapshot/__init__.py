@@ -5,7 +5,23 @@
 `hooks` (user state), `trigger` (when a run stops for a snapshot).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from vmm.snapshot.hooks import SnapshotHooks
-from vmm.snapshot.state import Snapshot
+
+if TYPE_CHECKING:
+    from vmm.snapshot.state import Snapshot
 
 __all__ = ["Snapshot", "SnapshotHooks"]
+
+
+def __getattr__(name: str) -> Any:
+    # Every Machine holds its snapshot hooks, but only a snapshot needs the state and file code
+    # (and hashlib): `Snapshot` is imported on first use, so a plain run does not pay for it.
+    if name == "Snapshot":
+        from vmm.snapshot.state import Snapshot
+
+        return Snapshot
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
