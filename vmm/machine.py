@@ -386,9 +386,9 @@ class Machine:
 
         trigger = Trigger(parse_snapshot_at(spec), self.control)
         if trigger.at.kind == "sync":
-            self.ucall.handlers[SYNC] = trigger.counting_sync(self.ucall.handlers[SYNC])
+            self.ucall.handlers[SYNC] = trigger.counting(self.ucall.handlers[SYNC])
         elif trigger.at.kind == "exits":
-            self.observers.append(trigger.observer)
+            self.observers.append(trigger.counting)
         else:
             spp = self.enable_spp() if self.spp is None else self.spp
             spp.policies.insert(0, trigger.spp_policy)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+from vmm.errors import ConfigError
+
 MAX_DIGITS = 64  # room for any 64-bit value in binary with its prefix
 MAX_SECONDS = 1e7  # about 115 days: the longest timeout the runner's clocks and waits take
 _SUFFIXES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -45,6 +47,16 @@ def parse_count(text: str, what: str, low: int = 1) -> int:
     if value < low:
         raise ValueError(f"{what} {_short(text)} is " + ("not a positive number" if low == 1 else f"below {low}"))
     return value
+
+
+def parse_on_off(text: str, refusal: str) -> bool:
+    """QEMU's boolean property values (on/off, yes/no, true/false); `refusal` is the whole
+    message for anything else."""
+    if text in ("on", "yes", "true"):
+        return True
+    if text in ("off", "no", "false"):
+        return False
+    raise ConfigError(refusal)
 
 
 def parse_seconds(text: str, what: str = "timeout") -> float:

@@ -16,6 +16,7 @@ import click
 
 from vmm.cpu.models import CpuRequest, parse_cpu
 from vmm.errors import ConfigError
+from vmm.numbers import parse_on_off
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -99,11 +100,7 @@ def parse_props(text: str, what: str, *, leading_type: bool = False) -> tuple[st
 
 
 def _on_off(value: str, what: str) -> bool:
-    if value in ("on", "yes", "true"):
-        return True
-    if value in ("off", "no", "false"):
-        return False
-    raise ConfigError(f"{what}={value} is neither on nor off")
+    return parse_on_off(value, f"{what}={value} is neither on nor off")
 
 
 # Machine types that are the PC pyvmm models. q35, microvm and isapc differ in what a guest sees.

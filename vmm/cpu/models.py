@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from vmm.errors import ConfigError, HostLacksFeature
+from vmm.numbers import parse_on_off
 
 Reg = str  # "eax", "ebx", "ecx", "edx"
 
@@ -226,11 +227,7 @@ def parse_cpu(text: str) -> CpuRequest:
 
 
 def _on_off(key: str, value: str) -> bool:
-    if value in ("on", "true", "yes"):
-        return True
-    if value in ("off", "false", "no"):
-        return False
-    raise ConfigError(f"-cpu {key}={value}: the value is on or off")
+    return parse_on_off(value, f"-cpu {key}={value}: the value is on or off")
 
 
 def _number(key: str, value: str, lo: int, hi: int) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from vmm.errors import ConfigError, ExitStatus
 from vmm.kvm.exits import Exit
@@ -20,6 +21,7 @@ from vmm.verdict import Stop, Verdict
 
 KINDS = ("sync", "exits", "spp")
 Handle = Callable[[Exit], Verdict]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,17 +58,12 @@ class Trigger:
         return outcome is not None and outcome.stop is self.marker
 
     # --- where the counting happens -------------------------------------------------------------
-    def counting_sync(self, handler: Callable[..., Verdict]) -> Callable[..., Verdict]:
-        def sync(call: object) -> Verdict:
-            verdict = handler(call)
-            self.hit()
-            return verdict
+    def counting(self, handler: Callable[[T], Verdict]) -> Callable[[T], Verdict]:
+        """`handler`, counting each call after it returns: wraps the ucall SYNC handler for
+        sync:N and the exit policy (as an observer) for exits:N."""
 
-        return sync
-
-    def observer(self, handle: Handle) -> Handle:
-        def counted(ex: Exit) -> Verdict:
-            verdict = handle(ex)
+        def counted(arg: T) -> Verdict:
+            verdict = handler(arg)
             self.hit()
             return verdict
 
