@@ -13,7 +13,7 @@ all: setup guests baseline
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	touch $@
 
 # An editable install compiles nothing, and where PYTHONDONTWRITEBYTECODE is set nothing is ever
@@ -31,7 +31,14 @@ FFI_GENERATED := kvm_abi/_generated_ffi.py kvm_abi/_generated_spp_ffi.py
 $(FFI_GENERATED) &: kvm_abi/_cdef.py kvm_abi/_spp_cdef.py kvm_abi/_ffi_build.py | $(STAMP)
 	$(BIN)/python kvm_abi/_ffi_build.py
 
-setup: $(STAMP) $(FFI_GENERATED) $(BYTECODE)
+# pip's console scripts cannot take Ctrl-C before the interpreter's site module runs; these can
+# (vmm/cli/launcher.py says why). Rewritten after every install, which puts pip's back.
+LAUNCHERS := $(BIN)/.launchers
+$(LAUNCHERS): $(STAMP) vmm/cli/launcher.py
+	$(BIN)/python -m vmm.cli.launcher $(BIN) >/dev/null
+	touch $@
+
+setup: $(STAMP) $(FFI_GENERATED) $(BYTECODE) $(LAUNCHERS)
 
 guests:
 	$(MAKE) --no-print-directory -C guests -j2

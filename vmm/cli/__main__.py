@@ -2,6 +2,6 @@
 
 import sys
 
-from vmm.cli.commands import main
+from vmm.cli import main
 
 sys.exit(main())
