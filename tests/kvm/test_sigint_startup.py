@@ -34,7 +34,13 @@ def interrupt_after(command: list[str], delay: float) -> tuple[int, str]:
 
 
 def check_interrupted(status: int, err: str, delay_ms: int) -> str:
-    """'startup', 'run' or 'signal' (died of SIGINT before the interpreter took it over)."""
+    """'startup', 'run', 'signal' (died of SIGINT before the interpreter took it over) or
+    'interpreter' (the interpreter's own set-up of sys.stderr, before the launcher's first line;
+    the README's "Ctrl-C at start-up" names this window)."""
+    if err.startswith("Fatal Python error: init_sys_streams") and status == 1:
+        # nothing of pyvmm's has run yet: no frame outside the interpreter's frozen modules
+        assert "vmm" not in err and "site" not in err, f"at {delay_ms} ms:\n{err}"
+        return "interpreter"
     assert "Traceback" not in err, f"at {delay_ms} ms:\n{err}"
     if status == -signal.SIGINT:
         assert err == "", f"at {delay_ms} ms:\n{err}"
