@@ -1,4 +1,5 @@
-"""What a handler returns: None to resume the guest, or a `Stop`."""
+"""What a handler returns: None to resume the guest, or a `Stop`; and what a device raises for an
+access it does not answer (`Unclaimed`)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,15 @@ class Stop:
 
 
 Verdict = Stop | None
+
+
+class Unclaimed(Exception):
+    """Raised by a port or MMIO device for an access in its range that it does not answer (the
+    ucall port takes only a 32-bit OUT to its first byte): the access is then what it would be with
+    no device there, an unhandled port or MMIO access (all-ones, traced, fatal under --strict). A
+    device declines by the access's kind, so every element of a string I/O exit alike. `why` is
+    said where the access is reported."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why

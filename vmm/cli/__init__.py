@@ -9,10 +9,9 @@ through `_signal` (`signal` itself would import `enum` first); the runner replac
 with its own for the run and puts it back afterwards.
 """
 
+import _signal  # type: ignore[import-not-found]  # the C half of `signal`; it has no stub
 import os
 import sys
-
-import _signal  # type: ignore[import-not-found]  # the C half of `signal`; it has no stub
 
 # vmm.errors.ExitStatus.INTERRUPTED; that module imports enum, so the value is repeated here (a unit
 # test keeps the two equal)

@@ -4,9 +4,12 @@ Layout (64 bytes, little-endian):
     u32 magic ('UCAL'), u32 cmd, u64 args[4], u64 file, u64 msg, u32 line, i32 result
 Every pointer in it is checked against guest RAM before it is read; a bad call is reported and
 ignored (or stops the run under --strict), it never reaches a handler half-checked. Only the
-documented access is a call: a 32-bit OUT to the port's first byte. A struct that is refused as a
-whole (outside RAM, bad magic) is not written to; one whose own fields point outside RAM gets
-`result = -EFAULT`, since it is a ucall the guest can be answered through.
+documented access is a call: a 32-bit OUT to the port's first byte. Any other access to the four
+ports (a read, an 8- or 16-bit write, a write to 0x1001-0x1003) is no call at all and is declined
+(`Unclaimed`): it is an unhandled port access. A struct that is refused as a whole (outside RAM,
+bad magic) is not written to; one whose own fields point outside RAM gets `result = -EFAULT`,
+since it is a ucall the guest can be answered through. Refusals go through the rate-limited
+`GuestNotices`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
 from vmm.devices.protocol import GuestRam, PortAccess, Region
 from vmm.errors import ExitStatus, GuestMemoryError
-from vmm.verdict import Stop, Verdict
+from vmm.verdict import Stop, Unclaimed, Verdict
 
 MAGIC = 0x4C414355
 LAYOUT = struct.Struct("<II4QQQIi")
@@ -92,12 +95,11 @@ class UcallPort:
         return (Region("io", self.port, 4, self.handle_io),)
 
     def handle_io(self, ex: PortAccess) -> Verdict:
-        if not ex.is_write:
-            ex.value = 0xFFFFFFFF
-            return None
-        if ex.offset != 0 or ex.size != 4:
-            what = f"{8 * ex.size}-bit write to port {ex.port:#x}"
-            return self._reject(None, f"{what} (a ucall is a 32-bit OUT to {self.port:#x})")
+        if not ex.is_write or ex.offset != 0 or ex.size != 4:
+            # not a ucall, and not a malformed one either: the port answers nothing else, so the
+            # access is an unhandled one (all-ones, traced, fatal under --strict) like any other
+            what = f"{'an' if ex.size == 1 else 'a'} {8 * ex.size}-bit {'write' if ex.is_write else 'read'}"
+            raise Unclaimed(f"{what} at {ex.port:#x} is not a ucall (a ucall is a 32-bit OUT to {self.port:#x})")
         gpa = ex.value
         try:
             raw = self.memory.read(gpa, SIZE)
@@ -131,8 +133,8 @@ class UcallPort:
     def load_state(self, state: dict[str, Any]) -> None:
         self.syncs = [(int(a), int(b)) for a, b in state["syncs"]]
 
-    def _reject(self, gpa: int | None, why: str) -> Verdict:
-        self.notices.say(f"rejected ucall at {gpa:#x}: {why}" if gpa is not None else f"rejected ucall: {why}")
+    def _reject(self, gpa: int, why: str) -> Verdict:
+        self.notices.say(f"rejected ucall at {gpa:#x}: {why}")
         if self.strict:
             return Stop(ExitStatus.BAD_GUEST_REQUEST, f"bad ucall from guest: {why}", fatal=True)
         return None

@@ -21,7 +21,7 @@ from vmm.board.bus import AddressSpace
 from vmm.errors import ConfigError, ExitStatus
 from vmm.kvm.exits import Exit, IntrExit, IoExit, MmioExit
 from vmm.runner import defaults
-from vmm.verdict import Stop, Verdict
+from vmm.verdict import Stop, Unclaimed, Verdict
 
 
 class Pass:
@@ -140,7 +140,10 @@ class ExitPolicy:
         ex.offset = ex.port - m.base
         handler = m.handler
         if ex.count == 1:
-            verdict = handler(ex)
+            try:  # free in 3.11 until something raises
+                verdict = handler(ex)
+            except Unclaimed as e:
+                return self._unhandled_io(ex, e.why)
             if not ex.is_write:
                 ex.store()
             return verdict
@@ -148,7 +151,10 @@ class ExitPolicy:
         verdict = None
         for i in range(ex.count):
             ex.select(i)
-            verdict = handler(ex)
+            try:
+                verdict = handler(ex)
+            except Unclaimed as e:  # declined by kind: the first element, and so all of them
+                return self._unhandled_io(ex, e.why)
             if not ex.is_write:
                 ex.store()
             if verdict is not None:
@@ -160,17 +166,22 @@ class ExitPolicy:
         if m is None:
             return self._unhandled_mmio(ex)
         ex.offset = ex.address - m.base
-        verdict = m.handler(ex)
+        try:
+            verdict = m.handler(ex)
+        except Unclaimed as e:
+            return self._unhandled_mmio(ex, e.why)
         if not ex.is_write:
             ex.store()
         return verdict
 
     # --- the empty bus -----------------------------------------------------------------------
-    def _unhandled_io(self, ex: IoExit) -> Verdict:
+    def _unhandled_io(self, ex: IoExit, why: str = "") -> Verdict:
         if self.note is not None:
-            self.note("unhandled-io", vcpu=ex.vcpu.index, port=ex.port, size=ex.size, write=ex.is_write)
+            fields = {"why": why} if why else {}
+            self.note("unhandled-io", vcpu=ex.vcpu.index, port=ex.port, size=ex.size, write=ex.is_write, **fields)
         if self.strict:
-            return Stop(ExitStatus.UNHANDLED_EXIT, f"no device at port {ex.port:#x} (--strict)", fatal=True)
+            what = f"port {ex.port:#x}: {why}" if why else f"no device at port {ex.port:#x}"
+            return Stop(ExitStatus.UNHANDLED_EXIT, f"{what} (--strict)", fatal=True)
         if not ex.is_write:
             for i in range(ex.count):  # an empty ISA bus reads as all-ones, every element
                 ex.select(i)
@@ -178,11 +189,15 @@ class ExitPolicy:
                 ex.store()
         return None
 
-    def _unhandled_mmio(self, ex: MmioExit) -> Verdict:
+    def _unhandled_mmio(self, ex: MmioExit, why: str = "") -> Verdict:
         if self.note is not None:
-            self.note("unhandled-mmio", vcpu=ex.vcpu.index, address=ex.address, length=ex.length, write=ex.is_write)
+            fields = {"why": why} if why else {}
+            self.note(
+                "unhandled-mmio", vcpu=ex.vcpu.index, address=ex.address, length=ex.length, write=ex.is_write, **fields
+            )
         if self.strict:
-            return Stop(ExitStatus.UNHANDLED_EXIT, f"no device at address {ex.address:#x} (--strict)", fatal=True)
+            what = f"address {ex.address:#x}: {why}" if why else f"no device at address {ex.address:#x}"
+            return Stop(ExitStatus.UNHANDLED_EXIT, f"{what} (--strict)", fatal=True)
         if not ex.is_write:
             ex.value = (1 << (8 * ex.length)) - 1
             ex.store()
