@@ -5,6 +5,9 @@ refuses is exactly one event.
 Each example protects 2 or 3 neighbouring pages around TARGET with random masks (edge masks
 weighted in, since guard pages hinge on sub-pages 0 and 31) and runs 1-40 random stores of
 1-16 bytes, aligned or not, in and around those pages, in one batch at CPL 3 on a fresh machine.
+
+25 examples by default; PYVMM_FUZZ_EXAMPLES=N or HYPOTHESIS_PROFILE=fuzz (tests/fuzz/budget.py)
+run more with no change here.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzz.budget import examples
 from tests.spp_driver import MOVDQU, STORE8, STORE16, STORE32, STORE64, TARGET, Op, StoreDriver, stores_machine
 from tests.spp_model import SppModel
 from vmm.errors import ExitStatus
@@ -49,7 +53,7 @@ def data_of(op: Op) -> bytes:
     return (op.value.to_bytes(8, "little") + op.value2.to_bytes(8, "little"))[: WIDTH[op.op]]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(masks=masks_st, ops=ops_st)
 def test_memory_matches_the_reference_model(masks: list[int], ops: list[Op]) -> None:
     pages = {TARGET + i * PAGE: mask for i, mask in enumerate(masks)}
