@@ -79,17 +79,24 @@ def read_regular(path: str, limit: int) -> bytes:
         os.close(fd)
 
 
-def open_output(path: str) -> int:
-    """A descriptor of a file to write (a trace): a regular file or a character device (/dev/null, a tty);
-    an existing FIFO, directory or socket is refused by name rather than blocked on."""
+def check_output(path: str) -> None:
+    """InputFileError if `path` exists and is neither a regular file nor a character device; for
+    a refusal before a run rather than after it."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        st = None
+        return
     except OSError as e:
         raise InputFileError(f"cannot be examined: {e.strerror}") from None
-    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
         raise InputFileError(f"is {kind_of(st.st_mode)}, not a file pyvmm can write")
+
+
+def open_output(path: str) -> int:
+    """A descriptor of a file to write (a trace, a snapshot, COM1's output): a regular file or a
+    character device (/dev/null, a tty); an existing FIFO, directory or socket is refused by name
+    rather than blocked on."""
+    check_output(path)
     try:
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     except OSError as e:

@@ -16,6 +16,7 @@ from vmm.cli.userfile import call_entry, load_user_file
 from vmm.cpu.models import CpuRequest
 from vmm.cpu.modes import CpuMode
 from vmm.errors import ConfigError, ExitStatus
+from vmm.inputs import InputFileError, check_output, open_output
 from vmm.kvm.exits import ShutdownExit
 from vmm.loaders.image import MODULE_LIMIT, read_image
 from vmm.machine import Machine, open_trace
@@ -125,9 +126,10 @@ def open_console(serial: str) -> BinaryIO | None:
     if serial.startswith("file:"):
         path = serial.removeprefix("file:")
         try:
-            return open(path, "wb")
-        except OSError as e:
-            raise ConfigError(f"-serial file:{path}: cannot write it: {e.strerror}") from None
+            fd = open_output(path)  # a FIFO or directory is refused by name, not blocked on
+        except InputFileError as e:
+            raise ConfigError(f"-serial file:{path}: {path!r} {e}") from None
+        return os.fdopen(fd, "wb")
     return None
 
 
@@ -194,6 +196,11 @@ def check_snapshot_options(o: RunOptions) -> None:
         from vmm.snapshot.trigger import parse_snapshot_at
 
         parse_snapshot_at(o.snapshot_at)
+    if o.snapshot_to is not None:
+        try:
+            check_output(o.snapshot_to)  # before the run, not after it
+        except InputFileError as e:
+            raise ConfigError(f"--snapshot-to {o.snapshot_to!r} {e}") from None
 
 
 def restore_snapshot(o: RunOptions) -> int:

@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vmm.errors import SnapshotCorrupt, SnapshotUnreadable, SnapshotVersion
+from vmm.inputs import InputFileError, open_output, read_regular
 from vmm.snapshot.ram import PAGE, Pages
 from vmm.snapshot.vcpu_state import VcpuSnapshot
 from vmm.snapshot.vm_state import VmSnapshot
@@ -50,6 +52,9 @@ RECORD = struct.Struct("<16sI")
 RUN = struct.Struct("<QI4x")
 VCPU_HEAD = struct.Struct("<II")
 _VM_RECORDS = ("pic0", "pic1", "ioapic")
+# Guest RAM is stored sparsely, so a snapshot is at most about its RAM; this bound only keeps a
+# read from starting on something no machine here could have written.
+MAX_SNAPSHOT_FILE = 1 << 40
 RAW_KINDS = ("regs", "sregs", "xsave", "xcrs", "debugregs", "events", "lapic")
 
 
@@ -126,7 +131,11 @@ def encode(snap: SnapshotFields) -> bytes:
 def write_snapshot(snap: SnapshotFields, path: str) -> None:
     data = encode(snap)
     try:
-        with open(path, "wb") as f:
+        fd = open_output(path)  # a FIFO or directory is refused, not blocked on
+    except InputFileError as e:
+        raise SnapshotUnreadable(f"cannot write snapshot {path!r}: it {e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
     except OSError as e:
         raise SnapshotUnreadable(f"cannot write snapshot {path!r}: {e.strerror}") from None
@@ -134,10 +143,10 @@ def write_snapshot(snap: SnapshotFields, path: str) -> None:
 
 def read_snapshot(path: str) -> Decoded:
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise SnapshotUnreadable(f"cannot read snapshot {path!r}: {e.strerror}") from None
+        # only a regular file: a FIFO would block for ever and /dev/zero never ends
+        data = read_regular(path, MAX_SNAPSHOT_FILE)
+    except InputFileError as e:
+        raise SnapshotUnreadable(f"cannot read snapshot {path!r}: it {e}") from None
     return decode(data, path)
 
 

@@ -1,0 +1,50 @@
+"""Files the command would block on or never finish reading, found by the command-line fuzzer: a
+FIFO or a device as the snapshot to restore (status 40), a FIFO or directory as --snapshot-to or
+as -serial file: (status 2, before the guest runs) are refused by name in one line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import guest, one_line_error, pyvmm
+
+from vmm.errors import ExitStatus
+
+pytestmark = pytest.mark.kvm
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> str:
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_restore_refuses_what_is_not_a_regular_file(fifo: str, kind: str) -> None:
+    path = fifo if kind == "fifo" else "/dev/zero"
+    line = one_line_error(pyvmm("restore", path, timeout=20), ExitStatus.SNAPSHOT_UNREADABLE)
+    assert f"cannot read snapshot {path!r}: it is a {'FIFO' if kind == 'fifo' else 'character device'}" in line
+
+
+def test_snapshot_to_a_fifo_is_refused_before_the_run(fifo: str) -> None:
+    proc = pyvmm("run", str(guest("snap-long")), "--snapshot-at", "sync:1", "--snapshot-to", fifo, timeout=20)
+    line = one_line_error(proc, ExitStatus.USAGE)
+    assert line == f"pyvmm: --snapshot-to {fifo!r} is a FIFO, not a file pyvmm can write"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_serial_file_refuses_a_fifo_or_directory(fifo: str, tmp_path: Path, kind: str) -> None:
+    path = fifo if kind == "fifo" else str(tmp_path)
+    line = one_line_error(pyvmm("run", str(guest("hello-long")), "-serial", f"file:{path}", timeout=20), ExitStatus.USAGE)
+    assert line.endswith(f"{path!r} is a {'FIFO' if kind == 'fifo' else 'directory'}, not a file pyvmm can write")
+
+
+def test_a_snapshot_still_round_trips_through_a_regular_file(tmp_path: Path) -> None:
+    snap = tmp_path / "s.snap"
+    first = pyvmm("run", str(guest("snap-long")), "--snapshot-at", "sync:1", "--snapshot-to", str(snap), timeout=30)
+    assert first.returncode == 0, first.stderr
+    rest = pyvmm("restore", str(snap), timeout=30)
+    assert rest.returncode == 0, rest.stderr
