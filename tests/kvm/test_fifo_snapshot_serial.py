@@ -38,7 +38,8 @@ def test_snapshot_to_a_fifo_is_refused_before_the_run(fifo: str) -> None:
 @pytest.mark.parametrize("kind", ["fifo", "directory"])
 def test_serial_file_refuses_a_fifo_or_directory(fifo: str, tmp_path: Path, kind: str) -> None:
     path = fifo if kind == "fifo" else str(tmp_path)
-    line = one_line_error(pyvmm("run", str(guest("hello-long")), "-serial", f"file:{path}", timeout=20), ExitStatus.USAGE)
+    proc = pyvmm("run", str(guest("hello-long")), "-serial", f"file:{path}", timeout=20)
+    line = one_line_error(proc, ExitStatus.USAGE)
     assert line.endswith(f"{path!r} is a {'FIFO' if kind == 'fifo' else 'directory'}, not a file pyvmm can write")
 
 
