@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all setup guests baseline demo test test-unit lint bench clean
+.PHONY: all setup guests baseline demo test test-unit lint bench fuzz clean
 
 all: setup guests baseline
 
@@ -60,6 +60,12 @@ test-unit: setup
 lint: setup
 	$(BIN)/ruff check vmm kvm_abi tests
 	$(BIN)/mypy
+
+# New command lines, port-hammer seeds and random-instruction seeds for FUZZ_SECONDS, judged as the
+# suite's fuzzing tests judge them; failing cases are kept in build/fuzz.
+FUZZ_SECONDS ?= 600
+fuzz: setup guests
+	$(BIN)/python -m tests.fuzz --seconds $(FUZZ_SECONDS) --out build/fuzz
 
 bench: setup guests baseline
 	$(BIN)/python -m vmm.bench
