@@ -29,7 +29,7 @@ def _corpus() -> Corpus:
 
 
 @settings(
-    max_examples=examples(30), deadline=None, database=None,
+    max_examples=examples(20), deadline=None, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )  # fmt: skip
 @given(argv=command_lines(_corpus()))
