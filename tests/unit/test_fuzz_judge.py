@@ -48,6 +48,8 @@ def test_verdicts() -> None:
     assert outcome(2, "pyvmm: bad\n").failure is None
     assert outcome(2, "pyvmm: bad\nmore\n").failure == "multiline"
     assert outcome(4, "pyvmm: x\n").failure == "status"
+    assert outcome(43, "").failure is None  # a guest's status under -q: no summary line
+    assert outcome(2, "").failure == "multiline"  # refused, and said nothing
     assert outcome(2, "Traceback (most recent call last):\n").failure == "traceback"
     assert outcome(-11, "").failure == "signal"
     assert outcome(None, "").failure == "hang"
