@@ -102,7 +102,7 @@ def judge(o: Outcome, table: StatusTable | None = None) -> None:
         o.failure, o.detail = "signal", f"killed by {signal.Signals(-o.status).name}"
     elif o.status not in table:
         o.failure, o.detail = "status", f"status {o.status} is not in the README's table"
-    elif summary is None and o.status and o.status % 2 == 0 and not (len(lines) == 1 and lines[0].startswith("pyvmm: ")):
+    elif summary is None and o.status and o.status % 2 == 0 and not (len(lines) == 1 and lines[0][:7] == "pyvmm: "):
         # pyvmm's own status and no summary: nothing ran, and a refused command is one line (a
         # guest's odd status, or 0, under -q has no summary and may have no line at all)
         o.failure, o.detail = "multiline", o.stderr[-2000:]
