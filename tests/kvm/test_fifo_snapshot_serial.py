@@ -1,10 +1,14 @@
 """Files the command would block on or never finish reading, found by the command-line fuzzer: a
 FIFO or a device as the snapshot to restore (status 40), a FIFO or directory as --snapshot-to or
-as -serial file: (status 2, before the guest runs) are refused by name in one line."""
+as -serial file: (status 2, before the guest runs) are refused by name in one line; a 3 GiB sparse
+file as a snapshot is refused from its size and its header, not read."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -49,3 +53,15 @@ def test_a_snapshot_still_round_trips_through_a_regular_file(tmp_path: Path) -> 
     assert first.returncode == 0, first.stderr
     rest = pyvmm("restore", str(snap), timeout=30)
     assert rest.returncode == 0, rest.stderr
+
+
+def test_restore_refuses_a_huge_sparse_file_from_its_size(tmp_path: Path) -> None:
+    # a valid header whose length disagrees with the file's: refused without reading 3 GiB
+    path = tmp_path / "sparse.snap"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<8sIIQ32s8x", b"PYVMSNAP", 1, 64, 16, hashlib.sha256(b"").digest()))
+        f.truncate(3 << 30)
+    start = time.monotonic()
+    line = one_line_error(pyvmm("restore", str(path), timeout=30), ExitStatus.SNAPSHOT_CORRUPT)
+    assert line == f"pyvmm: snapshot {path} has {(3 << 30) - 64 - 16} bytes after its payload"
+    assert time.monotonic() - start < 10

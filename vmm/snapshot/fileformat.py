@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vmm.errors import SnapshotCorrupt, SnapshotUnreadable, SnapshotVersion
-from vmm.inputs import InputFileError, open_output, read_regular
+from vmm.inputs import InputFileError, check_regular, open_output, read_regular
 from vmm.snapshot.ram import PAGE, Pages
 from vmm.snapshot.vcpu_state import VcpuSnapshot
 from vmm.snapshot.vm_state import VmSnapshot
@@ -144,10 +144,30 @@ def write_snapshot(snap: SnapshotFields, path: str) -> None:
 def read_snapshot(path: str) -> Decoded:
     try:
         # only a regular file: a FIFO would block for ever and /dev/zero never ends
-        data = read_regular(path, MAX_SNAPSHOT_FILE)
+        size = check_regular(path, MAX_SNAPSHOT_FILE)
+        with open(path, "rb") as f:
+            head = f.read(HEADER.size)
+        # the header says how long the file is: a file of another length (a 3 GiB sparse file,
+        # say) is refused from its size before the rest of it is read
+        _check_header(head, size, path)
+        data = read_regular(path, size)
     except InputFileError as e:
         raise SnapshotUnreadable(f"cannot read snapshot {path!r}: it {e}") from None
+    except OSError as e:
+        raise SnapshotUnreadable(f"cannot read snapshot {path!r}: {e.strerror}") from None
     return decode(data, path)
+
+
+def _check_header(head: bytes, size: int, path: str) -> None:
+    if len(head) < HEADER.size:
+        decode(head, path)  # says what is wrong with a short file
+    magic, version, header_size, length, _ = HEADER.unpack_from(head)
+    if magic != MAGIC or version != VERSION or header_size != HEADER.size:
+        decode(head, path)  # the same messages as for a whole file
+    if size < HEADER.size + length:
+        raise SnapshotUnreadable(f"snapshot {path} is truncated: {size - HEADER.size} of {length} payload bytes")
+    if size > HEADER.size + length:
+        raise SnapshotCorrupt(f"snapshot {path} has {size - HEADER.size - length} bytes after its payload")
 
 
 def decode(data: bytes, path: str = "snapshot") -> Decoded:
