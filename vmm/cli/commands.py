@@ -197,6 +197,14 @@ def info() -> int:
     return 0
 
 
+def one_line(message: str) -> str:
+    """An error is one line even when it quotes a value with a newline (or another control
+    character) in it: those are shown escaped, as repr() would show them."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def main(argv: list[str] | None = None, *, qemu_command: bool = False) -> int:
     """Entry point: every failure becomes one line on stderr and a documented exit status.
     `qemu_command`: called as pyvmm-system-x86_64, which takes no positional disk image."""
@@ -205,7 +213,7 @@ def main(argv: list[str] | None = None, *, qemu_command: bool = False) -> int:
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except click.UsageError as e:
-        click.echo(f"pyvmm: {e.format_message()}", err=True)
+        click.echo(f"pyvmm: {one_line(e.format_message())}", err=True)
         return ExitStatus.USAGE
     except click.Abort:
         return ExitStatus.INTERRUPTED
@@ -213,7 +221,7 @@ def main(argv: list[str] | None = None, *, qemu_command: bool = False) -> int:
         details = getattr(e, "details", "")
         if details:
             click.echo(details.rstrip(), err=True)
-        click.echo(f"pyvmm: {e}", err=True)
+        click.echo(f"pyvmm: {one_line(str(e))}", err=True)
         return int(status_of(e))
     except KeyboardInterrupt:
         click.echo("pyvmm: interrupted", err=True)
