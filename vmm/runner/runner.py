@@ -32,6 +32,11 @@ from vmm.runner.report import guest_state
 from vmm.verdict import Stop, Verdict
 
 STOP_GRACE = 0.75  # seconds a vCPU thread gets to leave after a stop before the run gives up on it
+# The supervisor never sleeps longer than this. Python runs signal handlers on the main thread, but
+# the kernel may deliver a process-directed SIGINT to any thread that does not block it (a helper
+# thread: the trace writer, the SPP watchdog, the gdb stub); the main thread's wait is then not
+# interrupted, and without a bound Ctrl-C would wait for the run to end by itself.
+SIGNAL_POLL = 0.2
 _SUPERVISOR_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGALRM}
 Handle = Callable[[Exit], Verdict]
 Observer = Callable[[Handle], Handle]  # wraps the exit policy: statistics, tracing
@@ -120,8 +125,14 @@ class Runner:
                     )
                     for v in self.vcpus
                 ]
-                for t in threads:
-                    t.start()
+                # the threads inherit the blocked supervisor signals: none can land on a vCPU
+                # thread before it has blocked them itself
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS)
+                try:
+                    for t in threads:
+                        t.start()
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 stuck = self._supervise(timeout)
         finally:
             self.running = False
@@ -142,12 +153,17 @@ class Runner:
         control = self.control
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while not control.wait_for_stop(None if deadline is None else max(deadline - time.monotonic(), 0)):
-                control.request_stop(Stop(ExitStatus.TIMEOUT, f"timed out after {timeout:g} s"))
+            while not control.wait_for_stop(_slice(deadline)):
+                if deadline is not None and time.monotonic() >= deadline:
+                    control.request_stop(Stop(ExitStatus.TIMEOUT, f"timed out after {timeout:g} s"))
             # Without a deadline a slow handler is waited for; with one, a vCPU thread that does not
             # come back is inside a handler or a participant that ignores the stop, and the run
             # ends without it (its vCPU is left alone, not closed).
-            if control.wait(None if deadline is None else STOP_GRACE):
+            if deadline is None:
+                while not control.wait(SIGNAL_POLL):
+                    pass
+                return ()
+            if control.wait(STOP_GRACE):
                 return ()
             stuck = tuple(v.index for v in control.running())
             control.record(
@@ -219,6 +235,13 @@ class Runner:
         finally:
             signal.signal(signal.SIGTERM, old_term)
             signal.signal(signal.SIGINT, old_int)
+
+
+def _slice(deadline: float | None) -> float:
+    """How long the supervisor may sleep: until the deadline, and never past SIGNAL_POLL."""
+    if deadline is None:
+        return SIGNAL_POLL
+    return max(0.0, min(SIGNAL_POLL, deadline - time.monotonic()))
 
 
 def _loop(vcpu: Vcpu, handle: Handle, route_io: Handle | None) -> Stop:
