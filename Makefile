@@ -34,8 +34,8 @@ $(FFI_GENERATED) &: kvm_abi/_cdef.py kvm_abi/_spp_cdef.py kvm_abi/_ffi_build.py 
 # pip's console scripts cannot take Ctrl-C before the interpreter's site module runs; these can
 # (vmm/cli/launcher.py says why). Rewritten after every install, which puts pip's back.
 LAUNCHERS := $(BIN)/.launchers
-$(LAUNCHERS): $(STAMP) vmm/cli/launcher.py
-	$(BIN)/python -m vmm.cli.launcher $(BIN) >/dev/null
+$(LAUNCHERS): $(STAMP) vmm/cli/launcher.py vmm/cli/launcher.c
+	$(BIN)/python -m vmm.cli.launcher $(BIN)
 	touch $@
 
 setup: $(STAMP) $(FFI_GENERATED) $(BYTECODE) $(LAUNCHERS)

@@ -45,6 +45,7 @@ def test_the_launcher_takes_sigint_before_site_and_any_import() -> None:
         lines = text.splitlines()
         assert lines[0] == "#!/opt/venv/bin/python3 -S"
         code = text.split("\n", 1)[1]
-        assert code.index("_signal.signal(_signal.SIGINT") < code.index("import site") < code.index("from vmm")
+        handler, unblock = code.index("_signal.signal(_signal.SIGINT"), code.index("_signal.pthread_sigmask(")
+        assert handler < unblock < code.index("import site") < code.index("from vmm")
         compile(code, "launcher", "exec")
         assert f"from vmm.cli import {function}\n" in code

@@ -1,21 +1,28 @@
-"""The `pyvmm` and `pyvmm-system-x86_64` launchers that `make setup` writes into the virtualenv's
+"""The `pyvmm` and `pyvmm-system-x86_64` launchers that `make setup` installs in the virtualenv's
 bin directory, over the console scripts pip generates.
 
-A pip-generated script is run after the interpreter's `site` module has processed every `.pth`
-file, and its own first line is an import: a Ctrl-C in those milliseconds (tens of them on a
-loaded host) is a KeyboardInterrupt traceback that no code of pyvmm's can catch. The launcher
-starts the interpreter with -S, takes SIGINT over with builtin modules only (`_signal`, `posix`),
-and then runs `site.main()` itself, which is what -S leaves out (documented for exactly this use).
-Before its first line the interpreter's own handler is in place for well under a millisecond
-(setting up sys.stdout and sys.stderr), and before that SIGINT simply ends the process, as it
-does any program's.
+A pip-generated script runs after the interpreter's `site` module has processed every `.pth`
+file, and its first line is an import: a Ctrl-C in those milliseconds (tens of them on a loaded
+host) is a KeyboardInterrupt traceback that no code of pyvmm's can catch. So each command is a
+small C program (launcher.c) that blocks SIGINT and execs the interpreter with -S on a script
+written here. The script takes SIGINT over with builtin modules only (`_signal`, `posix`),
+unblocks it (a Ctrl-C that came in the meantime was kept pending, and is delivered to pyvmm's
+handler now), and then runs `site.main()` itself, which is what -S leaves out (documented for
+exactly this use). Only a signal in the microseconds before the C program blocks it ends the
+process by the signal itself, printing nothing, as it would any program.
 
-`python -m vmm.cli.launcher BINDIR` writes them.
+Without a C compiler the script itself is installed as the command (a `#!python -S` line): then
+the interpreter's own start-up, before the script's first line, is a window of a millisecond or
+so in which Ctrl-C is still the interpreter's.
+
+`python -m vmm.cli.launcher BINDIR` installs them.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,6 +42,8 @@ def _interrupted(signum, frame):
 
 
 _signal.signal(_signal.SIGINT, _interrupted)
+# launcher.c blocked SIGINT before it started the interpreter: one sent since is delivered now
+_signal.pthread_sigmask(_signal.SIG_UNBLOCK, [_signal.SIGINT])
 import site
 
 site.main()
@@ -52,20 +61,46 @@ def launcher_text(python: str, function: str) -> str:
     return _TEMPLATE.format(python=python, function=function, status=INTERRUPTED_STATUS)
 
 
-def write_launchers(bin_dir: Path, python: str) -> list[Path]:
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_launchers(bin_dir: Path, python: str, cc: str | None = None) -> list[Path]:
+    """The commands in `bin_dir`: compiled launchers when a C compiler is found (`cc`, else $CC,
+    else cc), the scripts themselves otherwise. Each is replaced whole, so a command that is
+    running keeps the file it started from."""
+    scripts = bin_dir.parent / "libexec" / "pyvmm"
+    scripts.mkdir(parents=True, exist_ok=True)
+    compiler = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     written = []
     for name, function in COMMANDS.items():
+        script = scripts / f"{name}.py"
+        _replace(script, launcher_text(python, function).encode(), 0o755)
         path = bin_dir / name
         tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(launcher_text(python, function))
-        tmp.chmod(0o755)
-        os.replace(tmp, path)  # a command that is running keeps the file it started from
+        built = compiler is not None and subprocess.run(
+            [compiler, "-O2", "-Wall", "-o", str(tmp), str(Path(__file__).with_name("launcher.c")),
+             f"-DPYTHON={_c_string(python)}", f"-DSCRIPT={_c_string(str(script))}"],
+            capture_output=True,
+        ).returncode == 0  # fmt: skip
+        if built:
+            os.replace(tmp, path)
+        else:
+            _replace(path, script.read_bytes(), 0o755)
         written.append(path)
     return written
+
+
+def _replace(path: Path, data: bytes, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
     bin_dir = Path(sys.argv[1])
     # the virtualenv's own interpreter (not the file it links to), so site.main() finds the venv
     for p in write_launchers(bin_dir, str(bin_dir.absolute() / "python3")):
-        print(f"wrote {p}")
+        kind = "compiled launcher" if p.read_bytes()[:4] == b"\x7fELF" else "script"
+        print(f"wrote {p} ({kind})")
