@@ -73,3 +73,10 @@ def test_sigint_during_startup_of_the_qemu_command() -> None:
     for ms in (0, 10, 30, 60, 100):
         status, err = interrupt_after([str(BIN / "pyvmm-system-x86_64"), "-kernel", image, "--timeout", "5"], ms / 1000)
         check_interrupted(status, err, ms)
+
+
+def test_the_launchers_run_from_any_directory(tmp_path: Path) -> None:
+    for name, argv in (("pyvmm", ["run"]), ("pyvmm-system-x86_64", ["-kernel"])):
+        proc = subprocess.run([str(BIN / name), *argv, str(guest("hello-long"))], cwd=tmp_path, capture_output=True)
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert proc.stdout == b"Hello from 64-bit long mode\n"

@@ -69,7 +69,7 @@ def write_launchers(bin_dir: Path, python: str, cc: str | None = None) -> list[P
     """The commands in `bin_dir`: compiled launchers when a C compiler is found (`cc`, else $CC,
     else cc), the scripts themselves otherwise. Each is replaced whole, so a command that is
     running keeps the file it started from."""
-    scripts = bin_dir.parent / "libexec" / "pyvmm"
+    scripts = bin_dir.absolute().parent / "libexec" / "pyvmm"  # the launcher runs from any directory
     scripts.mkdir(parents=True, exist_ok=True)
     compiler = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     written = []
