@@ -21,6 +21,7 @@ so in which Ctrl-C is still the interpreter's.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -78,17 +79,24 @@ def write_launchers(bin_dir: Path, python: str, cc: str | None = None) -> list[P
         _replace(script, launcher_text(python, function).encode(), 0o755)
         path = bin_dir / name
         tmp = path.with_name(f".{name}.tmp")
-        built = compiler is not None and subprocess.run(
-            [compiler, "-O2", "-Wall", "-o", str(tmp), str(Path(__file__).with_name("launcher.c")),
-             f"-DPYTHON={_c_string(python)}", f"-DSCRIPT={_c_string(str(script))}"],
-            capture_output=True,
-        ).returncode == 0  # fmt: skip
+        built = compiler is not None and _compile(compiler, tmp, python, script)
         if built:
             os.replace(tmp, path)
         else:
             _replace(path, script.read_bytes(), 0o755)
         written.append(path)
     return written
+
+
+def _compile(compiler: str, out: Path, python: str, script: Path) -> bool:
+    source = Path(__file__).with_name("launcher.c")
+    defines = [f"-DPYTHON={_c_string(python)}", f"-DSCRIPT={_c_string(str(script))}"]
+    try:
+        done = subprocess.run([*shlex.split(compiler), "-O2", "-Wall", "-o", str(out), str(source), *defines],
+                              capture_output=True)  # fmt: skip
+    except OSError:  # no such compiler
+        return False
+    return done.returncode == 0
 
 
 def _replace(path: Path, data: bytes, mode: int) -> None:
