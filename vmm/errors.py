@@ -21,7 +21,7 @@ class ExitStatus(enum.IntEnum):
     TRIPLE_FAULT = 8  # KVM_EXIT_SHUTDOWN
     INTERNAL_ERROR = 10  # KVM_EXIT_INTERNAL_ERROR, or a KVM call the monitor needed failed
     FAIL_ENTRY = 12  # KVM_EXIT_FAIL_ENTRY: the CPU refused the guest state
-    UNHANDLED_EXIT = 14  # an exit no handler takes, or an exit reason pyvmm does not know
+    UNHANDLED_EXIT = 14  # an exit no handler takes, an unknown exit reason, an unanswered access under --strict
     TIMEOUT = 16  # --timeout elapsed
     GUEST_ASSERT = 18  # the guest reported a failed assertion through the ucall port
     HANDLER_ERROR = 20  # a user handler or policy raised, or returned something that is not a verdict
