@@ -91,12 +91,19 @@ def write_launchers(bin_dir: Path, python: str, cc: str | None = None) -> list[P
 def _compile(compiler: str, out: Path, python: str, script: Path) -> bool:
     source = Path(__file__).with_name("launcher.c")
     defines = [f"-DPYTHON={_c_string(python)}", f"-DSCRIPT={_c_string(str(script))}"]
-    try:
-        done = subprocess.run([*shlex.split(compiler), "-O2", "-Wall", "-o", str(out), str(source), *defines],
-                              capture_output=True)  # fmt: skip
-    except OSError:  # no such compiler
-        return False
-    return done.returncode == 0
+    # static first: no dynamic loader runs before main() blocks SIGINT (its time, a millisecond
+    # on a loaded host, would be a window in which Ctrl-C kills the process silently)
+    for static in (["-static"], []):
+        try:
+            done = subprocess.run(
+                [*shlex.split(compiler), "-O2", "-Wall", *static, "-o", str(out), str(source), *defines],
+                capture_output=True,
+            )
+        except OSError:  # no such compiler
+            return False
+        if done.returncode == 0:
+            return True
+    return False
 
 
 def _replace(path: Path, data: bytes, mode: int) -> None:
