@@ -37,6 +37,7 @@ from vmm.verdict import Stop
 
 if TYPE_CHECKING:
     from vmm.debug.events import DebugEvents, DebugHandler
+    from vmm.debug.watch import Watchpoints
     from vmm.msr.events import MsrExits, MsrHandler, MsrSpec
     from vmm.snapshot.dirty import DirtyTracker
     from vmm.snapshot.state import MsrLists, Snapshot
@@ -99,6 +100,7 @@ class Machine:
         self.reset_seconds = (0.0, 0.0, 0.0)  # the last reset's memory, vCPU/VM and device time
         self.msr: MsrExits | None = None
         self.debug: DebugEvents | None = None
+        self.watchpoints: Watchpoints | None = None
         self.gdb: Any = None
 
     # --- what the board holds -------------------------------------------------------------
@@ -174,10 +176,22 @@ class Machine:
         slot; CPL-0 code only on this host). Returns the slot for `remove_debug`."""
         return self._debug_events().on_breakpoint(gva, handler)
 
-    def watch(self, gva: int, length: int, kind: str, handler: DebugHandler) -> int:
-        """Watchpoints: refused with a ConfigError on this host (data breakpoints in the debug
-        registers never fire here; README, host notes)."""
-        return self._debug_events().watch(gva, length, kind, handler)
+    def _watchpoints(self) -> Watchpoints:
+        if self.watchpoints is None:
+            from vmm.debug.watch import Watchpoints
+
+            self.watchpoints = Watchpoints(self.enable_spp, self.vcpus, self.memory)
+        return self.watchpoints
+
+    def watch(self, gva: int, length: int, kind: str, handler: DebugHandler, *, vcpu: int = 0) -> int:
+        """Call `handler(event)` after every guest write that changes or stores into [gva, gva +
+        length) (kind "w"; reads cannot be watched here), at any CPL: the SPP engine traps the
+        sub-pages (vmm.debug.watch). `gva` is translated through vCPU `vcpu`'s page tables now.
+        Returns an id for `remove_watch`."""
+        return self._watchpoints().add(gva, length, kind, handler, vcpu)
+
+    def remove_watch(self, wid: int) -> None:
+        self._watchpoints().remove(wid)
 
     def step(self, handler: DebugHandler, vcpu: int = 0) -> None:
         """Call `handler(event)` after vCPU `vcpu`'s next instruction (call again from it to go on)."""
@@ -191,7 +205,10 @@ class Machine:
         instruction until the debugger continues (QEMU's -S)."""
         from vmm.gdb.stub import GdbStub
 
-        stub = GdbStub(self.vcpus, self.policy, self.memory, address, wait=wait)
+        stub = GdbStub(
+            self.vcpus, self.policy, self.memory, address, wait=wait,
+            watchpoints=self._watchpoints, spp_masks=lambda: self.spp.masks() if self.spp is not None else None,
+        )  # fmt: skip
         self.runner.attach(stub)
         self.gdb = stub
         return stub

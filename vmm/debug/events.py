@@ -10,8 +10,9 @@ are not seen), and breakpoints in CPL-3 code never fire.
 
 - `on_breakpoint(gva, handler)`: an instruction breakpoint; the handler runs before the
   instruction at `gva` executes; resuming steps over it with the slot disabled for one instruction.
-- `watch(...)` is refused with a message: data breakpoints in DR0-DR3 fire neither at CPL 0 (KVM's
-  emulator, which runs CPL-0 code here, checks only instruction breakpoints) nor at CPL 3.
+- Watchpoints are not here: data breakpoints in DR0-DR3 fire neither at CPL 0 (KVM's emulator,
+  which runs CPL-0 code here, checks only instruction breakpoints) nor at CPL 3. They are built on
+  the SPP engine's trapped pages instead (`vmm.debug.watch`).
 - `step(handler, vcpu=0)`: the handler runs after the vCPU's next instruction.
 
 A handler gets a `DebugEvent` (the vCPU, its registers from KVM_GET_REGS, the kind and address)
@@ -44,8 +45,11 @@ _STEP_LIMIT = 64  # exits one step over a breakpoint may take (an instruction's 
 class DebugEvent:
     vcpu: Vcpu
     regs: Any  # struct kvm_regs at the event (write it back with vcpu.set_regs to change them)
-    kind: str  # "breakpoint" or "step"
-    address: int  # the breakpoint's address; for a step, the new RIP
+    kind: str  # "breakpoint", "step" or "watch"
+    address: int  # the breakpoint's or watchpoint's address; for a step, the new RIP
+    value: bytes | None = None  # a watchpoint: the watched bytes after the write
+    write_address: int | None = None  # a watchpoint: guest-virtual start of the write that hit it
+    written: bytes | None = None  # a watchpoint: the bytes that write stored
 
     @property
     def rip(self) -> int:
@@ -84,14 +88,6 @@ class DebugEvents(Participant):
     # --- registration -----------------------------------------------------------------------
     def on_breakpoint(self, gva: int, handler: DebugHandler) -> int:
         return self._add(Slot(gva, "x", 1, handler))
-
-    def watch(self, gva: int, length: int, kind: str, handler: DebugHandler) -> int:
-        """Refused on this host: data breakpoints in DR0-DR3 never fire at CPL 0 (the code runs in
-        KVM's instruction emulator, which checks only instruction breakpoints) nor at CPL 3."""
-        raise ConfigError(
-            f"watchpoint at {gva:#x}: data breakpoints through the debug registers do not fire on this host "
-            "(README, host notes); watchpoints are not available"
-        )
 
     def step(self, handler: DebugHandler, vcpu: int = 0) -> None:
         if not 0 <= vcpu < len(self.vcpus):
@@ -219,4 +215,3 @@ class DebugEvents(Participant):
             )
         finally:
             self._apply(vcpu)
-
