@@ -1,7 +1,7 @@
 """The gdb stub driven by the real gdb (batch mode) against `pyvmm run -S -gdb tcp::PORT` on
 debug-target (own IDT, CPL 0 then CPL 3): the first instruction, registers, disassembly, stepi,
 hbreak and break, set var, continue to the guest's own exit status, info threads, monitor, kill,
-Ctrl-C on a spinning guest; -smp 2 refused for now;
+Ctrl-C on a spinning guest;
 and bad input: a bad -gdb spelling, a port in use, garbage and a debugger that disconnects
 mid-packet."""
 
@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 from conftest import GUESTS, ROOT, guest, one_line_error, pyvmm
+from gdb_session import finish, free_port, start
+from gdb_session import gdb as run_gdb
+from gdb_session import symbol as elf_symbol
 
 from vmm.errors import ExitStatus
 
@@ -23,42 +26,12 @@ pytestmark = [pytest.mark.kvm, pytest.mark.skipif(shutil.which("gdb") is None, r
 ELF = GUESTS / "debug-target.elf"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(port: int, *extra: str, image: str = "debug-target") -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vmm.cli", "run", str(guest(image)), "-S", "-gdb", f"tcp::{port}",
-         "--timeout", "60", *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    line = proc.stderr.readline().decode()  # printed once the socket listens
-    if line != f"pyvmm: waiting for gdb on tcp::{port}\n":
-        proc.kill()
-        pytest.fail(f"pyvmm did not listen: {line!r}")
-    return proc
-
-
 def gdb(port: int, commands: list[str], tmp_path: Path) -> str:
-    script = tmp_path / "cmds.gdb"
-    script.write_text("\n".join(["set pagination off", "set confirm off", f"target remote :{port}", *commands]) + "\n")
-    out = subprocess.run(["gdb", "-q", "-nx", "-batch", "-x", str(script), str(ELF)], capture_output=True, timeout=60)
-    return out.stdout.decode() + out.stderr.decode()
-
-
-def finish(proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=30)
-    return proc.returncode, out.decode(), err.decode()
+    return run_gdb(port, commands, tmp_path, ELF)
 
 
 def symbol(name: str) -> int:
-    out = subprocess.run(["nm", str(ELF)], capture_output=True, text=True, check=True).stdout
-    (addr,) = [int(ln.split()[0], 16) for ln in out.splitlines() if ln.split()[-1] == name]
-    return addr
+    return elf_symbol(ELF, name)
 
 
 def test_stop_at_the_first_instruction_registers_disassembly_and_stepi(tmp_path: Path) -> None:
@@ -138,12 +111,6 @@ def test_bad_gdb_spellings_and_a_port_in_use_are_one_line() -> None:
         assert "cannot listen" in line
     line = one_line_error(pyvmm("run", str(guest("debug-target")), "-S"), ExitStatus.USAGE)
     assert "-S waits for a debugger" in line
-
-
-def test_smp_is_refused_with_one_line() -> None:
-    args = ("run", str(guest("hang")), "-smp", "2", "-gdb", f"tcp::{free_port()}")
-    line = one_line_error(pyvmm(*args), ExitStatus.USAGE)
-    assert "-gdb supports one vCPU for now" in line
 
 
 def test_ctrl_c_stops_a_spinning_guest() -> None:

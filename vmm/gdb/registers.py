@@ -31,6 +31,7 @@ class State:
     sregs: Any
     fpu: Any
     kernel_gs_base: int
+    xsave: Any  # for MXCSR alone: KVM_GET_FPU leaves its mxcsr field 0, KVM_SET_FPU ignores it
 
 
 @dataclass(frozen=True)
@@ -152,9 +153,12 @@ def _put_kgs(s: State, v: int) -> str:
     return "msr"
 
 
+MXCSR_WORD = 6  # MXCSR is bytes 24-27 of the XSAVE (FXSAVE) legacy area
+
+
 def _put_mxcsr(s: State, v: int) -> str:
-    s.fpu.mxcsr = v
-    return "fpu"
+    s.xsave.region[MXCSR_WORD] = v
+    return "xsave"
 
 
 CORE: tuple[Register, ...] = (
@@ -171,7 +175,7 @@ CORE: tuple[Register, ...] = (
 )
 SSE: tuple[Register, ...] = (
     *(_xmm(i) for i in range(16)),
-    Register("mxcsr", 32, "i386_mxcsr", lambda s: int(s.fpu.mxcsr), _put_mxcsr, group="vector"),
+    Register("mxcsr", 32, "i386_mxcsr", lambda s: int(s.xsave.region[MXCSR_WORD]), _put_mxcsr, group="vector"),
 )
 REGISTERS: tuple[Register, ...] = CORE + SSE
 NUMBER = {r.name: i for i, r in enumerate(REGISTERS)}
@@ -179,7 +183,7 @@ NUMBER = {r.name: i for i, r in enumerate(REGISTERS)}
 
 def read_state(vcpu: Any) -> State:
     kgs = vcpu.get_msrs([MSR_KERNEL_GS_BASE]).get(MSR_KERNEL_GS_BASE, 0)
-    return State(vcpu.get_regs(), vcpu.get_sregs(), vcpu.get_fpu(), kgs)
+    return State(vcpu.get_regs(), vcpu.get_sregs(), vcpu.get_fpu(), kgs, vcpu.get_xsave())
 
 
 def write_state(vcpu: Any, state: State, parts: set[str]) -> None:
@@ -189,6 +193,8 @@ def write_state(vcpu: Any, state: State, parts: set[str]) -> None:
         vcpu.set_sregs(state.sregs)
     if "fpu" in parts:
         vcpu.set_fpu(state.fpu)
+    if "xsave" in parts:
+        vcpu.set_xsave(state.xsave)
     if "msr" in parts:
         vcpu.set_msrs({MSR_KERNEL_GS_BASE: state.kernel_gs_base})
 

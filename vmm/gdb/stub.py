@@ -174,6 +174,7 @@ class GdbStub(Participant):
     def run_started(self, run: RunContext) -> None:
         self._run = run
         if self.stop_wanted:
+            self.taker = self.vcpus[0]  # -S: the boot vCPU reports the first stop
             for v in self.vcpus:
                 v.request_stop()  # every first KVM_RUN returns at once: no vCPU runs an instruction
 
