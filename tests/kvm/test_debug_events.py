@@ -1,6 +1,6 @@
 """Breakpoints and single steps as Python events on debug-target (own IDT; bump() called three
 times at CPL 0, then three times at CPL 3): from the library and from a `--handlers` file; a
-handler that changes registers, one that stops the run; watchpoints refused with one line."""
+handler that changes registers, one that stops the run. Watchpoints: test_debug_watch.py."""
 
 from __future__ import annotations
 
@@ -104,15 +104,13 @@ def test_steps_move_rip_by_each_instruction_length() -> None:
     assert checked >= 5
 
 
-def test_a_step_at_cpl3_and_watchpoints_are_refused() -> None:
+def test_a_step_at_cpl3_is_refused() -> None:
     with machine(io.BytesIO()) as m:
         sregs = m.vcpu.get_sregs()
         sregs.cs.selector |= 3  # as if the vCPU were at CPL 3 (the refusal reads CS's RPL)
         m.vcpu.set_sregs(sregs)
         with pytest.raises(ConfigError, match="CPL 3"):
             m.step(lambda e: None)
-        with pytest.raises(ConfigError, match="do not fire on this host"):
-            m.watch(symbol("counter"), 8, "w", lambda e: None)
 
 
 def test_breakpoints_and_steps_from_a_handlers_file(tmp_path: Path) -> None:
@@ -132,10 +130,3 @@ def test_breakpoints_and_steps_from_a_handlers_file(tmp_path: Path) -> None:
     err = proc.stderr.decode().splitlines()
     assert [ln for ln in err if ln.startswith("bump(")] == ["bump(1)", "bump(2)", "bump(3)"]
     assert len([ln for ln in err if ln.startswith("stepped to 0x")]) == 1
-
-
-def test_a_watchpoint_from_a_handlers_file_is_one_line(tmp_path: Path) -> None:
-    handlers = tmp_path / "watch.py"
-    handlers.write_text("def setup(machine):\n    machine.watch(0x101000, 8, 'w', print)\n")
-    line = one_line_error(pyvmm("run", str(guest("debug-target")), "--handlers", str(handlers)), ExitStatus.USAGE)
-    assert "watchpoints are not available" in line
