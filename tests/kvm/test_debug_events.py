@@ -10,10 +10,10 @@ from pathlib import Path
 
 import iced_x86
 import pytest
-from conftest import GUESTS, guest, one_line_error, pyvmm
+from conftest import GUESTS, guest, pyvmm
 
 from vmm.cpu.modes import CpuMode
-from vmm.errors import ConfigError, ExitStatus
+from vmm.errors import ConfigError
 from vmm.machine import Machine
 from vmm.verdict import Stop
 

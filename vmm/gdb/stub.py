@@ -373,8 +373,8 @@ class GdbStub(Participant):
             n = int(pkt[1:], 16)
             return (R.encode(R.read_state(target), n) if n < len(R.REGISTERS) else "E45"), None
         if pkt.startswith("P"):
-            n, _, value = pkt[1:].partition("=")
-            return self._write_register(target, int(n, 16), bytes.fromhex(value)), None
+            number, _, value = pkt[1:].partition("=")
+            return self._write_register(target, int(number, 16), bytes.fromhex(value)), None
         if pkt.startswith("m"):
             addr, _, length = pkt[1:].partition(",")
             data = self._read_memory(target, int(addr, 16), min(int(length, 16), 0x1000))
