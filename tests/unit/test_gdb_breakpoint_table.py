@@ -17,7 +17,7 @@ class Ram:
         self.data = bytearray(range(256)) * (size // 256)
 
     def contains(self, gpa: int, n: int) -> bool:
-        return 0 <= gpa and gpa + n <= len(self.data)
+        return gpa >= 0 and gpa + n <= len(self.data)
 
     def read(self, gpa: int, n: int) -> bytes:
         return bytes(self.data[gpa : gpa + n])
