@@ -102,6 +102,7 @@ class Machine:
         self.debug: DebugEvents | None = None
         self.watchpoints: Watchpoints | None = None
         self.gdb: Any = None
+        self.console_monitor: Any = None
 
     # --- what the board holds -------------------------------------------------------------
     @property
@@ -212,6 +213,32 @@ class Machine:
         self.runner.attach(stub)
         self.gdb = stub
         return stub
+
+    def _monitor(self) -> Any:
+        if self.console_monitor is None:
+            from vmm.debug.console import MonitorConsole
+
+            self.console_monitor = MonitorConsole(
+                self.vcpus, self.memory, lambda: self.spp.masks() if self.spp is not None else None
+            )
+            self.runner.attach(self.console_monitor)
+        return self.console_monitor
+
+    def monitor_command(self, line: str) -> str:
+        """One monitor command (`info registers`, `x/4xg ADDR`, `xp`, `info spp`, `stop`, `cont`,
+        `quit`, ...; vmm.debug.console), from any thread, while the guest runs or not."""
+        return str(self._monitor().execute(line))
+
+    def enable_monitor(self, spec: str, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+        """QEMU's -monitor: `stdio` (commands from stdin, answers on stdout) or
+        `unix:PATH,server,nowait` (a socket that takes one connection at a time); `none` is none."""
+        from vmm.debug.console import parse_monitor_address
+
+        kind, path = parse_monitor_address(spec)
+        if kind == "stdio":
+            self._monitor().serve_stream(stdin or sys.stdin, stdout or sys.stdout)
+        elif kind == "unix" and path is not None:
+            self._monitor().serve_unix(path)
 
     def remove_io(self, first: int, count: int) -> None:
         self.board.ports.remove(first, count)
