@@ -57,7 +57,7 @@ def test_hbreak_break_set_var_threads_and_monitor(tmp_path: Path) -> None:
         "hbreak bump", "continue", "p $rdi", "delete",
         f"break *{symbol('bump') + 0x11:#x}", "continue", "p/x $pc",
         "set var *(unsigned long *)&counter = 0x100", "p/x *(unsigned long *)&counter",
-        "info threads", "monitor info exits", "delete", "continue",
+        "info threads", "monitor info exits", f"monitor x/2xb {symbol('bump'):#x}", "delete", "continue",
     ], tmp_path)  # fmt: skip
     status, out, _ = finish(proc)
     assert "Breakpoint 1, 0x0000000000100030 in bump ()" in text, text
@@ -66,6 +66,8 @@ def test_hbreak_break_set_var_threads_and_monitor(tmp_path: Path) -> None:
     assert "$3 = 0x100" in text
     assert "* 1    Thread 1" in text
     assert "vCPU 0: " in text and " exits" in text
+    code = (GUESTS / "debug-target.bin").read_bytes()[symbol("bump") - 0x100000 :][:2]
+    assert f"{symbol('bump'):016x}: {code[0]:#04x} {code[1]:#04x}" in text  # the console's x, from gdb
     assert status == 99
     # counter was 1 when it was set to 0x100 (bump(1) had stored it): 0x100 + 2 + 3 + 1 + 2 + 3
     assert "debug-target: counter 0x10b" in out, out

@@ -14,7 +14,7 @@ from typing import Any
 from vmm.gdb import registers as R
 from vmm.spp.masks import FULL
 
-HELP = "pyvmm monitor commands: info exits, info spp, info breakpoints, info registers, help\n"
+HELP = "pyvmm monitor commands: info exits, info spp, info breakpoints, info registers, info cpus, x/FMT ADDR, xp/FMT ADDR, help\n"
 
 
 def monitor_command(command: str, stub: Any) -> str:
@@ -29,6 +29,12 @@ def monitor_command(command: str, stub: Any) -> str:
         return registers_text(R.read_state(stub.vcpus[stub.current]), stub.current)
     if words == ["help"]:
         return HELP
+    if words and (words[0].split("/")[0] in ("x", "xp") or words == ["info", "cpus"]):
+        from vmm.debug.console import MonitorConsole
+
+        console = MonitorConsole(stub.vcpus, stub.memory, lambda: None)
+        console.cpu = stub.current
+        return console.answer(command)  # the vCPUs are stopped: answered here, on the stopped one's thread
     return f"unknown monitor command {command!r}; try 'help'\n"
 
 
