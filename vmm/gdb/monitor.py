@@ -14,7 +14,10 @@ from typing import Any
 from vmm.gdb import registers as R
 from vmm.spp.masks import FULL
 
-HELP = "pyvmm monitor commands: info exits, info spp, info breakpoints, info registers, info cpus, x/FMT ADDR, xp/FMT ADDR, help\n"
+HELP = (
+    "pyvmm monitor commands: info exits, info spp, info breakpoints, info registers, info cpus, "
+    "x/FMT ADDR, xp/FMT ADDR, help\n"
+)
 
 
 def monitor_command(command: str, stub: Any) -> str:
