@@ -337,7 +337,16 @@ class Machine:
 
         if self._msrs is None:
             self._msrs = MsrLists()
-        return capture(self.board, self.spp, self.snapshot_hooks, self._msrs)
+        return capture(self.board, self._snapshot_spp(), self.snapshot_hooks, self._msrs)
+
+    def _snapshot_spp(self) -> Any:
+        """The SPP masks snapshots see: without the watchpoints' pages, which belong to the
+        monitor's current watches (like handlers) and are neither saved nor put back."""
+        if self.spp is None or self.watchpoints is None or not self.watchpoints.owned:
+            return self.spp
+        from vmm.debug.watch import MasksWithoutWatches
+
+        return MasksWithoutWatches(self.spp, self.watchpoints)
 
     def restore(self, snap: Snapshot) -> None:
         """Put the machine back in the state `snap` holds (all of RAM is copied)."""
@@ -349,8 +358,10 @@ class Machine:
             self.enable_spp()
         if self._dirty is not None:
             self._dirty.disarm()
-        restore(self.board, snap, self.spp, self.snapshot_hooks)
-        check_layout(self.board, snap)
+        restore(self.board, snap, self._snapshot_spp(), self.snapshot_hooks)
+        if self.watchpoints is None:
+            # watches set or removed since the snapshot change the read-only slots legitimately
+            check_layout(self.board, snap)
 
     def reset(self, snap: Snapshot) -> None:
         """`restore`, fast: from the second reset to the same snapshot on, only the pages written
@@ -374,7 +385,7 @@ class Machine:
         t1 = perf_counter()
         restore_vcpus_and_vm(self.board, snap)
         t2 = perf_counter()
-        restore_devices(self.board, snap, self.spp, self.snapshot_hooks)
+        restore_devices(self.board, snap, self._snapshot_spp(), self.snapshot_hooks)
         self.reset_seconds = (t1 - t0, t2 - t1, perf_counter() - t2)
 
     @classmethod

@@ -14,7 +14,8 @@ refused with that reason.
 
 The guest-virtual address is translated through vCPU `vcpu`'s page tables when the watch is set;
 a guest that remaps the page later keeps the watch on the old physical bytes. A page that already
-has SPP protection of its own cannot be watched (the two would have to share one mask).
+has SPP protection of its own cannot be watched (the two would have to share one mask). Snapshots
+leave the watches' pages out (`MasksWithoutWatches`): a restore keeps the watches set now.
 """
 
 from __future__ import annotations
@@ -173,3 +174,20 @@ class Watchpoints:
             if verdict is not None:
                 return verdict
         return None
+
+
+class MasksWithoutWatches:
+    """The SPP masks as a snapshot sees them: the watchpoints' pages left out of what is saved and
+    left alone by what is put back (a watch stays as it is now, as a handler does)."""
+
+    def __init__(self, spp: Any, watches: Watchpoints) -> None:
+        self.spp = spp
+        self.watches = watches
+
+    def masks(self) -> dict[int, int]:
+        return {p: m for p, m in self.spp.masks().items() if p not in self.watches.owned}
+
+    def protect_pages(self, masks: dict[int, int]) -> None:
+        mine = {p: m for p, m in masks.items() if p not in self.watches.owned}
+        if mine:
+            self.spp.protect_pages(mine)
