@@ -10,34 +10,27 @@ from __future__ import annotations
 import dataclasses
 import errno
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from kvm_abi import constants as kc
 from kvm_abi import ffi, libc
 from vmm import layout as L
 from vmm.board.bus import AddressSpace
 from vmm.board.memory import GuestMemory
-from vmm.board.sleep import Suspend
+from vmm.board.options import DeviceOptions, FirmwareTables, Peripherals, Platform
 from vmm.board.slots import RamSlots
-from vmm.board.table import (
-    DeviceOptions,
-    FirmwareTables,
-    Peripherals,
-    Platform,
-    builtin_devices,
-    place,
-    write_firmware_tables,
-)
+from vmm.board.table import builtin_devices, place
 from vmm.cpu.cpuid import cpuid_for_vcpu, shaped_cpu
 from vmm.cpu.models import CpuRequest
-from vmm.devices.acpi_pm import AcpiPm
-from vmm.devices.cmos import Cmos
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
 from vmm.devices.protocol import Device, Region
 from vmm.errors import ConfigError, KvmCallFailed
 from vmm.kvm.system import Kvm
 from vmm.kvm.vcpu import Vcpu
+
+if TYPE_CHECKING:
+    from vmm.board.sleep import Suspend
 
 MAX_VCPUS = 64
 MMIO_LIMIT = 1 << 52  # physical addresses have at most 52 bits
@@ -134,12 +127,10 @@ class Board:
         for device in builtin_devices(opts, peripherals):
             self.place(device)
         if opts.platform == "pc":
-            self.firmware = write_firmware_tables(self.memory, spec.smp, self.log)
-            pm, cmos = self.device(AcpiPm), self.device(Cmos)
-            if isinstance(pm, AcpiPm) and isinstance(cmos, Cmos) and self.firmware.facs is not None:
-                self.suspend = Suspend(self.vcpus, self.memory, self.memory.read_u32, pm, cmos,
-                                       self.firmware.facs, self.notices.say)  # fmt: skip
-                pm.on_s3 = self.suspend
+            from vmm.board.pc import firmware_and_sleep  # only a PC machine loads its platform
+
+            self.firmware, self.suspend = firmware_and_sleep(self.memory, self.vcpus, self.devices, self.log,
+                                                             self.notices.say)  # fmt: skip
 
     @property
     def platform(self) -> Platform:

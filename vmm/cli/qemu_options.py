@@ -230,16 +230,26 @@ class QemuSpelledCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         takes_value: dict[str, bool] = {}
+        long_name: dict[str, str] = {}  # "-q" -> "--quiet"
         for p in self.get_params(ctx):
             if isinstance(p, click.Option):
                 for name in (*p.opts, *p.secondary_opts):
                     takes_value[name] = not p.is_flag and p.nargs != 0
+                spelled_long = [n for n in p.opts if n.startswith("--")]
+                for name in p.opts:
+                    if len(name) == 2 and spelled_long:
+                        long_name[name] = spelled_long[0]
+        args = list(args)
         i = 0
         while i < len(args):
             arg = args[i]
             if arg == "--":
                 break
             if arg in takes_value:
+                # click tries every option as a long one first and, for a short one, builds (and
+                # catches) a NoSuchOption, importing difflib to suggest names: a few ms of every
+                # start. Handing it the long spelling of the same option skips that detour.
+                args[i] = long_name.get(arg, arg)
                 i += 2 if takes_value[arg] else 1
                 continue
             if len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and not arg[1].isdigit():

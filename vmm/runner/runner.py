@@ -17,7 +17,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -184,6 +183,8 @@ class Runner:
             verdict = Stop(status_of(e), str(e), fatal=not isinstance(e, UserCodeError))
             report = e.details
         except Exception:
+            import traceback  # only a failing handler needs it: kept off every run's start-up
+
             verdict = Stop(ExitStatus.HANDLER_ERROR, "an exit handler raised an exception", fatal=True)
             report = traceback.format_exc()
         except BaseException as e:  # SystemExit or KeyboardInterrupt raised by a handler

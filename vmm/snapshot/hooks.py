@@ -7,7 +7,6 @@ files after the machine) keeps that hook's data pending; registering the hook th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,8 @@ class SnapshotHooks:
 
     def save_all(self) -> dict[str, str]:
         """Each hook's data as JSON text, so later changes to the live objects cannot reach it."""
+        import json  # a run that never snapshots never needs it (start-up time)
+
         out = {}
         for name, hook in self.hooks.items():
             try:
@@ -42,6 +43,8 @@ class SnapshotHooks:
         return out
 
     def load_all(self, saved: dict[str, str]) -> None:
+        import json
+
         self.pending = {}
         for name, text in saved.items():
             data = json.loads(text)
