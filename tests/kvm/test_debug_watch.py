@@ -135,3 +135,21 @@ def test_a_watch_from_a_handlers_file(tmp_path: Path) -> None:
     bad.write_text(f"def setup(machine):\n    machine.watch({symbol('counter'):#x}, 8, 'r', print)\n")
     line = one_line_error(pyvmm("run", str(guest("debug-target")), "--handlers", str(bad)), ExitStatus.USAGE)
     assert "read watchpoints are not available" in line
+
+
+def test_a_watch_set_by_a_handler_during_the_run() -> None:
+    """The first watch turns SPP on mid-run: the engine is told the run started (and ended), so
+    its memslot changes go through the vCPU threads; the next run works the same."""
+    seen: list[int] = []
+    out = io.BytesIO()
+    with machine(out) as m:
+
+        def first_bump(e: DebugEvent) -> None:
+            if not seen:
+                m.watch(symbol("counter"), 8, "w", lambda w: seen.append(int.from_bytes(w.value or b"", "little")))
+
+        m.on_breakpoint(symbol("bump"), first_bump)
+        result = m.run(timeout=30)
+        assert m.spp is not None and not m.spp._run_active  # told the run ended
+    assert result.status == 99
+    assert seen == [1, 3, 6, 7, 9, 12]  # from the first bump's own store on

@@ -121,3 +121,21 @@ def test_the_library_call_before_and_during_a_run() -> None:
 def test_a_bad_monitor_spelling_is_one_line() -> None:
     line = one_line_error(pyvmm("run", str(guest("hang")), "-monitor", "tcp::4444"), ExitStatus.USAGE)
     assert "-monitor 'tcp::4444'" in line
+
+
+def test_a_monitor_first_made_during_a_run() -> None:
+    """Made mid-run, the monitor is told the run started: it hands commands to a vCPU thread
+    rather than reading a vCPU inside KVM_RUN (which would block until the vCPU's next exit)."""
+    with Machine(console=io.BytesIO()) as m:
+        m.load_flat(guest("hang").read_bytes(), CpuMode.LONG)
+        result: list[int] = []
+        t = threading.Thread(target=lambda: result.append(m.run(timeout=30).status))
+        t.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        during = m.monitor_command("info registers")
+        took = time.monotonic() - started
+        m.monitor_command("quit")
+        t.join(30)
+    assert "RIP=0000000000100001" in during and took < 2
+    assert result == [ExitStatus.MONITOR_QUIT]
