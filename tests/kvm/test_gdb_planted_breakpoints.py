@@ -74,3 +74,16 @@ def test_physical_memory_mode(tmp_path: Path) -> None:
     assert text.index('received: "0"') < text.index('received: "OK"') < text.index('received: "1"')
     assert f"{total:#x} <total>:\t0x0000000000000001" in text  # physical: the same bytes
     assert f"Cannot access memory at address {ALIAS + total:#x}" in text  # physical: beyond RAM
+
+
+def test_a_debugger_that_detaches_takes_its_int3_along(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start(port, image="kernel-target")
+    text = gdb(port, [
+        "hbreak work", "continue", "delete",
+        "set breakpoint always-inserted on", "break work", "monitor info breakpoints", "detach",
+    ], tmp_path, ELF)  # fmt: skip
+    status, out, _ = finish(proc)
+    assert "int3 planted" in text
+    # the int3 was put back before the guest ran on: work(2) and work(3) ran their own first byte
+    assert status == 101 and "kernel-target: total 0x6" in out and "traps cpu=0 total=0" in out
