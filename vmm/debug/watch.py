@@ -69,6 +69,7 @@ class Watchpoints:
         self.watches: dict[int, Watch] = {}
         self._next = 0
         self.owned: set[int] = set()  # pages whose SPP masks are the watches'
+        self._by_page: dict[int, list[tuple[int, int, Watch]]] = {}  # page -> (gpa, end, watch)
         self.hits = 0
 
     @property
@@ -153,14 +154,25 @@ class Watchpoints:
                 self.owned.discard(page)
             else:
                 self.owned.add(page)
+        # what the policy looks up per write: the watched byte ranges of each page
+        self._by_page = {}
+        for w in self.watches.values():
+            for p, n, _ in w.pieces:
+                for page in {p & ~(PAGE - 1), (p + n - 1) & ~(PAGE - 1)}:
+                    self._by_page.setdefault(page, []).append((p, p + n, w))
 
     # --- the writes ----------------------------------------------------------------------------
     def _policy(self, event: SppEvent) -> SppVerdict | None:
-        if event.page not in self.owned:
+        by_page = self._by_page
+        ranges = by_page.get(event.gpa & ~(PAGE - 1))
+        if ranges is None:
             return None  # another protection's write: the other policies judge it
         start = event.write_gpa if event.write_gpa is not None else event.gpa
-        size = event.size or 1
-        hits = [w for w in self.watches.values() if w.overlap(start, size)]
+        end = start + (event.size or 1)
+        last = (end - 1) & ~(PAGE - 1)
+        if last != event.gpa & ~(PAGE - 1):  # a store that runs on into the next page
+            ranges = ranges + by_page.get(last, [])
+        hits = [w for lo, hi, w in ranges if lo < end and start < hi]
         if not hits:
             return ALLOW
         return Allow(then=lambda: self._fire(hits, event, start))
