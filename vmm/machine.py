@@ -165,6 +165,11 @@ class Machine:
 
     # --- breakpoints, watchpoints, steps (vmm.debug.events: what works at which CPL here) --------
     def _debug_events(self) -> DebugEvents:
+        if self.gdb is not None:
+            raise ConfigError(
+                "breakpoints and steps from Python cannot be used with -gdb: both would program the same "
+                "debug registers and single-step flag (watchpoints can: m.watch)"
+            )
         if self.debug is None:
             from vmm.debug.events import DebugEvents
 
@@ -206,6 +211,11 @@ class Machine:
         instruction until the debugger continues (QEMU's -S)."""
         from vmm.gdb.stub import GdbStub
 
+        if self.debug is not None:
+            raise ConfigError(
+                "-gdb cannot be used with breakpoints or steps set from Python: both would program the same "
+                "debug registers and single-step flag (watchpoints can: m.watch)"
+            )
         stub = GdbStub(
             self.vcpus, self.policy, self.memory, address, wait=wait,
             watchpoints=self._watchpoints, spp_masks=lambda: self.spp.masks() if self.spp is not None else None,

@@ -144,3 +144,18 @@ def test_ctrl_c_stops_a_spinning_guest() -> None:
     status, _, err = finish(proc)
     assert int.from_bytes(bytes.fromhex(rip.split(b"$")[1].split(b"#")[0].decode()), "little") >= 0x100000
     assert status == ExitStatus.GDB_KILLED and "Traceback" not in err
+
+
+def test_python_breakpoints_and_gdb_together_are_refused_with_one_line(tmp_path: Path) -> None:
+    handlers = tmp_path / "bp_handlers.py"
+    handlers.write_text(f"def setup(machine):\n    machine.on_breakpoint({symbol('bump'):#x}, print)\n")
+    args = ("run", str(guest("debug-target")), "-gdb", f"tcp::{free_port()}", "--handlers", str(handlers))
+    line = one_line_error(pyvmm(*args), ExitStatus.USAGE)
+    assert "cannot be used with -gdb" in line
+    watch = tmp_path / "watch_handlers.py"  # a watch from Python is fine beside gdb
+    watch.write_text(f"def setup(machine):\n    machine.watch({symbol('counter'):#x}, 8, 'w', lambda e: None)\n")
+    port = free_port()
+    proc = start(port, "--handlers", str(watch))
+    text = gdb(port, ["watch *(unsigned long *)&counter", "continue", "delete", "continue"], tmp_path)
+    status, out, _ = finish(proc)
+    assert "New value = 1" in text and status == 99 and "debug-target: counter 0xc" in out
