@@ -59,6 +59,13 @@ def parse_gdb_address(spec: str) -> tuple[str, Any]:
     raise ConfigError(f"-gdb {spec!r}: use tcp::PORT, tcp:HOST:PORT or unix:PATH")
 
 
+def _address(text: str) -> int:
+    addr = int(text, 16)
+    if not 0 <= addr < 1 << 64:
+        raise ValueError(f"address {text} is not a 64-bit address")
+    return addr
+
+
 class GdbStub(Participant):
     def __init__(
         self,
@@ -291,8 +298,8 @@ class GdbStub(Participant):
                 return None  # the guest runs on
             try:
                 reply, action = self._command(vcpu, data.decode("latin-1"))
-            except (ValueError, IndexError, PyvmmError):
-                reply, action = "E01", None
+            except (ValueError, IndexError, OverflowError, PyvmmError):
+                reply, action = "E01", None  # a packet that does not parse, or asks for what cannot be
             if reply is not None:
                 self._send(reply)
             if action in ("continue", "step"):
@@ -377,12 +384,12 @@ class GdbStub(Participant):
             return self._write_register(target, int(number, 16), bytes.fromhex(value)), None
         if pkt.startswith("m"):
             addr, _, length = pkt[1:].partition(",")
-            data = self._read_memory(target, int(addr, 16), min(int(length, 16), 0x1000))
+            data = self._read_memory(target, _address(addr), min(int(length, 16), 0x1000))
             return (data.hex() if data is not None else "E14"), None
         if pkt.startswith("M"):
             head, _, hexdata = pkt[1:].partition(":")
             addr, _, _length = head.partition(",")
-            return self._write_memory(target, int(addr, 16), bytes.fromhex(hexdata)), None
+            return self._write_memory(target, _address(addr), bytes.fromhex(hexdata)), None
         if pkt in ("c", "s") or pkt.startswith(("c", "s")):
             return None, "continue" if pkt[0] == "c" else "step"
         if pkt[:1] in ("Z", "z") and pkt[1:3] in ("0,", "1,", "2,", "3,", "4,"):
@@ -417,7 +424,7 @@ class GdbStub(Participant):
     def _insert_or_remove(self, vcpu: Vcpu, pkt: str) -> str:
         insert, kind = pkt[0] == "Z", pkt[1]
         addr_text, _, rest = pkt[3:].partition(",")
-        addr, length = int(addr_text, 16), int(rest.split(";")[0], 16)
+        addr, length = _address(addr_text), int(rest.split(";")[0], 16)
         if kind in "01":
             return self.breakpoints.insert(vcpu, addr, kind == "1") if insert else self.breakpoints.remove(addr)
         if kind in "34" or self._watchpoints is None:
