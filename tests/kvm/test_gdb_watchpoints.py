@@ -53,3 +53,25 @@ def test_monitor_info_spp_shows_the_masks(tmp_path: Path) -> None:
     finish(proc)
     page = symbol(ELF, "counter") & ~0xFFF
     assert f"{page:#012x} mask 0xfffffffe denied sub-pages 0" in text, text
+
+
+def test_stepi_at_cpl3_is_refused_and_the_guest_gets_no_debug_exception(tmp_path: Path) -> None:
+    """Stopped at CPL 3 (by a watchpoint), a step would leak a #DB into the guest here: refused
+    with a message, the vCPU left where it is."""
+    port = free_port()
+    proc = start(port)
+    commands = [
+        "watch *(unsigned long *)&counter",
+        *["continue"] * 4,
+        "delete",
+        "p $cs",
+        "stepi",
+        "p/x $pc",
+        "continue",
+    ]
+    text = gdb(port, commands, tmp_path, ELF)
+    status, out, _ = finish(proc)
+    assert "$1 = 27" in text  # CS 0x1b: at CPL 3
+    assert "single-step is not available at CPL 3 on this host" in text and "Remote failure reply: E01" in text
+    assert f"$2 = {symbol(ELF, 'bump') + STORE_END:#x}" in text  # not moved
+    assert status == 99 and "traps cpu=0 total=0" in out  # and no #DB reached the guest

@@ -43,6 +43,10 @@ from vmm.verdict import Stop, Verdict
 
 SIGINT, SIGTRAP = 2, 5
 _DISCONNECTED = b""  # what the inbox carries when the debugger has gone
+STEP_REFUSED = (
+    "pyvmm: single-step is not available at CPL 3 on this host (KVM does not report it to the monitor, "
+    "and the guest would receive the #DB); use a watchpoint, or continue\n"
+)
 _PARK_POLL = 0.001  # seconds between looks while another vCPU takes a debugger stop
 
 
@@ -391,6 +395,12 @@ class GdbStub(Participant):
             addr, _, _length = head.partition(",")
             return self._write_memory(target, _address(addr), bytes.fromhex(hexdata)), None
         if pkt in ("c", "s") or pkt.startswith(("c", "s")):
+            if pkt[0] == "s":
+                stepped = self.vcpus[self.resume_thread] if self.resume_thread is not None else vcpu
+                if int(stepped.get_sregs().cs.selector) & 3 == 3:
+                    # a step at CPL 3 is not reported to the monitor here: the guest would get the #DB
+                    self._send("O" + STEP_REFUSED.encode().hex())
+                    return "E01", None
             return None, "continue" if pkt[0] == "c" else "step"
         if pkt[:1] in ("Z", "z") and pkt[1:3] in ("0,", "1,", "2,", "3,", "4,"):
             return self._insert_or_remove(target, pkt), None
