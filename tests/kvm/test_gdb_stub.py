@@ -7,6 +7,7 @@ mid-packet."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -159,3 +160,17 @@ def test_python_breakpoints_and_gdb_together_are_refused_with_one_line(tmp_path:
     text = gdb(port, ["watch *(unsigned long *)&counter", "continue", "delete", "continue"], tmp_path)
     status, out, _ = finish(proc)
     assert "New value = 1" in text and status == 99 and "debug-target: counter 0xc" in out
+
+
+def test_stepi_stops_short_of_an_iretq_to_cpl3(tmp_path: Path) -> None:
+    """user_run() enters CPL 3 with iretq: a step across it would end unreported at CPL 3 and leak
+    a #DB into the guest here, so stepping stops before it with a message."""
+    port = free_port()
+    proc = start(port)
+    text = gdb(port, [f"hbreak *{symbol('user_run'):#x}", "continue", "delete", "stepi 200", "x/1i $pc", "p $cs",
+                      "continue"], tmp_path)  # fmt: skip
+    status, out, _ = finish(proc)
+    assert re.search(r"the instruction at 0x[0-9a-f]+ may return to CPL 3", text), text
+    assert re.search(r"=> 0x[0-9a-f]+ <user_run\+\d+>:\tiretq", text), text
+    assert "$1 = 8" in text
+    assert status == 99 and "traps cpu=0 total=0" in out

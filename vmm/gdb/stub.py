@@ -47,7 +47,9 @@ STEP_REFUSED = (
     "pyvmm: single-step is not available at CPL 3 on this host (KVM does not report it to the monitor, "
     "and the guest would receive the #DB); use a watchpoint, or continue\n"
 )
-_PARK_POLL = 0.001  # seconds between looks while another vCPU takes a debugger stop
+_PARK_POLL = 0.001
+# instructions that can move to an outer privilege level (iced-x86's mnemonic names)
+TO_OUTER_PRIVILEGE = ("IRET", "IRETD", "IRETQ", "RETF", "SYSEXIT", "SYSEXITQ", "SYSRET", "SYSRETQ")  # seconds between looks while another vCPU takes a debugger stop
 
 
 def parse_gdb_address(spec: str) -> tuple[str, Any]:
@@ -397,9 +399,10 @@ class GdbStub(Participant):
         if pkt in ("c", "s") or pkt.startswith(("c", "s")):
             if pkt[0] == "s":
                 stepped = self.vcpus[self.resume_thread] if self.resume_thread is not None else vcpu
-                if int(stepped.get_sregs().cs.selector) & 3 == 3:
+                refusal = self._step_refusal(stepped)
+                if refusal is not None:
                     # a step at CPL 3 is not reported to the monitor here: the guest would get the #DB
-                    self._send("O" + STEP_REFUSED.encode().hex())
+                    self._send("O" + refusal.encode().hex())
                     return "E01", None
             return None, "continue" if pkt[0] == "c" else "step"
         if pkt[:1] in ("Z", "z") and pkt[1:3] in ("0,", "1,", "2,", "3,", "4,"):
@@ -417,6 +420,26 @@ class GdbStub(Participant):
         if pkt == "k" or pkt.startswith("vKill"):
             return ("OK" if pkt.startswith("vKill") else None), "kill"
         return "", None  # not supported: gdb falls back or says so
+
+    def _step_refusal(self, vcpu: Vcpu) -> str | None:
+        """Why a single step of `vcpu` cannot be offered here, or None: at CPL 3, or at CPL 0 on an
+        instruction that may return to CPL 3 (the step would end there, unreported)."""
+        sregs = vcpu.get_sregs()
+        if int(sregs.cs.selector) & 3 == 3:
+            return STEP_REFUSED
+        rip = int(vcpu.get_regs().rip)
+        code = self._read_memory(vcpu, rip, 15)
+        if code:
+            import iced_x86
+
+            bits = 64 if int(sregs.cs.l) else 32 if int(sregs.cs.db) else 16
+            insn = iced_x86.Decoder(bits, code, ip=rip).decode()
+            if insn.mnemonic in {getattr(iced_x86.Mnemonic, n) for n in TO_OUTER_PRIVILEGE}:
+                return (
+                    f"pyvmm: the instruction at {rip:#x} may return to CPL 3, where a single step is not "
+                    "reported on this host (the guest would receive the #DB); set a watchpoint or continue\n"
+                )
+        return None
 
     def _select(self, which: str, arg: str) -> str:
         if arg in ("", "0", "-1"):
