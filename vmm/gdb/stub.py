@@ -47,9 +47,9 @@ STEP_REFUSED = (
     "pyvmm: single-step is not available at CPL 3 on this host (KVM does not report it to the monitor, "
     "and the guest would receive the #DB); use a watchpoint, or continue\n"
 )
-_PARK_POLL = 0.001
+_PARK_POLL = 0.001  # seconds between looks while another vCPU takes a debugger stop
 # instructions that can move to an outer privilege level (iced-x86's mnemonic names)
-TO_OUTER_PRIVILEGE = ("IRET", "IRETD", "IRETQ", "RETF", "SYSEXIT", "SYSEXITQ", "SYSRET", "SYSRETQ")  # seconds between looks while another vCPU takes a debugger stop
+TO_OUTER_PRIVILEGE = ("IRET", "IRETD", "IRETQ", "RETF", "SYSEXIT", "SYSEXITQ", "SYSRET", "SYSRETQ")
 
 
 def parse_gdb_address(spec: str) -> tuple[str, Any]:
