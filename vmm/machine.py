@@ -173,7 +173,7 @@ class Machine:
         if self.debug is None:
             from vmm.debug.events import DebugEvents
 
-            self.debug = DebugEvents(self.vcpus, self.policy)
+            self.debug = DebugEvents(self.vcpus, self.policy, self.memory)
             self.runner.attach(self.debug)
         return self.debug
 

@@ -13,6 +13,7 @@ import pytest
 from conftest import GUESTS, guest, pyvmm
 
 from vmm.cpu.modes import CpuMode
+from vmm.debug.events import DebugEvent
 from vmm.errors import ConfigError
 from vmm.machine import Machine
 from vmm.verdict import Stop
@@ -130,3 +131,23 @@ def test_breakpoints_and_steps_from_a_handlers_file(tmp_path: Path) -> None:
     err = proc.stderr.decode().splitlines()
     assert [ln for ln in err if ln.startswith("bump(")] == ["bump(1)", "bump(2)", "bump(3)"]
     assert len([ln for ln in err if ln.startswith("stepped to 0x")]) == 1
+
+
+def test_stepping_stops_short_of_the_iretq_to_cpl3() -> None:
+    """Steps followed from user_run() until m.step refuses, at the iretq that enters CPL 3 (a step
+    across it would end at CPL 3, unreported, and can leak a #DB into the guest)."""
+    out = io.BytesIO()
+    stops: list[str] = []
+    with machine(out) as m:
+
+        def again(e: DebugEvent) -> None:
+            try:
+                m.step(again)
+            except ConfigError as err:
+                stops.append(str(err))
+
+        m.on_breakpoint(symbol("user_run"), lambda e: m.step(again))
+        result = m.run(timeout=30)
+    assert result.status == 99
+    assert len(stops) == 1 and "may return to CPL 3" in stops[0], stops
+    assert "traps cpu=0 total=0" in out.getvalue().decode()

@@ -170,7 +170,7 @@ def test_stepi_stops_short_of_an_iretq_to_cpl3(tmp_path: Path) -> None:
     text = gdb(port, [f"hbreak *{symbol('user_run'):#x}", "continue", "delete", "stepi 200", "x/1i $pc", "p $cs",
                       "continue"], tmp_path)  # fmt: skip
     status, out, _ = finish(proc)
-    assert re.search(r"the instruction at 0x[0-9a-f]+ may return to CPL 3", text), text
+    assert re.search(r"the instruction at 0x[0-9a-f]+ on vCPU 0 may return to CPL 3", text), text
     assert re.search(r"=> 0x[0-9a-f]+ <user_run\+\d+>:\tiretq", text), text
     assert "$1 = 8" in text
     assert status == 99 and "traps cpu=0 total=0" in out

@@ -30,6 +30,7 @@ from typing import Any
 from kvm_abi import constants as C
 from kvm_abi import exits as ke
 from vmm.debug.events import DebugEvent
+from vmm.debug.privilege import step_refusal
 from vmm.errors import ConfigError, ExitStatus, PyvmmError
 from vmm.gdb import registers as R
 from vmm.gdb.breakpoints import Breakpoints
@@ -43,13 +44,7 @@ from vmm.verdict import Stop, Verdict
 
 SIGINT, SIGTRAP = 2, 5
 _DISCONNECTED = b""  # what the inbox carries when the debugger has gone
-STEP_REFUSED = (
-    "pyvmm: single-step is not available at CPL 3 on this host (KVM does not report it to the monitor, "
-    "and the guest would receive the #DB); use a watchpoint, or continue\n"
-)
 _PARK_POLL = 0.001  # seconds between looks while another vCPU takes a debugger stop
-# instructions that can move to an outer privilege level (iced-x86's mnemonic names)
-TO_OUTER_PRIVILEGE = ("IRET", "IRETD", "IRETQ", "RETF", "SYSEXIT", "SYSEXITQ", "SYSRET", "SYSRETQ")
 
 
 def parse_gdb_address(spec: str) -> tuple[str, Any]:
@@ -422,24 +417,8 @@ class GdbStub(Participant):
         return "", None  # not supported: gdb falls back or says so
 
     def _step_refusal(self, vcpu: Vcpu) -> str | None:
-        """Why a single step of `vcpu` cannot be offered here, or None: at CPL 3, or at CPL 0 on an
-        instruction that may return to CPL 3 (the step would end there, unreported)."""
-        sregs = vcpu.get_sregs()
-        if int(sregs.cs.selector) & 3 == 3:
-            return STEP_REFUSED
-        rip = int(vcpu.get_regs().rip)
-        code = self._read_memory(vcpu, rip, 15)
-        if code:
-            import iced_x86
-
-            bits = 64 if int(sregs.cs.l) else 32 if int(sregs.cs.db) else 16
-            insn = iced_x86.Decoder(bits, code, ip=rip).decode()
-            if insn.mnemonic in {getattr(iced_x86.Mnemonic, n) for n in TO_OUTER_PRIVILEGE}:
-                return (
-                    f"pyvmm: the instruction at {rip:#x} may return to CPL 3, where a single step is not "
-                    "reported on this host (the guest would receive the #DB); set a watchpoint or continue\n"
-                )
-        return None
+        why = step_refusal(vcpu, self.memory)
+        return None if why is None else f"pyvmm: {why}; set a watchpoint, or continue\n"
 
     def _select(self, which: str, arg: str) -> str:
         if arg in ("", "0", "-1"):
