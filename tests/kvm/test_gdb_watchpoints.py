@@ -72,6 +72,7 @@ def test_stepi_at_cpl3_is_refused_and_the_guest_gets_no_debug_exception(tmp_path
     text = gdb(port, commands, tmp_path, ELF)
     status, out, _ = finish(proc)
     assert "$1 = 27" in text  # CS 0x1b: at CPL 3
-    assert "vCPU 0 is at CPL 3: single-step is not reported to the monitor there on this host" in text and "Remote failure reply: E01" in text
+    assert "vCPU 0 is at CPL 3: single-step is not reported to the monitor there on this host" in text
+    assert "Remote failure reply: E01" in text
     assert f"$2 = {symbol(ELF, 'bump') + STORE_END:#x}" in text  # not moved
     assert status == 99 and "traps cpu=0 total=0" in out  # and no #DB reached the guest
