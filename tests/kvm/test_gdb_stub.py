@@ -174,3 +174,28 @@ def test_stepi_stops_short_of_an_iretq_to_cpl3(tmp_path: Path) -> None:
     assert re.search(r"=> 0x[0-9a-f]+ <user_run\+\d+>:\tiretq", text), text
     assert "$1 = 8" in text
     assert status == 99 and "traps cpu=0 total=0" in out
+
+
+def test_ctrl_c_stops_a_guest_running_at_cpl3() -> None:
+    port = free_port()
+    proc = start(port, image="user-spin")  # spins at CPL 3 for ever, no exits
+    with socket.create_connection(("127.0.0.1", port)) as s:
+
+        def ask(pkt: bytes) -> bytes:
+            if pkt:
+                s.sendall(b"$" + pkt + b"#" + f"{sum(pkt) & 0xFF:02x}".encode())
+            got = b""
+            while b"$" not in got or b"#" not in got[got.index(b"$") :] or len(got) < got.rindex(b"#") + 3:
+                got += s.recv(4096)
+            return got[got.index(b"$") + 1 : got.rindex(b"#")]
+
+        assert ask(b"?") == b"T05thread:1;"
+        s.sendall(b"$c#63")
+        time.sleep(0.5)
+        s.sendall(b"\x03")
+        assert ask(b"").startswith(b"T02thread:1;")
+        cs = int.from_bytes(bytes.fromhex(ask(b"p12").decode()), "little")  # register 18: cs
+        s.sendall(b"$k#6b")
+    status, _, err = finish(proc)
+    assert cs == 0x1B  # stopped in the CPL-3 loop
+    assert status == ExitStatus.GDB_KILLED and "Traceback" not in err
