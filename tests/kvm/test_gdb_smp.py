@@ -76,7 +76,7 @@ def test_ctrl_c_stops_both_vcpus(tmp_path: Path) -> None:
 def test_a_watchpoint_set_while_both_vcpus_are_stopped(tmp_path: Path) -> None:
     """With SPP already on (--spp), setting the watch rebuilds memslots from the stopped vCPU's
     thread while the other is parked: the pause nests inside the debugger's (it once waited on
-    itself). `turn` is stored by each CPU in its turn: the AP's store is reported as thread 2."""
+    itself). `turn` is stored by each CPU in its turn: the AP's store (2) is reported as thread 2."""
     port = free_port()
     proc = start(port, "-smp", "2", "--spp", "0x700000", image=str(MB_SMP))
     turn = symbol(MB_SMP, "turn")
@@ -86,6 +86,7 @@ def test_a_watchpoint_set_while_both_vcpus_are_stopped(tmp_path: Path) -> None:
     ], tmp_path, None)  # fmt: skip
     status, out, _ = finish(proc)
     news = [int(v) for v in re.findall(r"^New value = (\d+)$", text, re.M)]
-    assert news == [1, 2], text
+    # the boot CPU's store (1) may come before the AP reached ap_main, so before the watch was set
+    assert news in ([1, 2], [2]), text
     assert "Thread 2 hit Hardware watchpoint" in text, text
     assert status == 41 and "smp: all 2 cpus up" in out
