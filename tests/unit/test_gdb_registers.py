@@ -6,7 +6,6 @@ qXfer pieces add up to the whole."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from types import SimpleNamespace
 
 from kvm_abi import ffi
 from vmm.gdb import registers as R
@@ -15,16 +14,15 @@ from vmm.gdb import registers as R
 def state() -> R.State:
     regs = ffi.new("struct kvm_regs *")
     sregs = ffi.new("struct kvm_sregs *")
-    fpu = ffi.new("struct kvm_fpu *")
-    xsave = SimpleNamespace(region=[0] * 1024)
+    xsave = ffi.new("struct kvm_xsave *")
     for i, name in enumerate(R.GPRS):
         setattr(regs, name, 0x1111 * (i + 1))
     regs.rip, regs.rflags = 0x100000, 0x202
     sregs.cs.selector, sregs.fs.base, sregs.gs.base = 0x1B, 0xAAAA, 0xBBBB
     sregs.cr0, sregs.cr3, sregs.efer = 0x80010033, 0x6000, 0x501
-    fpu.fcw, fpu.fsw = 0x37F, 0
-    xsave.region[R.MXCSR_WORD] = 0x1F80
-    return R.State(regs, sregs, fpu, 0xFFFF800000001000, xsave)
+    xsave.region[0] = 0x37F  # FCW, FSW 0
+    xsave.region[6] = 0x1F80  # MXCSR
+    return R.State(regs, sregs, 0xFFFF800000001000, xsave)
 
 
 def test_the_description_names_qemus_features_in_gdbs_order() -> None:
@@ -65,26 +63,27 @@ def test_p_sets_the_field_and_names_the_part_to_write_back() -> None:
         "fs_base": ("sregs", lambda: s.sregs.fs.base),
         "cr3": ("sregs", lambda: s.sregs.cr3),
         "k_gs_base": ("msr", lambda: s.kernel_gs_base),
-        "mxcsr": ("xsave", lambda: s.xsave.region[R.MXCSR_WORD]),
-        "fctrl": ("fpu", lambda: s.fpu.fcw),
+        "mxcsr": ("xsave", lambda: s.xsave.region[6]),
+        "fctrl": ("xsave", lambda: s.xsave.region[0] & 0xFFFF),
     }
     for name, (part, read) in cases.items():
         reg = R.REGISTERS[R.NUMBER[name]]
         assert R.assign(s, R.NUMBER[name], (0x1234).to_bytes(reg.size, "little")) == part, name
         assert read() == 0x1234, name
     xmm3 = R.NUMBER["xmm3"]
-    assert R.assign(s, xmm3, bytes(range(16))) == "fpu" and bytes(s.fpu.xmm[3]) == bytes(range(16))
+    assert R.assign(s, xmm3, bytes(range(16))) == "xsave"
+    assert bytes(s.area[160 + 48 : 160 + 64]) == bytes(range(16))
+    # every write marks its state component in use in XSTATE_BV (x87: bit 0, SSE: bit 1), or KVM
+    # would restore the component's init state over it
+    assert int.from_bytes(s.area[512:520], "little") == 0b11
     assert R.assign(s, R.NUMBER["cs"], bytes(4)) is None  # a selector alone cannot be loaded
     assert R.assign(s, R.NUMBER["rax"], bytes(4)) is None  # the wrong size
 
 
 def test_the_full_tag_word_from_the_abridged_one() -> None:
-    fpu = ffi.new("struct kvm_fpu *")
-    fpu.fsw = 6 << 11  # TOP = 6: ST(0) is physical register 6
-    fpu.ftwx = 0b11000000  # physical 6 and 7 in use
-    fpu.fpr[0][0:10] = (1 << 63 | 0x3FFF << 64).to_bytes(10, "little")  # ST(0) = 1.0: valid
-    fpu.fpr[1][0:10] = bytes(10)  # ST(1) = +0.0: zero
-    assert R._full_tag(fpu) == 0xFFFF & ~(0b11 << 12) & ~(0b11 << 14) | (0b01 << 14)
+    st = {0: 1 << 63 | 0x3FFF << 64, 1: 0}  # ST(0) = 1.0: valid; ST(1) = +0.0: zero
+    # TOP = 6: ST(0) is physical register 6; physical 6 and 7 in use
+    assert R.full_tag(6 << 11, 0b11000000, lambda i: st[i]) == 0xFFFF & ~(0b11 << 12) & ~(0b11 << 14) | (0b01 << 14)
 
 
 def test_qxfer_pieces_add_up_to_the_whole() -> None:

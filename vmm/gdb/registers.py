@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kvm_abi import ffi
+
 MSR_KERNEL_GS_BASE = 0xC0000102
 GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
 SEGMENTS = ("cs", "ss", "ds", "es", "fs", "gs")
@@ -25,13 +27,34 @@ X87_CONTROL = ("fctrl", "fstat", "ftag", "fiseg", "fioff", "foseg", "fooff", "fo
 
 @dataclass
 class State:
-    """One vCPU's registers as KVM returns them (read once per `g` packet)."""
+    """One vCPU's registers as KVM returns them (read once per `g` packet). The x87 and SSE state
+    comes from KVM_GET_XSAVE's legacy area, not KVM_GET_FPU: that one leaves MXCSR 0, and both it
+    and KVM_SET_FPU ignore the XSAVE header, so a value written while the host held the SSE state
+    in its init form (XSTATE_BV bit clear) was lost on the next restore. Writes set the bit."""
 
     regs: Any
     sregs: Any
-    fpu: Any
     kernel_gs_base: int
-    xsave: Any  # for MXCSR alone: KVM_GET_FPU leaves its mxcsr field 0, KVM_SET_FPU ignores it
+    xsave: Any  # struct kvm_xsave: the FXSAVE layout in its first 512 bytes, XSTATE_BV at 512
+
+    @property
+    def area(self) -> memoryview:
+        return memoryview(ffi.buffer(self.xsave)).cast("B")
+
+    def field(self, offset: int, size: int) -> int:
+        return int.from_bytes(self.area[offset : offset + size], "little")
+
+    def put(self, offset: int, size: int, value: int, feature: int) -> str:
+        area = self.area
+        area[offset : offset + size] = (value & (1 << 8 * size) - 1).to_bytes(size, "little")
+        bv = int.from_bytes(area[XSTATE_BV : XSTATE_BV + 8], "little") | feature
+        area[XSTATE_BV : XSTATE_BV + 8] = bv.to_bytes(8, "little")
+        return "xsave"
+
+
+# the FXSAVE (XSAVE legacy) area, and the XSAVE header's XSTATE_BV
+FCW, FSW, FTW, FOP, FIP, FDP, MXCSR, ST0, XMM0, XSTATE_BV = 0, 2, 4, 6, 8, 16, 24, 32, 160, 512
+X87, SSE_STATE = 1, 2  # XSTATE_BV bits
 
 
 @dataclass(frozen=True)
@@ -81,23 +104,21 @@ def _selector(name: str) -> Register:
 
 
 def _st(i: int) -> Register:
-    def put(s: State, v: int) -> str:
-        s.fpu.fpr[i][0:10] = v.to_bytes(10, "little")
-        return "fpu"
-
-    return Register(f"st{i}", 80, "i387_ext", lambda s: int.from_bytes(bytes(s.fpu.fpr[i][0:10]), "little"), put)
+    at = ST0 + 16 * i
+    return Register(f"st{i}", 80, "i387_ext", lambda s: s.field(at, 10), lambda s, v: s.put(at, 10, v, X87))
 
 
-def _full_tag(fpu: Any) -> int:
+def full_tag(fsw: int, abridged: int, st: Callable[[int], int]) -> int:
     """FXSAVE keeps an abridged tag (one bit per register: empty or not); gdb shows the full
-    two-bit tags, worked out from each register's contents as FSAVE would store them."""
-    top = (int(fpu.fsw) >> 11) & 7
+    two-bit tags, worked out from each register's contents as FSAVE would store them. `st(i)`
+    is ST(i)'s 80 bits."""
+    top = (fsw >> 11) & 7
     tags = 0
     for phys in range(8):
-        if not int(fpu.ftwx) >> phys & 1:
+        if not abridged >> phys & 1:
             tag = 3  # empty
         else:
-            raw = int.from_bytes(bytes(fpu.fpr[(phys - top) & 7][0:10]), "little")
+            raw = st((phys - top) & 7)
             exponent, mantissa = raw >> 64 & 0x7FFF, raw & (1 << 64) - 1
             if exponent == 0 and mantissa == 0:
                 tag = 1  # zero
@@ -111,31 +132,28 @@ def _full_tag(fpu: Any) -> int:
 
 def _x87(name: str) -> Register:
     getters: dict[str, Callable[[State], int]] = {
-        "fctrl": lambda s: int(s.fpu.fcw),
-        "fstat": lambda s: int(s.fpu.fsw),
-        "ftag": lambda s: _full_tag(s.fpu),
-        "fiseg": lambda s: int(s.fpu.last_ip) >> 32,
-        "fioff": lambda s: int(s.fpu.last_ip) & 0xFFFFFFFF,
-        "foseg": lambda s: int(s.fpu.last_dp) >> 32,
-        "fooff": lambda s: int(s.fpu.last_dp) & 0xFFFFFFFF,
-        "fop": lambda s: int(s.fpu.last_opcode),
+        "fctrl": lambda s: s.field(FCW, 2),
+        "fstat": lambda s: s.field(FSW, 2),
+        "ftag": lambda s: full_tag(s.field(FSW, 2), s.field(FTW, 1), lambda i: s.field(ST0 + 16 * i, 10)),
+        "fiseg": lambda s: s.field(FIP + 4, 4),
+        "fioff": lambda s: s.field(FIP, 4),
+        "foseg": lambda s: s.field(FDP + 4, 4),
+        "fooff": lambda s: s.field(FDP, 4),
+        "fop": lambda s: s.field(FOP, 2),
     }
     put: Callable[[State, int], str] | None = None
     if name in ("fctrl", "fstat"):
+        at = FCW if name == "fctrl" else FSW
 
         def put(s: State, v: int) -> str:
-            setattr(s.fpu, "fcw" if name == "fctrl" else "fsw", v & 0xFFFF)
-            return "fpu"
+            return s.put(at, 2, v, X87)
 
     return Register(name, 32, "int", getters[name], put, group="float")
 
 
 def _xmm(i: int) -> Register:
-    def put(s: State, v: int) -> str:
-        s.fpu.xmm[i][0:16] = v.to_bytes(16, "little")
-        return "fpu"
-
-    return Register(f"xmm{i}", 128, "vec128", lambda s: int.from_bytes(bytes(s.fpu.xmm[i]), "little"), put)
+    at = XMM0 + 16 * i
+    return Register(f"xmm{i}", 128, "vec128", lambda s: s.field(at, 16), lambda s, v: s.put(at, 16, v, SSE_STATE))
 
 
 def _put_rip(s: State, v: int) -> str:
@@ -153,14 +171,6 @@ def _put_kgs(s: State, v: int) -> str:
     return "msr"
 
 
-MXCSR_WORD = 6  # MXCSR is bytes 24-27 of the XSAVE (FXSAVE) legacy area
-
-
-def _put_mxcsr(s: State, v: int) -> str:
-    s.xsave.region[MXCSR_WORD] = v
-    return "xsave"
-
-
 CORE: tuple[Register, ...] = (
     *(_gpr(n) for n in GPRS),
     Register("rip", 64, "code_ptr", lambda s: int(s.regs.rip), _put_rip),
@@ -175,7 +185,14 @@ CORE: tuple[Register, ...] = (
 )
 SSE: tuple[Register, ...] = (
     *(_xmm(i) for i in range(16)),
-    Register("mxcsr", 32, "i386_mxcsr", lambda s: int(s.xsave.region[MXCSR_WORD]), _put_mxcsr, group="vector"),
+    Register(
+        "mxcsr",
+        32,
+        "i386_mxcsr",
+        lambda s: s.field(MXCSR, 4),
+        lambda s, v: s.put(MXCSR, 4, v, SSE_STATE),
+        group="vector",
+    ),
 )
 REGISTERS: tuple[Register, ...] = CORE + SSE
 NUMBER = {r.name: i for i, r in enumerate(REGISTERS)}
@@ -183,7 +200,7 @@ NUMBER = {r.name: i for i, r in enumerate(REGISTERS)}
 
 def read_state(vcpu: Any) -> State:
     kgs = vcpu.get_msrs([MSR_KERNEL_GS_BASE]).get(MSR_KERNEL_GS_BASE, 0)
-    return State(vcpu.get_regs(), vcpu.get_sregs(), vcpu.get_fpu(), kgs, vcpu.get_xsave())
+    return State(vcpu.get_regs(), vcpu.get_sregs(), kgs, vcpu.get_xsave())
 
 
 def write_state(vcpu: Any, state: State, parts: set[str]) -> None:
@@ -191,8 +208,6 @@ def write_state(vcpu: Any, state: State, parts: set[str]) -> None:
         vcpu.set_regs(state.regs)
     if "sregs" in parts:
         vcpu.set_sregs(state.sregs)
-    if "fpu" in parts:
-        vcpu.set_fpu(state.fpu)
     if "xsave" in parts:
         vcpu.set_xsave(state.xsave)
     if "msr" in parts:
