@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+from typing import Any
 
 import pytest
 from conftest import GUESTS, guest
@@ -180,3 +181,52 @@ def test_cpl3_planted_int3_goes_to_the_guests_own_handler() -> None:
         assert status == 99, sw_bp
         assert failures == [], sw_bp
         assert traps_line(output) == "traps cpu=0 total=3 v3=3", sw_bp
+
+
+def page_without_memslot(image: str, var: str) -> tuple[int, int, str, int]:
+    """Run `image` with the page holding `var` left out of the memslots (the SPP engine's MMIO
+    handler over RAM serves every access to it from RAM): (reads of `var` seen, the status, the
+    output, the CR2 at the end)."""
+    elf = GUESTS / f"{image}.elf"
+    out_nm = subprocess.run(["nm", str(elf)], capture_output=True, text=True, check=True).stdout
+    (addr,) = [int(ln.split()[0], 16) for ln in out_nm.splitlines() if ln.split()[-1] == var]
+    reads: list[int] = []
+    out = io.BytesIO()
+    with Machine(console=out) as m:
+        m.load_flat(guest(image).read_bytes(), CpuMode.LONG)
+        spp = m.enable_spp()
+        spp.protect(addr & ~0xFFF, 0xFFFFFFFF & ~(1 << 31))  # the page in a memslot of its own
+        (slot,) = [s for s in m.vm.memslots.values() if s.gpa == addr & ~0xFFF]
+        m.vm.delete_memslot(slot.slot)  # ... and then in none
+        engine = spp.backend
+
+        def watch_reads(ex: Any) -> Any:
+            if not ex.is_write and ex.address <= addr < ex.address + ex.length:
+                reads.append(ex.address)
+            return engine.handle_mmio(ex)  # type: ignore[attr-defined]
+
+        m.board.mmio.insert(addr & ~0xFFF, 0x1000, watch_reads, name="reads", replace=True)
+        result = m.run(timeout=30)
+        m.console.flush()
+        cr2 = int(m.vcpu.get_sregs().cr2)
+    return len(reads), result.status, out.getvalue().decode(), cr2
+
+
+def test_a_page_without_memslot_delivers_reads_at_both_cpls_but_can_kill_a_guest() -> None:
+    # The experiment behind refusing read watchpoints (README, host notes). debug-target, on pyvmm's
+    # page tables, runs correctly with counter's page unmapped, and every read of counter arrives:
+    # 3 in bump() at CPL 0, 3 at CPL 3, 2 for the two lines printed.
+    reads, status, output, _ = page_without_memslot("debug-target", "counter")
+    assert status == 99 and reads == 8
+    assert "debug-target: counter 0xc" in output and traps_line(output) == "traps cpu=0 total=0"
+    # kernel-target, whose own tables map that RAM with 2 MiB pages, faults fetching the instruction
+    # after its CR3 load (a #PF at its own RIP, with nothing there unmapped) and triple-faults.
+    reads, status, output, cr2 = page_without_memslot("kernel-target", "total")
+    assert status == 8 and reads == 0 and output == ""
+    assert symbol_in("kernel-target", "paging_on") <= cr2 < symbol_in("kernel-target", "main")
+
+
+def symbol_in(image: str, name: str) -> int:
+    out = subprocess.run(["nm", str(GUESTS / f"{image}.elf")], capture_output=True, text=True, check=True).stdout
+    (addr,) = [int(ln.split()[0], 16) for ln in out.splitlines() if ln.split()[-1] == name]
+    return addr
