@@ -7,10 +7,8 @@ them through it, and `close()` releases them. It knows nothing of threads or sig
 
 from __future__ import annotations
 
-import dataclasses
 import errno
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from kvm_abi import constants as kc
 from kvm_abi import ffi, libc
@@ -36,15 +34,14 @@ MAX_VCPUS = 64
 MMIO_LIMIT = 1 << 52  # physical addresses have at most 52 bits
 
 
-@dataclass(frozen=True)
-class BoardSpec:
+class BoardSpec(NamedTuple):
     mem_size: int = L.DEFAULT_MEM
     smp: int = 1
     irqchip: bool = False  # in-kernel PIC, IOAPIC, LAPIC and PIT; implied by smp > 1
     pit: bool = True  # the in-kernel 8254 with the irqchip (QEMU's -machine pit=off drops it)
     pit_reinject: bool = True  # lost PIT ticks delivered late (QEMU kvm-pit lost_tick_policy=delay)
-    cpu: CpuRequest = field(default_factory=CpuRequest)  # -cpu: the model and its feature changes
-    devices: DeviceOptions = field(default_factory=DeviceOptions)
+    cpu: CpuRequest = CpuRequest()  # -cpu: the model and its feature changes (immutable, so shared)
+    devices: DeviceOptions = DeviceOptions()
 
     def check(self) -> None:
         if not isinstance(self.mem_size, int) or self.mem_size % L.PAGE_SIZE or self.mem_size < 0x10000:
@@ -121,7 +118,7 @@ class Board:
             self.vcpus.append(vcpu)
         self.ports = AddressSpace("port", 0x10000, direct_index=True)
         self.mmio = AddressSpace("address", MMIO_LIMIT, direct_index=False)
-        opts = dataclasses.replace(spec.devices, ncpus=spec.smp)
+        opts = spec.devices._replace(ncpus=spec.smp)
         bars = BusRegions(self.ports, self.mmio, self.notices)
         peripherals = Peripherals(self.memory, self.console, self.notices, self.irq_line, self.flush_page, bars)
         for device in builtin_devices(opts, peripherals):

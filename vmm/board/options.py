@@ -5,8 +5,7 @@ wants, what those devices need from the board, and where the firmware tables wen
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from vmm import layout as L
 from vmm.board.memory import GuestMemory
@@ -19,8 +18,7 @@ if TYPE_CHECKING:
 Platform = Literal["minimal", "pc"]
 
 
-@dataclass(frozen=True)
-class DeviceOptions:
+class DeviceOptions(NamedTuple):
     platform: Platform = "minimal"
     ncpus: int = 1
     debug_exit: tuple[int, int] | None = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)  # (iobase, iosize)
@@ -31,8 +29,7 @@ class DeviceOptions:
     rtc_localtime: bool = False  # the RTC starts at the host's local time (QEMU's -rtc base=localtime)
 
 
-@dataclass(frozen=True)
-class Peripherals:
+class Peripherals(NamedTuple):
     """What the built-in devices need from the board that holds them."""
 
     memory: GuestMemory
@@ -43,8 +40,7 @@ class Peripherals:
     bar_regions: RegionMapper  # maps PCI BARs on the buses where the guest points them
 
 
-@dataclass(frozen=True)
-class FirmwareTables:
+class FirmwareTables(NamedTuple):
     rsdp: int | None  # where the ACPI root pointer was written (None: RAM does not reach 1 MiB)
     mp_floating_pointer: int | None
     facs: int | None = None  # the FACS, where a kernel leaves its S3 waking vector

@@ -9,8 +9,7 @@ with one line naming it. None is silently ignored where QEMU would give the gues
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -54,8 +53,7 @@ QEMU_MACHINE_OPTIONS: list[Decorator] = [
 ]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class QemuMachine:
+class QemuMachine(NamedTuple):
     """What the options above ask of the machine."""
 
     irqchip: bool | None = None  # -machine kernel-irqchip=on|off; None: pyvmm's default
@@ -63,7 +61,7 @@ class QemuMachine:
     pit_reinject: bool = True  # kvm-pit.lost_tick_policy: delay (QEMU's default) re-injects lost ticks
     serial: str | None = None  # None: COM1 on stdio; "none": no COM1; "null"; "file:PATH"
     rtc_localtime: bool = False
-    cpu: CpuRequest = field(default_factory=CpuRequest)
+    cpu: CpuRequest = CpuRequest()  # immutable, so one default is shared
 
 
 # -global DRIVER.PROP values pyvmm gives a meaning to, by (driver, property).

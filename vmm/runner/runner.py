@@ -19,8 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from vmm.errors import ExitStatus, PyvmmError, UserCodeError, status_of
 from vmm.kvm.exits import Exit, IntrExit, IoExit
@@ -36,8 +35,7 @@ Handle = Callable[[Exit], Verdict]
 Observer = Callable[[Handle], Handle]  # wraps the exit policy: statistics, tracing
 
 
-@dataclass
-class RunResult:
+class RunResult(NamedTuple):
     status: int
     reason: str
     exits: int

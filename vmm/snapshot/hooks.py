@@ -8,14 +8,12 @@ files after the machine) keeps that hook's data pending; registering the hook th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from vmm.errors import UserCodeError
 
 
-@dataclass(frozen=True)
-class Hook:
+class Hook(NamedTuple):
     save: Callable[[], Any]
     load: Callable[[Any], None]
 
