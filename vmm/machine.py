@@ -97,6 +97,7 @@ class Machine:
         self._msrs: MsrLists | None = None  # made at the first snapshot (the snapshot code loads then)
         self._dirty: DirtyTracker | None = None
         self.reset_seconds = (0.0, 0.0, 0.0)  # the last reset's memory, vCPU/VM and device time
+        self._pit_to_restart: bytes | None = None  # a restored PIT's state, set again when the run starts
         self.msr: MsrExits | None = None
         self.debug: DebugEvents | None = None
         self.gdb: Any = None
@@ -261,6 +262,8 @@ class Machine:
         """Run every vCPU until one stops. `handle_signals`: Ctrl-C and SIGTERM end the run with
         a result instead of raising (the CLI asks for it)."""
         observers = [o.wrap for o in (self.stats, self.trace) if o is not None] + self.observers
+        if self._pit_to_restart is not None:
+            self._restart_pit()
         trace = self.trace
         if trace is not None:
             trace.start()
@@ -307,6 +310,17 @@ class Machine:
             self._dirty.disarm()
         restore(self.board, snap, self.spp, self.snapshot_hooks)
         check_layout(self.board, snap)
+        self._pit_to_restart = snap.vm.pit
+
+    def _restart_pit(self) -> None:
+        """KVM_SET_PIT2 again with the restored state, just before the guest runs. The in-kernel
+        PIT counts from the restore on; with re-injection on (KVM's default, QEMU's
+        lost_tick_policy=delay) every period that passes before the first KVM_RUN is a tick
+        owed, and they would all arrive back to back. Setting the state again restarts the
+        counts from now and drops the owed ticks (KVM clears them with the reload)."""
+        pit, self._pit_to_restart = self._pit_to_restart, None
+        assert pit is not None
+        self.board.vm.set_pit2(pit)
 
     def reset(self, snap: Snapshot) -> None:
         """`restore`, fast: from the second reset to the same snapshot on, only the pages written
@@ -329,6 +343,7 @@ class Machine:
         restore_pages(self.memory, snap.ram, tracker.take())
         t1 = perf_counter()
         restore_vcpus_and_vm(self.board, snap)
+        self._pit_to_restart = snap.vm.pit
         t2 = perf_counter()
         restore_devices(self.board, snap, self.spp, self.snapshot_hooks)
         self.reset_seconds = (t1 - t0, t2 - t1, perf_counter() - t2)
