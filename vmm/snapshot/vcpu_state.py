@@ -18,12 +18,15 @@ import struct
 from dataclasses import dataclass
 
 from kvm_abi import constants as kc
+from kvm_abi import ffi
 from vmm.kvm.vcpu import Vcpu
 
 MSR_IA32_TSC = 0x10
 MSR_IA32_TSC_DEADLINE = 0x6E0
 _MSR_ENTRY = struct.Struct("<IIQ")  # struct kvm_msr_entry: index, reserved, data
-_EVENTS_FLAGS = 0x18  # offset of `flags` in struct kvm_vcpu_events
+# From the declaration, not written out: 0x18, once here, is the `smi` struct, and an AP waiting
+# for its SIPI was saved as "in SMM", which KVM refuses together with INIT_RECEIVED.
+_EVENTS_FLAGS = ffi.offsetof("struct kvm_vcpu_events", "flags")
 
 # The state moved as kernel structs, in restore order; the LAPIC is there only with an irqchip.
 EARLY_KINDS = ("sregs", "regs", "xsave", "xcrs")
