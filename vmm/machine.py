@@ -11,7 +11,7 @@ buses (`vmm.board.table` places every built-in one), the defaults in `vmm.runner
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 from vmm import layout as L
 from vmm.board.board import Board, BoardSpec
@@ -24,7 +24,7 @@ from vmm.devices.debugcon import DebugConsole
 from vmm.devices.isa_debug_exit import IsaDebugExit
 from vmm.devices.uart import Uart16550
 from vmm.devices.ucall import UcallPort
-from vmm.errors import ConfigError, RunError, SnapshotHost, SnapshotMismatch
+from vmm.errors import ConfigError, RunError, SnapshotHalfRestored, SnapshotHost, SnapshotMismatch
 from vmm.inputs import InputFileError, open_output
 from vmm.kvm.exits import Exit, IntrExit
 from vmm.kvm.system import Kvm
@@ -98,6 +98,7 @@ class Machine:
         self._dirty: DirtyTracker | None = None
         self.reset_seconds = (0.0, 0.0, 0.0)  # the last reset's memory, vCPU/VM and device time
         self._pit_to_restart: bytes | None = None  # a restored PIT's state, set again when the run starts
+        self._half_restored: str | None = None  # why the machine refuses to run (a failed restore)
         self.msr: MsrExits | None = None
         self.debug: DebugEvents | None = None
         self.gdb: Any = None
@@ -261,6 +262,8 @@ class Machine:
     def run(self, timeout: float | None = None, *, handle_signals: bool = False) -> RunResult:
         """Run every vCPU until one stops. `handle_signals`: Ctrl-C and SIGTERM end the run with
         a result instead of raising (the CLI asks for it)."""
+        if self._half_restored is not None:
+            raise SnapshotHalfRestored(f"{self._half_restored}: restore a snapshot before running the machine")
         observers = [o.wrap for o in (self.stats, self.trace) if o is not None] + self.observers
         if self._pit_to_restart is not None:
             self._restart_pit()
@@ -299,18 +302,51 @@ class Machine:
         return capture(self.board, self.spp, self.snapshot_hooks, self._msrs)
 
     def restore(self, snap: Snapshot) -> None:
-        """Put the machine back in the state `snap` holds (all of RAM is copied)."""
+        """Put the machine back in the state `snap` holds (all of RAM is copied). KVM may refuse
+        a piece of the state only when it is set (an MSR value, an event): the machine's own
+        state is captured first and put back if anything fails, so a failed restore leaves the
+        machine as it was (SnapshotHost, status 48), or, if even that fails, refusing to run
+        (SnapshotHalfRestored, status 50)."""
+        self._restore(snap, rollback=True)
+
+    def _restore(self, snap: Snapshot, *, rollback: bool) -> None:
         from vmm.snapshot.state import check_fits, check_layout, restore
 
         self._check_stopped("restore")
         check_fits(self.board, snap)
         if snap.spp is not None and self.spp is None:
             self.enable_spp()
+        before = None
+        if rollback:
+            self._drop_pending()  # a completion left in KVM would land in either state
+            before = self._capture()
         if self._dirty is not None:
             self._dirty.disarm()
-        restore(self.board, snap, self.spp, self.snapshot_hooks)
-        check_layout(self.board, snap)
+        try:
+            restore(self.board, snap, self.spp, self.snapshot_hooks)
+            check_layout(self.board, snap)
+        except BaseException as e:
+            if before is None:
+                raise
+            self._put_back(before, e)
+        self._half_restored = None
         self._pit_to_restart = snap.vm.pit
+
+    def _put_back(self, before: Snapshot, error: BaseException) -> NoReturn:
+        """After `error` in a restore: the state from before it, or the machine refuses to run."""
+        from vmm.errors import KvmCallFailed, KvmSetupError
+        from vmm.snapshot.state import restore
+
+        try:
+            restore(self.board, before, self.spp, self.snapshot_hooks)
+        except BaseException as again:
+            self._half_restored = f"a restore failed ({error}) and putting the machine back failed too ({again})"
+            raise SnapshotHalfRestored(f"{self._half_restored}: the machine cannot run") from None
+        if isinstance(error, KvmCallFailed | KvmSetupError):
+            raise SnapshotHost(
+                f"this host's KVM refuses the snapshot's state: {error}; the machine is as it was before the restore"
+            ) from None
+        raise error
 
     def _restart_pit(self) -> None:
         """KVM_SET_PIT2 again with the restored state, just before the guest runs. The in-kernel
@@ -334,18 +370,27 @@ class Machine:
         self._check_stopped("reset")
         self._drop_pending()
         tracker = self._dirty
-        if tracker is None or tracker.baseline is not snap:
+        if tracker is None or tracker.baseline is not snap or self._half_restored is not None:
             self.restore(snap)
             tracker = self._dirty = DirtyTracker(self.board.slots, self.memory)
             tracker.arm(snap)
             return
         t0 = perf_counter()
-        restore_pages(self.memory, snap.ram, tracker.take())
-        t1 = perf_counter()
-        restore_vcpus_and_vm(self.board, snap)
-        self._pit_to_restart = snap.vm.pit
-        t2 = perf_counter()
-        restore_devices(self.board, snap, self.spp, self.snapshot_hooks)
+        try:
+            restore_pages(self.memory, snap.ram, tracker.take())
+            t1 = perf_counter()
+            restore_vcpus_and_vm(self.board, snap)
+            self._pit_to_restart = snap.vm.pit
+            t2 = perf_counter()
+            restore_devices(self.board, snap, self.spp, self.snapshot_hooks)
+        except BaseException as e:
+            # The same bytes KVM took back whole at the first reset to this snapshot (a restore,
+            # with its rollback): a failure now has no state from before to return to, and a
+            # rollback point per reset would double its ioctls.
+            tracker.disarm()
+            self._dirty = None
+            self._half_restored = f"a fast reset failed midway ({e})"
+            raise SnapshotHalfRestored(f"{self._half_restored}: the machine cannot run until a restore succeeds") from e
         self.reset_seconds = (t1 - t0, t2 - t1, perf_counter() - t2)
 
     @classmethod
@@ -381,7 +426,7 @@ class Machine:
             check_cpuid(m.board, snap)
             for vcpu, vs in zip(m.vcpus, snap.vcpus, strict=True):
                 vcpu.set_cpuid_raw(vs.cpuid)  # the guest goes on seeing the CPUID it saw
-            m.restore(snap)
+            m._restore(snap, rollback=False)  # a new machine has no state to go back to: it is closed
         except BaseException as e:
             m.close()
             if isinstance(e, ConfigError | SnapshotHost | SnapshotMismatch):

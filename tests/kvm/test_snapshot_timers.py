@@ -130,7 +130,8 @@ def test_the_tsc_deadline_stays_as_far_ahead_of_the_tsc_as_when_saved(tmp_path: 
     value is written back); a deadline put back as saved would lie half a second in the past and
     fire at once. A deadline that passed while the run was being stopped stays as far past."""
     snap = tmp_path / "deadline.snap"
-    first = pyvmm("run", "-q", KERNEL, "-append", "timer=deadline", "--snapshot-at", "sync:5", "--snapshot-to", str(snap))
+    first = pyvmm("run", "-q", KERNEL, "-append", "timer=deadline", "--snapshot-at", "sync:5",
+                  "--snapshot-to", str(snap))  # fmt: skip
     assert first.returncode == 0, first.stderr.decode()
     saved = Snapshot.load(str(snap)).vcpus[0].msr_values()
     ahead_then = saved[0x6E0] - saved[0x10]
