@@ -1,10 +1,10 @@
-"""A restore that KVM refuses partway: the snapshot's IA32_LSTAR (the SYSCALL entry point) holds a
-non-canonical address, which KVM rejects, so KVM_SET_MSRS stops at it, after guest RAM, the PIT, the registers, the XSAVE
-area and the XCRs have already been put back from the snapshot. The machine's own state was
-captured before the first change and goes back: the restore fails with one message (status 48),
-and the machine runs on from where it stood as if the restore had never been tried. A fast reset
-that fails the same way has nothing to go back to: the machine then refuses to run (status 50)
-until a restore succeeds."""
+"""A restore that KVM refuses partway: the snapshot's IA32_LSTAR (the SYSCALL entry point) holds
+a non-canonical address, which KVM rejects, so KVM_SET_MSRS stops at it, after guest RAM, the PIT,
+the registers, the XSAVE area and the XCRs have already been put back from the snapshot. The
+machine's own state was captured before the first change and goes back: the restore fails with
+one message (status 48), and the machine runs on from where it stood as if the restore had never
+been tried. A fast reset that fails the same way has nothing to go back to: the machine then
+refuses to run (status 50) until a restore succeeds."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_a_restore_kvm_refuses_partway_leaves_the_machine_as_it_was() -> None:
         here = state(m)
         printed = out.getvalue()
         assert here != state_of_snapshot(early)
-        with pytest.raises(SnapshotHost, match="refused MSR 0xc0000082.*as it was before the restore") as e:
+        with pytest.raises(SnapshotHost, match=r"refused MSR 0xc0000082.*as it was before the restore") as e:
             m.restore(with_bad_lstar(early))
         assert status_of(e.value) == ExitStatus.SNAPSHOT_HOST
         assert state(m) == here
@@ -104,7 +104,7 @@ def test_a_fast_reset_kvm_refuses_partway_leaves_a_machine_that_will_not_run() -
         m.snapshot_at("sync:1")
         m.run(timeout=10)
         snap.vcpus[:] = with_bad_lstar(snap).vcpus  # the same snapshot object: the fast path
-        with pytest.raises(SnapshotHalfRestored, match="fast reset failed midway.*refused MSR 0xc0000082") as e:
+        with pytest.raises(SnapshotHalfRestored, match=r"fast reset failed midway.*refused MSR 0xc0000082") as e:
             m.reset(snap)
         assert status_of(e.value) == ExitStatus.SNAPSHOT_HALF_RESTORED
         with pytest.raises(SnapshotHalfRestored, match="restore a snapshot before running"):

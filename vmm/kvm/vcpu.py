@@ -35,7 +35,7 @@ _MAX_MSRS = 1024  # more MSRs than KVM lists as saveable on any host seen
 
 
 class Vcpu:
-    def __init__(self, fd: int, index: int, mmap_size: int, *, sync_regs: bool) -> None:
+    def __init__(self, fd: int, index: int, mmap_size: int, *, sync_regs: bool, xsave_size: int = 0) -> None:
         self.fd = fd
         self.index = index
         ptr = libc.mmap(NULL, mmap_size, constants.PROT_READ | constants.PROT_WRITE, constants.MAP_SHARED, fd, 0)
@@ -58,6 +58,14 @@ class Vcpu:
         self.exits = 0
         self.kicks = 0
         self._raw: dict[str, Any] = {}  # one reusable struct per RAW_STATE kind
+        self._raw_calls = {kind: (get, put) for kind, (_, get, put) in RAW_STATE.items()}
+        # `xsave_size`: KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) on the VM, 0 without the capability.
+        # With it, the area is read with KVM_GET_XSAVE2, which copies that many bytes (the 4 KiB
+        # struct kvm_xsave cuts off state past 4 KiB), and KVM_SET_XSAVE takes as many back.
+        self.xsave_size = xsave_size or ffi.sizeof("struct kvm_xsave")
+        if xsave_size:
+            self._raw["xsave"] = new("uint8_t[]", xsave_size)
+            self._raw_calls["xsave"] = (ioctls.KVM_GET_XSAVE2, ioctls.KVM_SET_XSAVE)
         self._msr_sets: dict[int, Any] = {}
         self.run: Callable[[], Exit] = self._make_run()
 
@@ -280,14 +288,17 @@ class Vcpu:
     def get_raw(self, kind: str) -> bytes:
         """One piece of vCPU state as the kernel's struct, byte for byte: `kind` is a key of
         `RAW_STATE` (regs, sregs, xsave, xcrs, debugregs, lapic, events)."""
-        ctype, get, _ = RAW_STATE[kind]
+        ctype = RAW_STATE[kind][0]
+        get = self._raw_calls[kind][0]
         obj = self._raw_buffer(kind, ctype)
-        ioctl(self.fd, get, obj, f"KVM_GET_{kind.upper()} on vCPU {self.index}")
+        name = "KVM_GET_XSAVE2" if get == ioctls.KVM_GET_XSAVE2 else f"KVM_GET_{kind.upper()}"
+        ioctl(self.fd, get, obj, f"{name} on vCPU {self.index}")
         return bytes(ffi.buffer(obj))
 
     def set_raw(self, kind: str, raw: bytes) -> None:
         """Put back what `get_raw(kind)` returned (into a buffer reused per kind: no allocation)."""
-        ctype, _, put = RAW_STATE[kind]
+        ctype = RAW_STATE[kind][0]
+        put = self._raw_calls[kind][1]
         obj = self._raw_buffer(kind, ctype)
         buf = ffi.buffer(obj)
         if len(raw) != len(buf):

@@ -38,6 +38,9 @@ class Vm:
         self.memslots: dict[int, Memslot] = {}
         self.vcpus: list[Vcpu] = []
         self.max_memslots = self.check_extension(caps.KVM_CAP_NR_MEMSLOTS) or 32
+        # The XSAVE area's size for KVM_GET_XSAVE2 (at least 4096; more once a dynamic feature such
+        # as AMX tile data is permitted), 0 where KVM has only the 4 KiB KVM_GET_XSAVE.
+        self.xsave_size = self.check_extension(caps.KVM_CAP_XSAVE2)
         self._region = new("struct kvm_userspace_memory_region *")
         self._dirty_log = new("struct kvm_dirty_log *")
 
@@ -181,7 +184,7 @@ class Vm:
     def create_vcpu(self, index: int | None = None) -> Vcpu:
         idx = len(self.vcpus) if index is None else index
         fd = ioctl(self.fd, ioctls.KVM_CREATE_VCPU, as_arg(idx), f"KVM_CREATE_VCPU({idx})")
-        vcpu = Vcpu(fd, idx, self.vcpu_mmap_size, sync_regs=self.sync_regs)
+        vcpu = Vcpu(fd, idx, self.vcpu_mmap_size, sync_regs=self.sync_regs, xsave_size=self.xsave_size)
         self.vcpus.append(vcpu)
         return vcpu
 

@@ -21,7 +21,7 @@ from vmm.errors import SnapshotHost, SnapshotMismatch
 from vmm.snapshot.fileformat import encode, read_snapshot, write_snapshot
 from vmm.snapshot.hooks import SnapshotHooks
 from vmm.snapshot.ram import Pages, capture_ram, restore_pages, restore_ram
-from vmm.snapshot.vcpu_state import MSR_IA32_TSC_DEADLINE, VcpuSnapshot, capture_vcpu, restore_vcpu
+from vmm.snapshot.vcpu_state import MSR_IA32_TSC_DEADLINE, VcpuSnapshot, capture_vcpu, restore_vcpu, xsave_fits
 from vmm.snapshot.vm_state import VmSnapshot, capture_vm, memslot_layout, restore_clock, restore_vm
 
 
@@ -112,9 +112,11 @@ def check_fits(board: Board, snap: Snapshot) -> None:
             raise SnapshotMismatch(f"snapshot was taken with {key} {snap.spec[key]!r}, this machine has {mine[key]!r}")
     if len(snap.vcpus) != len(board.vcpus):
         raise SnapshotMismatch(f"snapshot holds {len(snap.vcpus)} vCPUs, this machine has {len(board.vcpus)}")
-    xsave = len(board.vcpus[0].get_raw("xsave"))
-    if any(len(v.raw["xsave"]) != xsave for v in snap.vcpus):
-        raise SnapshotHost(f"snapshot's XSAVE area is {len(snap.vcpus[0].raw['xsave'])} bytes, this host's {xsave}")
+    xsave = board.vcpus[0].xsave_size
+    for v in snap.vcpus:
+        if xsave_fits(v.raw["xsave"], xsave) is None:
+            raise SnapshotHost(f"snapshot's vCPU {v.index} has XSAVE state past this host's {xsave}-byte area "
+                               f"(its area is {len(v.raw['xsave'])} bytes)")  # fmt: skip
     keys = {key for key, _ in stateful_devices(board.devices)}
     if set(snap.devices) - keys:
         raise SnapshotMismatch(f"snapshot has state of devices this machine lacks: {sorted(set(snap.devices) - keys)}")

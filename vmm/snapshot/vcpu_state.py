@@ -80,7 +80,10 @@ def restore_vcpu(vcpu: Vcpu, snap: VcpuSnapshot) -> None:
     7-10 us on the project's hosts."""
     raw = snap.raw
     for kind in EARLY_KINDS:
-        vcpu.set_raw(kind, raw[kind])
+        data = raw[kind]
+        if kind == "xsave" and len(data) != vcpu.xsave_size:
+            data = xsave_fits(data, vcpu.xsave_size) or data  # checked before the restore began
+        vcpu.set_raw(kind, data)
     vcpu.set_msrs_raw(snap.msrs)
     if "lapic" in raw:
         vcpu.set_raw("lapic", raw["lapic"])
@@ -102,3 +105,12 @@ def _deadline_for_now(vcpu: Vcpu, snap: VcpuSnapshot) -> bytes:
         return late
     moved = vcpu.get_msrs([MSR_IA32_TSC])[MSR_IA32_TSC] - saved_tsc
     return _MSR_ENTRY.pack(index, 0, (deadline + moved) & (2**64 - 1)) + late[_MSR_ENTRY.size :]
+
+
+def xsave_fits(area: bytes, size: int) -> bytes | None:
+    """A saved XSAVE area as this host's `size` bytes: a smaller one padded with zeros (the
+    components past it are absent from its header's XSTATE_BV), a larger one cut if nothing but
+    zeros lies past `size`; None if state would be lost."""
+    if len(area) <= size:
+        return area + bytes(size - len(area))
+    return area[:size] if not any(area[size:]) else None
