@@ -16,7 +16,8 @@
             vcpus (count), clock, memslots [[gpa, size, flags]...], devices {key: state},
             spp {page: mask} or null, hooks {name: JSON text}
       VCPU  one per vCPU: u32 index, u32 MP state, then records of (16-byte ASCII name padded with
-            NULs, u32 length, bytes): the kernel's structs regs, sregs, xsave, xcrs, debugregs,
+            NULs, u32 length, bytes): the kernel's structs regs, sregs, xsave (the area of
+            KVM_GET_XSAVE2: as long as KVM_CAP_XSAVE2 said, 4096 bytes or more), xcrs, debugregs,
             events, lapic (with an irqchip), msrs and tscdline (kvm_msr_entry arrays), cpuid
             (kvm_cpuid2 with its entries)
       VMCH  records as in VCPU: pic0, pic1, ioapic (kvm_irqchip), pit2 (kvm_pit_state2); empty
