@@ -26,7 +26,7 @@ from vmm.devices.uart import Uart16550
 from vmm.devices.ucall import UcallPort
 from vmm.errors import ConfigError, RunError, SnapshotHalfRestored, SnapshotHost, SnapshotMismatch
 from vmm.inputs import InputFileError, open_output
-from vmm.kvm.exits import Exit, IntrExit
+from vmm.kvm.exits import DirtyRingFullExit, Exit, IntrExit
 from vmm.kvm.system import Kvm
 from vmm.loaders.image import place_flat
 from vmm.runner.observe import ExitStats, ExitTrace
@@ -66,6 +66,7 @@ class Machine:
         pit_reinject: bool = True,
         rtc_localtime: bool = False,
         cpu: CpuRequest | None = None,
+        dirty_ring: bool = False,
     ) -> None:
         self.log = log if log is not None else sys.stderr
         self.strict = strict
@@ -74,7 +75,8 @@ class Machine:
             platform, smp, debug_exit, testdev, strict, com1=com1, pci_testdev=pci_testdev, rtc_localtime=rtc_localtime
         )
         spec = BoardSpec(
-            mem_size, smp, irqchip, pit=pit, pit_reinject=pit_reinject, cpu=cpu or CpuRequest(), devices=devices
+            mem_size, smp, irqchip, pit=pit, pit_reinject=pit_reinject, cpu=cpu or CpuRequest(), devices=devices,
+            dirty_ring=dirty_ring,
         )
         self.board = Board(spec, console=self.console, log=self.log, kvm=kvm)
         self.kvm = self.board.kvm
@@ -89,6 +91,9 @@ class Machine:
         self.policy = ExitPolicy(
             self.board.ports, self.board.mmio, on_interrupt=self.runner.on_interrupt, strict=strict, note=self._note
         )
+        if dirty_ring:
+            slots = self.board.slots
+            self.policy.on_exit(DirtyRingFullExit, lambda ex: slots.ring_full(ex.vcpu))
         self.stats: ExitStats | None = None
         self.trace: ExitTrace | None = None
         self.spp: Spp | None = None
