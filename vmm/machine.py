@@ -244,14 +244,34 @@ class Machine:
             self.vcpu.set_regs(r)
 
     # --- running ----------------------------------------------------------------------------
-    def enable_spp(self, backend: str = "software", abi: str | None = None) -> Spp:
-        """Turn on sub-page protection with the named backend (see vmm.spp.choice)."""
+    def enable_spp(self, backend: str = "software", abi: str | None = None, *, kernel_ioctl: Any = None) -> Spp:
+        """Turn on sub-page protection with the named backend (see vmm.spp.choice). `kernel_ioctl`
+        stands in for the ioctl of a kernel with the SPP patch, where none runs (tests)."""
         from vmm.spp.attach import MachineHost, attach_spp
 
         if self.spp is None:
             host = MachineHost(self.board, self.policy, self.runner, self._note)
-            self.spp = attach_spp(host, self.ucall, backend, abi)
+            self.spp = attach_spp(host, self.ucall, backend, abi, kernel_ioctl=kernel_ioctl)
         return self.spp
+
+    def _spp_for(self, snap: Snapshot) -> None:
+        """SPP on with the backend the snapshot was taken with, or a refusal before any change."""
+        wanted = snap.spp_backend or "software"
+        if self.spp is not None:
+            if self.spp.backend_name != wanted:
+                raise SnapshotMismatch(
+                    f"snapshot was taken with the {wanted} SPP backend, this machine has {self.spp.backend_name}"
+                )
+            return
+        if wanted == "software":
+            self.enable_spp()
+            return
+        try:
+            self.enable_spp("kernel", wanted.removeprefix("kernel:"))
+        except ConfigError as e:
+            raise SnapshotHost(
+                f"snapshot was taken with the {wanted} SPP backend, which this host cannot give: {e}"
+            ) from None
 
     def stop_requested(self) -> bool:
         return self.control.pending is not None
@@ -319,8 +339,8 @@ class Machine:
 
         self._check_stopped("restore")
         check_fits(self.board, snap)
-        if snap.spp is not None and self.spp is None:
-            self.enable_spp()
+        if snap.spp is not None:
+            self._spp_for(snap)
         before = None
         if rollback:
             self._drop_pending()  # a completion left in KVM would land in either state

@@ -28,6 +28,8 @@ from vmm.snapshot.vm_state import VmSnapshot, capture_vm, memslot_layout, restor
 class SppMasks(Protocol):
     """What a snapshot needs of the SPP controller (`vmm.spp.controller.Spp`)."""
 
+    @property
+    def backend_name(self) -> str: ...
     def masks(self) -> dict[int, int]: ...
     def protect_pages(self, masks: dict[int, int]) -> None: ...
 
@@ -41,6 +43,7 @@ class Snapshot:
     spp: dict[int, int] | None  # page -> mask, None when SPP was off
     hooks: dict[str, str]  # hook name -> JSON text
     ram: Pages = field(repr=False)
+    spp_backend: str | None = None  # "software", "kernel:rfc-v1" or "kernel:v12" with SPP on
 
     def save(self, path: str) -> None:
         """Write the snapshot to `path` in the documented file format (`vmm.snapshot.fileformat`)."""
@@ -53,7 +56,7 @@ class Snapshot:
     def load(path: str) -> Snapshot:
         """Read a snapshot file; every defect is one line and its own status (40-44)."""
         d = read_snapshot(path)
-        return Snapshot(d.spec, d.vcpus, d.vm, d.devices, d.spp, d.hooks, d.ram)
+        return Snapshot(d.spec, d.vcpus, d.vm, d.devices, d.spp, d.hooks, d.ram, d.spp_backend)
 
 
 def spec_of(board: Board) -> dict[str, Any]:
@@ -96,7 +99,8 @@ def capture(board: Board, spp: SppMasks | None, hooks: SnapshotHooks, msrs: MsrL
     vm = capture_vm(board.vm, irqchip=irqchip)
     devices = {key: d.save_state() for key, d in stateful_devices(board.devices)}
     return Snapshot(spec_of(board), vcpus, vm, devices, spp.masks() if spp is not None else None,
-                    hooks.save_all(), capture_ram(board.memory))  # fmt: skip
+                    hooks.save_all(), capture_ram(board.memory),
+                    spp.backend_name if spp is not None else None)  # fmt: skip
 
 
 def check_fits(board: Board, snap: Snapshot) -> None:
