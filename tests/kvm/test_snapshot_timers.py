@@ -144,3 +144,23 @@ def test_the_tsc_deadline_stays_as_far_ahead_of_the_tsc_as_when_saved(tmp_path: 
     ahead_now = now[0x6E0] - now[0x10]
     # the restore and the read take a few ms between them; half a second would be a stale deadline
     assert ahead_then - 0.05 * tsc_per_s < ahead_now <= ahead_then, (ahead_then / tsc_per_s, ahead_now / tsc_per_s)
+
+
+def test_a_fast_reset_that_waits_before_it_runs_owes_no_pit_ticks(tmp_path: Path) -> None:
+    """The same through `m.reset`: the first reset restores whole, the second takes the fast path
+    (dirty pages only, vCPU and VM state); each is followed by a second's wait, then a run."""
+    snap_file = tmp_path / "ticks.snap"
+    first = pyvmm("run", "-q", KERNEL, "--snapshot-at", CUT, "--snapshot-to", str(snap_file))
+    assert first.returncode == 0, first.stderr.decode()
+    snap = Snapshot.load(str(snap_file))
+    out = io.BytesIO()
+    with Machine.from_snapshot(snap, console=out, log=io.StringIO()) as m:
+        for _ in range(2):
+            m.reset(snap)
+            out.seek(0)
+            out.truncate()
+            time.sleep(SAVED_FOR)
+            result = m.run(timeout=20)
+            assert result.status == STATUS, result.reason
+            _, spacings = split(first.stdout + out.getvalue())
+            check_spacing(spacings, saved_for=SAVED_FOR)
