@@ -26,12 +26,16 @@ class DecodingVcpu(Protocol):
     def translate(self, gva: int) -> int | None: ...
 
 
+def decoding_state(regs: Any, sregs: Any) -> CpuState:
+    """The CpuState decoding needs (mode, GPRs, segments), from kvm_regs/kvm_sregs."""
+    return CpuState.from_kvm(regs, sregs, _NO_FPU)
+
+
 def decode_failed_instruction(vcpu: DecodingVcpu, insn_bytes: bytes | None) -> Instruction | None:
     """The instruction KVM failed on, or None when KVM gave no bytes or they do not decode."""
     if not insn_bytes:
         return None
-    state = CpuState.from_kvm(vcpu.get_regs(), vcpu.get_sregs(), _NO_FPU)
-    return decode(insn_bytes, state)
+    return decode(insn_bytes, decoding_state(vcpu.get_regs(), vcpu.get_sregs()))
 
 
 def touches_trapped_page(vcpu: DecodingVcpu, insn: Instruction, trapped: frozenset[int]) -> bool:

@@ -1,0 +1,182 @@
+"""Locked read-modify-writes on trapped pages, atomic with respect to every other vCPU.
+
+KVM carries out a locked instruction (or `xchg`) on a trapped page by reading the read-only slot
+and handing its write to the engine as an MMIO exit, with the instruction retired. Between that
+read and the engine's handling of the write another vCPU's write can land, and it would be lost
+(4 vCPUs x 3000 `lock add` ended with 6536). The engine is the only writer of trapped pages (the
+guest cannot write a read-only slot), so it makes the instructions atomic where it writes:
+
+- Every write the engine makes to a trapped page happens under `lock` and bumps `generation`.
+  A vCPU's write exit can have been computed from stale memory only if some write landed since
+  that vCPU's own previous trapped write (`racing`): without one, KVM's read saw what the memory
+  still holds and its result stands. That is the common case, one integer comparison.
+- When a write may be stale, the instruction is identified (`site`): RIP is already past it, so
+  the bytes before RIP are decoded at each possible length (1-15) and a candidate counts when it
+  ends exactly at RIP and its memory operand is the exit's address. The answer is cached by RIP
+  and checked against the code bytes on every use. A locked read-modify-write is carried out
+  again on the current value under the lock (`vmm.x86.locked.redo`), its register results put
+  into the kvm_run sync-regs area (no ioctl); any other instruction keeps KVM's result, which is
+  a legitimate interleaving for a plain store or an unlocked read-modify-write.
+
+A single lock rather than one per page: the GIL runs one vCPU thread's Python at a time anyway,
+so finer locks would buy no parallelism, and one lock makes "anything written since" a single
+counter. The lock is never held while a policy runs or while the vCPUs are paused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass
+from typing import Any, Final
+
+from kvm_abi import constants as kc
+from vmm.board.memory import GuestMemory
+from vmm.spp.decoded import DecodingVcpu, decoding_state
+from vmm.x86 import decode
+from vmm.x86.decode import Access
+from vmm.x86.locked import Kind, LockedOp, Redone, classify, redo
+from vmm.x86.state import GPR_NAMES
+
+MAX_INSN: Final = 15
+PAGE: Final = 4096
+_BIT_TESTS: Final = frozenset({Kind.BTS, Kind.BTR, Kind.BTC})
+
+
+Fragments = list[tuple[int, bytes]]  # (gpa, bytes) of one access, in the order the guest made it
+
+
+@dataclass(frozen=True, slots=True)
+class RedoContext:
+    """A locked instruction's write exit as KVM gave it: enough to carry it out again."""
+
+    op: LockedOp
+    frags: tuple[tuple[int, bytes], ...]
+    gprs: dict[str, int]
+    rflags: int
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What sits just before a RIP: the code's bytes and where they are, and the locked
+    operation they encode (None: not a locked read-modify-write, or not one to redo)."""
+
+    code: tuple[tuple[int, bytes], ...]  # (gpa, bytes) pieces, one per page the code is on
+    op: LockedOp | None
+
+
+class AtomicWrites:
+    def __init__(self, memory: GuestMemory) -> None:
+        self.memory = memory
+        self.lock = threading.Lock()
+        self.generation = 0
+        self.seen: dict[int, int] = {}  # vCPU -> generation after its last trapped write
+        self._sites: dict[int, Site] = {}
+        self.redone = 0  # locked instructions carried out again on the current value
+        self.lookups = 0  # site decodes (cache misses)
+
+    def racing(self, index: int) -> bool:
+        """Whether a trapped write landed since vCPU `index`'s previous one (under `lock`)."""
+        return self.seen.get(index, -1) != self.generation
+
+    def wrote(self, index: int) -> None:
+        """vCPU `index` has written (or been refused) a trapped write (under `lock`)."""
+        self.generation += 1
+        self.seen[index] = self.generation
+
+    # --- which instruction wrote ---------------------------------------------------------------
+    def site(self, vcpu: DecodingVcpu, rip: int, gpa: int, length: int) -> Site:
+        site = self._sites.get(rip)
+        if site is not None and all(self.memory.read(g, len(b)) == b for g, b in site.code):
+            return site
+        site = self._find(vcpu, rip, gpa, length)
+        self._sites[rip] = site
+        return site
+
+    def _find(self, vcpu: DecodingVcpu, rip: int, gpa: int, length: int) -> Site:
+        self.lookups += 1
+        regs, sregs = vcpu.get_regs(), vcpu.get_sregs()
+        state = decoding_state(regs, sregs)
+        base = 0 if state.bitness == 64 else int(sregs.cs.base)
+        start = max(rip - MAX_INSN, 0)
+        pieces = _read_linear(vcpu, self.memory, base + start, rip - start)
+        if pieces is None and (base + start) // PAGE != (base + rip - 1) // PAGE:
+            start = rip - ((base + rip) & (PAGE - 1))  # the page before RIP's is not mapped: RIP's alone
+            pieces = _read_linear(vcpu, self.memory, base + start, rip - start)
+        if not pieces:
+            return Site((), None)
+        code = b"".join(b for _, b in pieces)
+        ops: set[LockedOp | None] = set()
+        for n in range(1, len(code) + 1):
+            insn = decode(code[len(code) - n :], dataclasses.replace(state, rip=rip - n))
+            if insn is None or insn.length != n:
+                continue
+            op = classify(insn.iced, insn.bitness, locked_only=False)
+            writes = [m for m in insn.memory if m.access is not Access.READ]
+            if not writes:
+                continue
+            if op is not None and op.kind in _BIT_TESTS and op.source is not None:
+                hit = True  # a register bit offset moves the access away from the operand's address
+            else:
+                hit = any(m.size == length and vcpu.translate(m.linear) == gpa for m in writes)
+            if hit:
+                ops.add(op if op is not None and op.size == length and op.redone else None)
+        # Several lengths can decode to an instruction that ends at RIP and writes there: the
+        # byte before a locked instruction's F0 may end the instruction before it, or be a
+        # prefix of its own. Only when every candidate is the same operation is the answer
+        # trusted; the lock prefix is not part of that: carrying out an unlocked read-modify-
+        # write atomically is one of the outcomes it may have. A plain store taken for a
+        # read-modify-write would be redone wrongly; the other way round only keeps KVM's result.
+        op = ops.pop() if len(ops) == 1 else None
+        return Site(tuple(pieces), op)
+
+    # --- carrying a locked instruction out again -------------------------------------------------
+    def prepare(self, vcpu: Any, frags: Fragments) -> tuple[Fragments, RedoContext | None]:
+        """Under `lock`: the access as it is to be judged and written. For a locked
+        read-modify-write, the instruction carried out again on the current value (its registers
+        already in the sync-regs area) and what is needed to do that again later; anything else
+        as KVM gave it."""
+        rip = vcpu.synced_rip()
+        if rip is None:
+            return frags, None
+        site = self.site(vcpu, rip, frags[0][0], sum(len(d) for _, d in frags))
+        if site.op is None:
+            return frags, None
+        sync = vcpu.kvm_run.s.regs.regs
+        context = RedoContext(site.op, tuple(frags), {n: int(getattr(sync, n)) for n in GPR_NAMES}, int(sync.rflags))
+        return self.redo_again(vcpu, context), context
+
+    def redo_again(self, vcpu: Any, context: RedoContext) -> Fragments:
+        """Under `lock`: `context`'s instruction run on the memory's current value, from the
+        registers as KVM left them; its registers go into the sync-regs area, the returned
+        fragments (KVM's addresses) are its write."""
+        frags = context.frags
+        current = int.from_bytes(b"".join(self.memory.read(g, len(d)) for g, d in frags), "little")
+        written = int.from_bytes(b"".join(d for _, d in frags), "little")
+        done: Redone = redo(context.op, current, written, context.gprs, context.rflags)
+        sync = vcpu.kvm_run.s.regs.regs
+        for name, value in done.gprs.items():
+            setattr(sync, name, value)
+        sync.rflags = done.rflags
+        vcpu.kvm_run.kvm_dirty_regs |= kc.KVM_SYNC_X86_REGS  # KVM loads them at the next KVM_RUN
+        self.redone += 1
+        data = done.write.to_bytes(context.op.size, "little")
+        out, pos = [], 0
+        for g, d in frags:
+            out.append((g, data[pos : pos + len(d)]))
+            pos += len(d)
+        return out
+
+
+def _read_linear(vcpu: DecodingVcpu, memory: GuestMemory, linear: int, size: int) -> list[tuple[int, bytes]] | None:
+    """The bytes at `linear` as (gpa, bytes) per page, or None where a page is unmapped or not RAM."""
+    out: list[tuple[int, bytes]] = []
+    while size > 0:
+        n = min(size, PAGE - (linear & (PAGE - 1)))
+        gpa = vcpu.translate(linear)
+        if gpa is None or not memory.contains(gpa, n):
+            return None
+        out.append((gpa, memory.read(gpa, n)))
+        linear += n
+        size -= n
+    return out
