@@ -106,28 +106,29 @@ class AtomicWrites:
         if not pieces:
             return Site((), None)
         code = b"".join(b for _, b in pieces)
-        ops: set[LockedOp | None] = set()
-        for n in range(1, len(code) + 1):
+        chosen: LockedOp | None = None
+        for n in range(1, len(code) + 1):  # shortest first: the longest candidate wins
             insn = decode(code[len(code) - n :], dataclasses.replace(state, rip=rip - n))
             if insn is None or insn.length != n:
                 continue
-            op = classify(insn.iced, insn.bitness, locked_only=False)
-            writes = [m for m in insn.memory if m.access is not Access.READ]
-            if not writes:
+            op = classify(insn.iced, insn.bitness)
+            if op is None or op.size != length or not op.redone:
                 continue
-            if op is not None and op.kind in _BIT_TESTS and op.source is not None:
+            if op.kind in _BIT_TESTS and op.source is not None:
                 hit = True  # a register bit offset moves the access away from the operand's address
             else:
-                hit = any(m.size == length and vcpu.translate(m.linear) == gpa for m in writes)
+                hit = any(m.access is not Access.READ and vcpu.translate(m.linear) == gpa for m in insn.memory)
             if hit:
-                ops.add(op if op is not None and op.size == length and op.redone else None)
-        # Several lengths can decode to an instruction that ends at RIP and writes there: the
-        # byte before a locked instruction's F0 may end the instruction before it, or be a
-        # prefix of its own. Only when every candidate is the same operation is the answer
-        # trusted; the lock prefix is not part of that: carrying out an unlocked read-modify-
-        # write atomically is one of the outcomes it may have. A plain store taken for a
-        # read-modify-write would be redone wrongly; the other way round only keeps KVM's result.
-        op = ops.pop() if len(ops) == 1 else None
+                chosen = op
+        # Several lengths can decode to an instruction that ends at RIP and writes there, when
+        # the bytes before the real start are prefix values (the end of the instruction before
+        # it). Only locked ones (and xchg) count here, and everything after an F0 is the same
+        # instruction; with REX or segment bytes before it the longest is the one a compiler
+        # emits (`f0 44 01 17`, lock add [rdi], r10d, also ends in `01 17`, add [rdi], edx).
+        # An F0 that really ends the instruction before an unlocked one is the case this reads
+        # wrongly; an unlocked read-modify-write read as locked is carried out atomically, which
+        # is one of its outcomes.
+        op = chosen
         return Site(tuple(pieces), op)
 
     # --- carrying a locked instruction out again -------------------------------------------------
