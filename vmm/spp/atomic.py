@@ -32,8 +32,8 @@ from typing import Any, Final
 
 from kvm_abi import constants as kc
 from vmm.board.memory import GuestMemory
-from vmm.spp.decoded import DecodingVcpu, decoding_state
-from vmm.x86 import decode
+from vmm.spp.decoded import DecodingVcpu
+from vmm.x86 import decode, decoding_state
 from vmm.x86.decode import Access
 from vmm.x86.locked import Kind, LockedOp, Redone, classify, redo
 from vmm.x86.state import GPR_NAMES

@@ -4,31 +4,18 @@ SPP's (a store into a trapped page) from one that would happen with nothing prot
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any, Protocol
 
 from kvm_abi import ffi
 from vmm.spp.masks import PAGE
-from vmm.x86 import CpuState, Instruction, MemoryWrite, X87Update, decode
+from vmm.x86 import CpuState, Instruction, MemoryWrite, X87Update, decode, decoding_state
 
 MAX_SPAN = 1 << 20  # bytes of operand span walked page by page
-
-# Decoding needs the mode, GPRs and segments only; the FPU fields of CpuState are not read.
-_NO_FPU = SimpleNamespace(
-    fcw=0x37F, fsw=0, ftwx=0, last_opcode=0, last_ip=0, last_dp=0, mxcsr=0x1F80,
-    fpr=[bytes(16)] * 8, xmm=[bytes(16)] * 16,
-)  # fmt: skip
-
 
 class DecodingVcpu(Protocol):
     def get_regs(self) -> Any: ...
     def get_sregs(self) -> Any: ...
     def translate(self, gva: int) -> int | None: ...
-
-
-def decoding_state(regs: Any, sregs: Any) -> CpuState:
-    """The CpuState decoding needs (mode, GPRs, segments), from kvm_regs/kvm_sregs."""
-    return CpuState.from_kvm(regs, sregs, _NO_FPU)
 
 
 def decode_failed_instruction(vcpu: DecodingVcpu, insn_bytes: bytes | None) -> Instruction | None:
