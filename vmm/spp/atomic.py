@@ -34,7 +34,7 @@ from kvm_abi import constants as kc
 from vmm.board.memory import GuestMemory
 from vmm.spp.decoded import DecodingVcpu
 from vmm.x86 import decode, decoding_state
-from vmm.x86.decode import Access
+from vmm.x86.decode import Access, Instruction
 from vmm.x86.locked import Kind, LockedOp, Redone, classify, redo
 from vmm.x86.state import GPR_NAMES
 
@@ -58,11 +58,14 @@ class RedoContext:
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """What sits just before a RIP: the code's bytes and where they are, and the locked
-    operation they encode (None: not a locked read-modify-write, or not one to redo)."""
+    """What sits just before a RIP: the code's bytes and where they are, the locked operation
+    they encode (None: not a locked read-modify-write, or not one to redo), and the length of the
+    instruction where it is known to be a store whose only other effect is RIP (so putting RIP
+    back by that much undoes it)."""
 
     code: tuple[tuple[int, bytes], ...]  # (gpa, bytes) pieces, one per page the code is on
     op: LockedOp | None
+    store_length: int | None = None  # the length of a plain store with no other effect, if that is what it is
 
 
 class AtomicWrites:
@@ -106,30 +109,34 @@ class AtomicWrites:
         if not pieces:
             return Site((), None)
         code = b"".join(b for _, b in pieces)
-        chosen: LockedOp | None = None
-        for n in range(1, len(code) + 1):  # shortest first: the longest candidate wins
+        hits: list[tuple[int, Instruction, LockedOp | None]] = []
+        for n in range(1, len(code) + 1):
             insn = decode(code[len(code) - n :], dataclasses.replace(state, rip=rip - n))
             if insn is None or insn.length != n:
                 continue
             op = classify(insn.iced, insn.bitness)
-            if op is None or op.size != length or not op.redone:
-                continue
-            if op.kind in _BIT_TESTS and op.source is not None:
-                hit = True  # a register bit offset moves the access away from the operand's address
+            if op is not None and op.kind in _BIT_TESTS and op.source is not None:
+                # a register bit offset moves the access away from the operand's address
+                hit = op.size == length
             else:
-                hit = any(m.access is not Access.READ and vcpu.translate(m.linear) == gpa for m in insn.memory)
+                hit = any(
+                    m.access is not Access.READ and m.size == length and vcpu.translate(m.linear) == gpa
+                    for m in insn.memory
+                )
             if hit:
-                chosen = op
+                hits.append((n, insn, op))
         # Several lengths can decode to an instruction that ends at RIP and writes there, when
         # the bytes before the real start are prefix values (the end of the instruction before
-        # it). Only locked ones (and xchg) count here, and everything after an F0 is the same
-        # instruction; with REX or segment bytes before it the longest is the one a compiler
-        # emits (`f0 44 01 17`, lock add [rdi], r10d, also ends in `01 17`, add [rdi], edx).
-        # An F0 that really ends the instruction before an unlocked one is the case this reads
-        # wrongly; an unlocked read-modify-write read as locked is carried out atomically, which
-        # is one of its outcomes.
-        op = chosen
-        return Site(tuple(pieces), op)
+        # it). For a locked one (or xchg) everything after the F0 is the same instruction, and
+        # with REX or segment bytes before it the longest is the one a compiler emits
+        # (`f0 44 01 17`, lock add [rdi], r10d, also ends in `01 17`, add [rdi], edx). An F0 that
+        # really ends the instruction before an unlocked one is the case this reads wrongly; an
+        # unlocked read-modify-write read as locked is carried out atomically, which is one of
+        # its outcomes. Where the instruction starts is known only when one length fits.
+        locked = [op for _, _, op in hits if op is not None and op.size == length and op.redone]
+        op = locked[-1] if locked else None
+        store = hits[0][0] if len(hits) == 1 and _pure_store(hits[0][1]) else None
+        return Site(tuple(pieces), op, store)
 
     # --- carrying a locked instruction out again -------------------------------------------------
     def prepare(self, vcpu: Any, frags: Fragments) -> tuple[Fragments, RedoContext | None]:
@@ -167,6 +174,19 @@ class AtomicWrites:
             out.append((g, data[pos : pos + len(d)]))
             pos += len(d)
         return out
+
+
+# Stores whose only effect besides memory is RIP: moving RIP back undoes them.
+_PURE_STORES: Final = frozenset({
+    "mov", "movnti", "movdqu", "movdqa", "movups", "movaps", "movupd", "movapd", "movntdq", "movntps",
+    "movntpd", "movq", "movd", "movss", "movsd", "movhps", "movlps", "movhpd", "movlpd",
+})  # fmt: skip
+
+
+def _pure_store(insn: Instruction) -> bool:
+    if insn.iced.is_string_instruction or insn.iced.is_stack_instruction:
+        return False
+    return insn.mnemonic in _PURE_STORES or (insn.mnemonic.startswith("set") and len(insn.memory) == 1)
 
 
 def _read_linear(vcpu: DecodingVcpu, memory: GuestMemory, linear: int, size: int) -> list[tuple[int, bytes]] | None:

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kvm_abi import caps as kcaps
+from kvm_abi import constants as kcon
 from kvm_abi import exits as ke
 from vmm.board.memory import GuestMemory
 from vmm.errors import ExitStatus, GuestMemoryError, RunError
@@ -40,10 +42,10 @@ from vmm.runner.policy import PASS, Pass
 from vmm.spp.atomic import AtomicWrites, RedoContext
 from vmm.spp.controller import Spp
 from vmm.spp.decoded import apply_x87, decode_failed_instruction, full_state, physical_fragments, touches_trapped_page
-from vmm.spp.event import DENY, SppEvent
+from vmm.spp.event import DENY, InjectRip, SppEvent
 from vmm.spp.host import SppHost, SppVcpu
 from vmm.spp.masks import FULL, PAGE, MaskTable
-from vmm.spp.verdicts import carry_out, inject_exception
+from vmm.spp.verdicts import carry_out, inject_exception, unavailable
 from vmm.verdict import Stop, Verdict
 from vmm.x86 import Fault, Instruction, Unsupported, emulate_store, is_covered
 
@@ -140,7 +142,7 @@ class SoftwareSpp:
             verdict = self.spp.judge(event)
             if verdict is DENY:  # the default: nothing to carry out, the write is simply not applied
                 return None
-            return carry_out(verdict, event, _Pending(self, frags, vcpu, redo))
+            return carry_out(verdict, event, _Pending(self, frags, vcpu, redo, self._store_rewind(vcpu, frags)))
         whole: Fragments = [(addr, ex.data)]
         vcpu = self.host.vcpu(ex.vcpu.index)
         self._collect_fragments(vcpu, whole)
@@ -197,7 +199,28 @@ class SoftwareSpp:
         data = b"".join(d for _, d in frags)
         page_mask = self.table.get(denied & ~(PAGE - 1))
         event = SppEvent(denied, page_mask, vcpu.index, vcpu.synced_rip(), "software", frags[0][0], len(data), data)
-        return carry_out(self.spp.judge(event), event, _Pending(self, frags, vcpu, redo))
+        return carry_out(
+            self.spp.judge(event), event, _Pending(self, frags, vcpu, redo, self._store_rewind(vcpu, frags))
+        )
+
+    def _store_rewind(self, vcpu: SppVcpu, frags: Fragments) -> Callable[[], bool]:
+        """How to put RIP back on the plain store KVM has just retired (for a fault-like
+        Inject): by the store's length where decoding the bytes before RIP gives exactly one
+        instruction writing there, and that a store with no effect but RIP."""
+
+        def rewind() -> bool:
+            rip = vcpu.synced_rip()
+            if rip is None:
+                return False
+            with self.atomic.lock:
+                length = self.atomic.site(vcpu, rip, frags[0][0], sum(len(d) for _, d in frags)).store_length
+            if length is None:
+                return False
+            vcpu.kvm_run.s.regs.regs.rip = rip - length
+            vcpu.kvm_run.kvm_dirty_regs |= kcon.KVM_SYNC_X86_REGS  # KVM loads it at the next KVM_RUN
+            return True
+
+        return rewind
 
     def _collect_fragments(self, vcpu: SppVcpu, frags: Fragments) -> None:
         """Fetch the remaining MMIO fragments of the current instruction (see module docstring)."""
@@ -265,6 +288,7 @@ class SoftwareSpp:
             atomic.seen[vcpu.index] = atomic.generation
         regs = vcpu.get_regs()
         rip0 = int(regs.rip)
+        before = {name: int(getattr(regs, name)) for name in (*result.gprs, "rflags", "rip")}
         for name, value in result.gprs.items():
             setattr(regs, name, value)
         regs.rflags, regs.rip = result.rflags, result.rip
@@ -279,7 +303,19 @@ class SoftwareSpp:
             denied, self.table.get(denied & ~(PAGE - 1)), vcpu.index, rip0, "software", frags[0][0], len(data), data,
             insn.mnemonic, insn.bytes, insn.length,
         )  # fmt: skip
-        return carry_out(self.spp.judge(event), event, _Pending(self, frags, vcpu))
+
+        def rewind() -> bool:
+            """Put the registers back as they were before the store (not the x87 stack: a
+            popping store is not undone)."""
+            if result.x87 is not None:
+                return False
+            now = vcpu.get_regs()
+            for name, value in before.items():
+                setattr(now, name, value)
+            vcpu.set_regs(now)
+            return True
+
+        return carry_out(self.spp.judge(event), event, _Pending(self, frags, vcpu, rewind=rewind))
 
     def _read_linear(self, vcpu: SppVcpu, linear: int, size: int) -> bytes:
         gpa = vcpu.translate(linear)
@@ -412,11 +448,19 @@ class _Pending:
     for a locked read-modify-write: allowed after the policy ran, it is carried out again on the
     memory's value at that moment, since other vCPUs may have written while the policy ran."""
 
-    def __init__(self, engine: SoftwareSpp, frags: Fragments, vcpu: SppVcpu, redo: RedoContext | None = None) -> None:
+    def __init__(
+        self,
+        engine: SoftwareSpp,
+        frags: Fragments,
+        vcpu: SppVcpu,
+        redo: RedoContext | None = None,
+        rewind: Callable[[], bool] | None = None,
+    ) -> None:
         self.engine = engine
         self.frags = frags
         self.vcpu = vcpu
         self.redo = redo
+        self.rewind = rewind  # puts the vCPU back on the instruction, where that can be done
 
     def deny(self, event: SppEvent) -> Verdict:
         return None
@@ -434,7 +478,13 @@ class _Pending:
         self.engine.commit(self.vcpu.index, [(event.write_gpa if event.write_gpa is not None else event.gpa, data)])
         return None
 
-    def inject(self, event: SppEvent, vector: int, error_code: int | None) -> Verdict:
+    def inject(self, event: SppEvent, vector: int, error_code: int | None, rip: InjectRip | None) -> Verdict:
+        if rip == "instruction" and (self.rewind is None or not self.rewind()):
+            return unavailable(
+                event,
+                "Inject(..., rip='instruction') under the software engine needs the instruction's start and "
+                "no effect of it but the store; here decoding gives neither for certain",
+            )
         # CR2 gets the guest-physical address, which is the virtual one under pyvmm's identity map
         inject_exception(self.vcpu, vector, error_code, event.gpa)
         return None
