@@ -64,6 +64,7 @@ class Site:
     back by that much undoes it)."""
 
     code: tuple[tuple[int, bytes], ...]  # (gpa, bytes) pieces, one per page the code is on
+    views: tuple[tuple[memoryview, int, bytes], ...]  # the same as (RAM view, offset, bytes), to check them
     op: LockedOp | None
     store_length: int | None = None  # the length of a plain store with no other effect, if that is what it is
 
@@ -90,7 +91,7 @@ class AtomicWrites:
     # --- which instruction wrote ---------------------------------------------------------------
     def site(self, vcpu: DecodingVcpu, rip: int, gpa: int, length: int) -> Site:
         site = self._sites.get(rip)
-        if site is not None and all(self.memory.read(g, len(b)) == b for g, b in site.code):
+        if site is not None and all(view[off : off + len(b)] == b for view, off, b in site.views):
             return site
         site = self._find(vcpu, rip, gpa, length)
         self._sites[rip] = site
@@ -107,7 +108,7 @@ class AtomicWrites:
             start = rip - ((base + rip) & (PAGE - 1))  # the page before RIP's is not mapped: RIP's alone
             pieces = _read_linear(vcpu, self.memory, base + start, rip - start)
         if not pieces:
-            return Site((), None)
+            return Site((), (), None)
         code = b"".join(b for _, b in pieces)
         hits: list[tuple[int, Instruction, LockedOp | None]] = []
         for n in range(1, len(code) + 1):
@@ -136,7 +137,14 @@ class AtomicWrites:
         locked = [op for _, _, op in hits if op is not None and op.size == length and op.redone]
         op = locked[-1] if locked else None
         store = hits[0][0] if len(hits) == 1 and _pure_store(hits[0][1]) else None
-        return Site(tuple(pieces), op, store)
+        return Site(tuple(pieces), self._views(pieces), op, store)
+
+    def _views(self, pieces: list[tuple[int, bytes]]) -> tuple[tuple[memoryview, int, bytes], ...]:
+        out = []
+        for gpa, data in pieces:
+            region = next(r for r in self.memory.regions if r.gpa <= gpa and gpa + len(data) <= r.end)
+            out.append((region.buffer, gpa - region.gpa, data))
+        return tuple(out)
 
     # --- carrying a locked instruction out again -------------------------------------------------
     def prepare(self, vcpu: Any, frags: Fragments) -> tuple[Fragments, RedoContext | None]:

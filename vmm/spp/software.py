@@ -135,14 +135,13 @@ class SoftwareSpp:
             denied = max(addr, (addr & ~(PAGE - 1)) + (sub << 7))
             vcpu = self.host.vcpu(index)
             with atomic.lock:
-                frags, redo = atomic.prepare(vcpu, [(addr, ex.data)])
-                atomic.seen[index] = atomic.generation
+                frags, redo, look = self._denied_access(vcpu, [(addr, ex.data)])
             data = frags[0][1]
             event = SppEvent(denied, mask, index, ex.vcpu.synced_rip(), "software", addr, length, data)
             verdict = self.spp.judge(event)
             if verdict is DENY:  # the default: nothing to carry out, the write is simply not applied
                 return None
-            return carry_out(verdict, event, _Pending(self, frags, vcpu, redo, self._store_rewind(vcpu, frags)))
+            return carry_out(verdict, event, _Pending(self, frags, vcpu, redo, look=look, retired=True))
         whole: Fragments = [(addr, ex.data)]
         vcpu = self.host.vcpu(ex.vcpu.index)
         self._collect_fragments(vcpu, whole)
@@ -156,13 +155,31 @@ class SoftwareSpp:
                 return
         raise GuestMemoryError(f"trapped write at {gpa:#x} is outside guest RAM")
 
-    def commit(self, index: int, frags: Fragments, redo: RedoContext | None = None) -> None:
+    def _denied_access(self, vcpu: SppVcpu, frags: Fragments) -> tuple[Fragments, RedoContext | None, bool]:
+        """Under the atomic-writes lock: a denied access as it goes to the policies. If another
+        vCPU wrote since this one's last trapped write, a locked instruction is carried out again
+        on the current value now (its context kept for an Allow); otherwise KVM's result is
+        current, and whether the instruction is locked is looked at only if it is allowed (the
+        third value), when other vCPUs may have written while the policy ran."""
+        atomic = self.atomic
+        if atomic.racing(vcpu.index):
+            frags, redo = atomic.prepare(vcpu, frags)
+            look = False
+        else:
+            redo, look = None, True
+        atomic.seen[vcpu.index] = atomic.generation
+        return frags, redo, look
+
+    def commit(self, index: int, frags: Fragments, redo: RedoContext | None = None, look: bool = False) -> None:
         """Write an access into trapped RAM under the atomic-writes lock; a locked instruction
-        (`redo`) is carried out again on the memory's value at this moment."""
+        (`redo`, or found by looking at the code when `look`: the exit's registers untouched) is
+        carried out again on the memory's value at this moment."""
         atomic = self.atomic
         with atomic.lock:
             if redo is not None:
                 frags = atomic.redo_again(self.host.vcpu(index), redo)
+            elif look:
+                frags = atomic.prepare(self.host.vcpu(index), frags)[0]
             for gpa, data in frags:
                 self.memory.write(gpa, data)
             atomic.generation += 1
@@ -194,33 +211,28 @@ class SoftwareSpp:
                 atomic.generation += 1
                 atomic.seen[vcpu.index] = atomic.generation
                 return None
-            frags, redo = atomic.prepare(vcpu, frags)
-            atomic.seen[vcpu.index] = atomic.generation
+            frags, redo, look = self._denied_access(vcpu, frags)
         data = b"".join(d for _, d in frags)
         page_mask = self.table.get(denied & ~(PAGE - 1))
         event = SppEvent(denied, page_mask, vcpu.index, vcpu.synced_rip(), "software", frags[0][0], len(data), data)
         return carry_out(
-            self.spp.judge(event), event, _Pending(self, frags, vcpu, redo, self._store_rewind(vcpu, frags))
+            self.spp.judge(event), event, _Pending(self, frags, vcpu, redo, look=look, retired=True)
         )
 
-    def _store_rewind(self, vcpu: SppVcpu, frags: Fragments) -> Callable[[], bool]:
-        """How to put RIP back on the plain store KVM has just retired (for a fault-like
-        Inject): by the store's length where decoding the bytes before RIP gives exactly one
-        instruction writing there, and that a store with no effect but RIP."""
-
-        def rewind() -> bool:
-            rip = vcpu.synced_rip()
-            if rip is None:
-                return False
-            with self.atomic.lock:
-                length = self.atomic.site(vcpu, rip, frags[0][0], sum(len(d) for _, d in frags)).store_length
-            if length is None:
-                return False
-            vcpu.kvm_run.s.regs.regs.rip = rip - length
-            vcpu.kvm_run.kvm_dirty_regs |= kcon.KVM_SYNC_X86_REGS  # KVM loads it at the next KVM_RUN
-            return True
-
-        return rewind
+    def rewind_store(self, vcpu: SppVcpu, frags: Fragments) -> bool:
+        """Put RIP back on the plain store KVM has just retired (for a fault-like Inject): by the
+        store's length where decoding the bytes before RIP gives exactly one instruction writing
+        there, and that a store with no effect but RIP. False where it cannot."""
+        rip = vcpu.synced_rip()
+        if rip is None:
+            return False
+        with self.atomic.lock:
+            length = self.atomic.site(vcpu, rip, frags[0][0], sum(len(d) for _, d in frags)).store_length
+        if length is None:
+            return False
+        vcpu.kvm_run.s.regs.regs.rip = rip - length
+        vcpu.kvm_run.kvm_dirty_regs |= kcon.KVM_SYNC_X86_REGS  # KVM loads it at the next KVM_RUN
+        return True
 
     def _collect_fragments(self, vcpu: SppVcpu, frags: Fragments) -> None:
         """Fetch the remaining MMIO fragments of the current instruction (see module docstring)."""
@@ -455,18 +467,22 @@ class _Pending:
         vcpu: SppVcpu,
         redo: RedoContext | None = None,
         rewind: Callable[[], bool] | None = None,
+        look: bool = False,
+        retired: bool = False,
     ) -> None:
         self.engine = engine
         self.frags = frags
         self.vcpu = vcpu
         self.redo = redo
+        self.look = look
+        self.retired = retired  # KVM emulated the store: RIP is past it
         self.rewind = rewind  # puts the vCPU back on the instruction, where that can be done
 
     def deny(self, event: SppEvent) -> Verdict:
         return None
 
     def allow(self, event: SppEvent) -> Verdict:
-        self.engine.commit(self.vcpu.index, self.frags, self.redo)
+        self.engine.commit(self.vcpu.index, self.frags, self.redo, self.look)
         return None
 
     def allow_and_unprotect(self, event: SppEvent, scope: str) -> Verdict:
@@ -479,7 +495,11 @@ class _Pending:
         return None
 
     def inject(self, event: SppEvent, vector: int, error_code: int | None, rip: InjectRip | None) -> Verdict:
-        if rip == "instruction" and (self.rewind is None or not self.rewind()):
+        if self.retired:
+            rewound = rip == "instruction" and self.engine.rewind_store(self.vcpu, self.frags)
+        else:
+            rewound = rip == "instruction" and self.rewind is not None and self.rewind()
+        if rip == "instruction" and not rewound:
             return unavailable(
                 event,
                 "Inject(..., rip='instruction') under the software engine needs the instruction's start and "
