@@ -131,3 +131,49 @@ def test_adc_keeps_kvms_result() -> None:
     assert op is not None and not op.redone
     done = redo(op, 5, 9, dict.fromkeys(GPR_NAMES, 0), 0x202)
     assert done.write == 9
+
+
+def _cx8_cases() -> list[tuple[int, int, int, int, int, int]]:
+    rng = random.Random(9)
+    out = []
+    for i in range(12):
+        stale, current = rng.randrange(1 << 64), rng.randrange(1 << 64)
+        expected = stale if i % 3 == 0 else current if i % 3 == 1 else rng.randrange(1 << 64)
+        rbx, rcx = rng.randrange(1 << 64), rng.randrange(1 << 64)
+        out.append((stale, current, expected, expected >> 32, rbx, rcx))
+    return out
+
+
+CX8 = _cx8_cases()
+
+
+@pytest.fixture(scope="module")
+def native_cx8() -> list[list[str]]:
+    requests = []
+    for stale, current, eax, edx, rbx, rcx in CX8:
+        for mem in (stale, current):
+            memory = (mem.to_bytes(8, "little") + bytes(8)).hex()
+            requests.append(f"cx cmpxchg8b {memory} {eax:x} {edx:x} {rbx:x} {rcx:x}")
+    return x86_cpu.run(requests)
+
+
+@pytest.mark.parametrize("index", range(len(CX8)))
+def test_cmpxchg8b_redo_matches_the_cpu(index: int, native_cx8: list[list[str]]) -> None:
+    _, current, *_ = CX8[index]
+    code, kvm_mem, kvm_rax, kvm_rdx, kvm_zf = native_cx8[2 * index]
+    _, true_mem, true_rax, true_rdx, true_zf = native_cx8[2 * index + 1]
+    op = classify(iced.Decoder(64, bytes.fromhex("f0" + code)).decode(), 64)
+    assert op is not None and op.kind is Kind.CMPXCHG8B
+    stale_rbx, stale_rcx = CX8[index][4], CX8[index][5]
+    gprs = dict.fromkeys(GPR_NAMES, 0) | {"rax": int(kvm_rax, 16), "rdx": int(kvm_rdx, 16)}
+    gprs |= {"rbx": stale_rbx, "rcx": stale_rcx}
+    rflags = 0x202 | (ZF if kvm_zf == "1" else 0)
+    written = int.from_bytes(bytes.fromhex(kvm_mem)[:8], "little")
+    done = redo(op, current, written, gprs, rflags)
+    after = gprs | done.gprs
+    if kvm_zf != "1":  # failed on KVM's read: complete there, the current value written back
+        assert done.write == current and (after["rax"], after["rdx"]) == (int(kvm_rax, 16), int(kvm_rdx, 16))
+        return
+    assert done.write == int.from_bytes(bytes.fromhex(true_mem)[:8], "little")
+    assert (after["rax"], after["rdx"]) == (int(true_rax, 16), int(true_rdx, 16))
+    assert bool(done.rflags & ZF) == (true_zf == "1")
