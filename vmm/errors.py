@@ -40,6 +40,7 @@ class ExitStatus(enum.IntEnum):
     HOST_LACKS_FEATURE = 70  # -cpu asked for a CPU feature this host's KVM cannot offer
     SLEEP_NOT_IMPLEMENTED = 72  # ACPI S3 pyvmm cannot resume (several vCPUs, no alarm, no vector)
     SPP_STEP_NO_PROGRESS = 80  # the SPP single-step fallback ended in exits but never left the instruction
+    SPP_VERDICT_UNAVAILABLE = 82  # an SPP verdict asked for what the backend cannot do for this write
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
 
