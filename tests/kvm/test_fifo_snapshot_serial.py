@@ -65,3 +65,14 @@ def test_restore_refuses_a_huge_sparse_file_from_its_size(tmp_path: Path) -> Non
     line = one_line_error(pyvmm("restore", str(path), timeout=30), ExitStatus.SNAPSHOT_CORRUPT)
     assert line == f"pyvmm: snapshot {path} has {(3 << 30) - 64 - 16} bytes after its payload"
     assert time.monotonic() - start < 10
+
+
+def test_a_wrong_ram_size_is_refused_before_the_image_is_read(tmp_path: Path) -> None:
+    # -m 0 used to lift the image's size limit to 4 GiB: a 3 GiB sparse image was read whole first
+    path = tmp_path / "sparse.bin"
+    with open(path, "wb") as f:
+        f.truncate(3 << 30)
+    start = time.monotonic()
+    line = one_line_error(pyvmm("run", str(path), "-m", "0", timeout=60), ExitStatus.USAGE)
+    assert line == "pyvmm: memory size 0x0 must be a multiple of 4 KiB and at least 64 KiB"
+    assert time.monotonic() - start < 10

@@ -99,3 +99,11 @@ def test_count_and_stop_with_a_region_from_the_command_line(monkeypatch: pytest.
     assert "pyvmm: 1 SPP violations (limit 1): SPP violation: 8-byte write at 0x101000 " in err
     assert "hits denied sub-page 0 of page 0x101000 (mask 0xfffffffe)" in err
     assert proc.stdout == b""  # stopped before the guest printed anything
+
+
+
+def test_allow_rip_range_without_its_setting_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # found by the command-line fuzzer: a missing setting was reported with pyvmm's own traceback
+    monkeypatch.delenv("PYVMM_ALLOW_RIP", raising=False)
+    line = one_line_error(pyvmm("run", str(guest("spp-demo")), "--policy", "allow-rip-range"), ExitStatus.USAGE)
+    assert line.startswith('pyvmm: --policy allow-rip-range: set PYVMM_ALLOW_RIP="START-END"')

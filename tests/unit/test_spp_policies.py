@@ -102,11 +102,17 @@ def test_allow_rip_range_by_name_reads_its_range_from_the_environment(monkeypatc
     assert isinstance(spp.policies[0](event(rip=0x100200)), Deny)
 
 
-def test_allow_rip_range_without_a_range_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYVMM_ALLOW_RIP", raising=False)
-    with pytest.raises(UserCodeError, match="PYVMM_ALLOW_RIP") as e:
+@pytest.mark.parametrize("setting", [None, "", "0x100000", "zz-0x100200"])
+def test_allow_rip_range_without_a_range_says_what_to_set(monkeypatch: pytest.MonkeyPatch, setting: str | None) -> None:
+    # the command line's mistake, not the policy failing: one line and status 2, no traceback
+    if setting is None:
+        monkeypatch.delenv("PYVMM_ALLOW_RIP", raising=False)
+    else:
+        monkeypatch.setenv("PYVMM_ALLOW_RIP", setting)
+    with pytest.raises(ConfigError, match="PYVMM_ALLOW_RIP") as e:
         load_policy("allow-rip-range", bare_spp())
-    assert status_of(e.value) == ExitStatus.HANDLER_ERROR
+    assert status_of(e.value) == ExitStatus.USAGE
+    assert not isinstance(e.value, UserCodeError) and e.value.details == ""
 
 
 def test_a_builtin_policy_by_name_is_added_as_is() -> None:

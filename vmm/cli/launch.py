@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, BinaryIO, NamedTuple
 
 from vmm import layout as L
+from vmm.board.board import BoardSpec
 from vmm.cli.qemu_options import machine_from_options, split_commas
 from vmm.cli.userfile import call_entry, load_user_file
 from vmm.cpu.models import CpuRequest
@@ -17,7 +18,7 @@ from vmm.cpu.modes import CpuMode
 from vmm.errors import ConfigError, ExitStatus
 from vmm.inputs import InputFileError, check_output, open_output
 from vmm.kvm.exits import ShutdownExit
-from vmm.loaders.image import MODULE_LIMIT, read_image
+from vmm.loaders.image import read_image
 from vmm.machine import Machine, open_trace
 from vmm.numbers import parse_count, parse_int
 from vmm.runner.observe import ExitStats, ExitTrace
@@ -70,9 +71,11 @@ class RunOptions(NamedTuple):
 def run_image(o: RunOptions) -> int:
     from vmm.loaders import detect_format, load_kernel
 
-    # an image larger than RAM is refused from its size; a RAM size that is itself wrong is
-    # reported by the machine, so it does not set the limit
-    image = read_image(o.image, o.mem if o.mem >= L.PAGE_SIZE else MODULE_LIMIT)
+    # the RAM size and vCPU count first: a wrong one must not set the limit an image is read to
+    # (-m 0 read a 3 GiB sparse image whole before it was refused); then an image larger than
+    # RAM is refused from its size
+    BoardSpec(mem_size=o.mem, smp=o.smp).check()
+    image = read_image(o.image, o.mem)
     # (read before KVM is opened: a bad path is reported even on a host without KVM)
     kind = detect_format(image)
     regions = spp_requests(o)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from vmm.errors import ConfigError
 from vmm.numbers import parse_int
 from vmm.spp.event import ALLOW, DENY, SppEvent, SppVerdict
 
@@ -21,11 +22,18 @@ def make_policy(start: int, end: int) -> Callable[[SppEvent], SppVerdict]:
 
 
 def _from_env() -> tuple[int, int]:
+    # a missing or wrong setting is the command line's mistake: one line, status 2 (a ValueError
+    # here was reported as the policy failing, with pyvmm's own traceback)
     text = os.environ.get("PYVMM_ALLOW_RIP", "")
     if "-" not in text:
-        raise ValueError('set PYVMM_ALLOW_RIP="START-END" to the RIP range whose writes are allowed')
+        raise ConfigError(
+            '--policy allow-rip-range: set PYVMM_ALLOW_RIP="START-END" to the RIP range whose writes are allowed'
+        )
     a, b = text.split("-", 1)
-    return parse_int(a, "RIP"), parse_int(b, "RIP")
+    try:
+        return parse_int(a, "RIP"), parse_int(b, "RIP")
+    except ValueError as e:
+        raise ConfigError(f"--policy allow-rip-range: PYVMM_ALLOW_RIP={text!r}: {e}") from None
 
 
 def setup(spp: object) -> None:
