@@ -38,6 +38,7 @@ class ExitStatus(enum.IntEnum):
     HOST_LACKS_FEATURE = 70  # -cpu asked for a CPU feature this host's KVM cannot offer
     SLEEP_NOT_IMPLEMENTED = 72  # ACPI S3 pyvmm cannot resume (several vCPUs, no alarm, no vector)
     SPP_STEP_NO_PROGRESS = 80  # the SPP single-step fallback ended in exits but never left the instruction
+    OBSERVATION_UNWRITTEN = 100  # --stats-json could not be written at the end of the run (a full disk)
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
 
@@ -126,6 +127,10 @@ class HostLacksFeature(PyvmmError):
     is the limit (a runner can tell it from a typo, status 2, and skip the test)."""
 
 
+class ObservationUnwritten(PyvmmError):
+    """What a run was asked to write at its end (`--stats-json`) did not reach its file."""
+
+
 class Interrupted(PyvmmError):
     """Ctrl-C (or SIGTERM) before or while the guest ran."""
 
@@ -150,6 +155,7 @@ STATUS_OF: dict[type[PyvmmError], ExitStatus] = {
     SnapshotMismatch: ExitStatus.SNAPSHOT_MISMATCH,
     SnapshotHost: ExitStatus.SNAPSHOT_HOST,
     HostLacksFeature: ExitStatus.HOST_LACKS_FEATURE,
+    ObservationUnwritten: ExitStatus.OBSERVATION_UNWRITTEN,
     Interrupted: ExitStatus.INTERRUPTED,
 }
 

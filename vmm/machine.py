@@ -29,7 +29,7 @@ from vmm.inputs import InputFileError, open_output
 from vmm.kvm.exits import Exit, IntrExit
 from vmm.kvm.system import Kvm
 from vmm.loaders.image import place_flat
-from vmm.runner.observe import ExitStats, ExitTrace
+from vmm.runner.observe import ExitRecorder, ExitStats, ExitTrace
 from vmm.runner.policy import ExitPolicy, Handler
 from vmm.runner.runner import Observer, Runner, RunResult
 from vmm.snapshot.hooks import SnapshotHooks
@@ -91,6 +91,7 @@ class Machine:
         )
         self.stats: ExitStats | None = None
         self.trace: ExitTrace | None = None
+        self.timeline: ExitRecorder | None = None  # vmm.runner.timeline.ExitTimeline
         self.spp: Spp | None = None
         self.observers: list[Observer] = []  # wrap the exit policy, after statistics and tracing
         self.snapshot_hooks = SnapshotHooks()
@@ -203,8 +204,9 @@ class Machine:
         self.board.mmio.remove(base, size)
 
     def _note(self, kind: str, **fields: Any) -> None:
-        if self.trace is not None:
-            self.trace.note(kind, **fields)
+        for recorder in (self.trace, self.timeline):
+            if recorder is not None:
+                recorder.note(kind, **fields)
 
     # --- loading ----------------------------------------------------------------------------
     def load_flat(
@@ -260,10 +262,14 @@ class Machine:
     def run(self, timeout: float | None = None, *, handle_signals: bool = False) -> RunResult:
         """Run every vCPU until one stops. `handle_signals`: Ctrl-C and SIGTERM end the run with
         a result instead of raising (the CLI asks for it)."""
-        observers = [o.wrap for o in (self.stats, self.trace) if o is not None] + self.observers
-        trace = self.trace
-        if trace is not None:
-            trace.start()
+        watching = [o for o in (self.stats, self.trace, self.timeline) if o is not None]
+        observers = [o.wrap for o in watching] + self.observers
+        if self.spp is not None:
+            for o in watching:
+                self.spp.watch(o.on_spp)
+        recorders = [(what, r) for what, r in (("trace", self.trace), ("timeline", self.timeline)) if r is not None]
+        for _, r in recorders:
+            r.start()
         try:
             result = self.runner.run(
                 self.policy.handle, timeout=timeout, handle_signals=handle_signals, observers=observers,
@@ -271,9 +277,10 @@ class Machine:
             )  # fmt: skip
         finally:
             self.console.flush()
-            lost = trace.finish() if trace is not None else None
-            if lost is not None:
-                self.log.write(f"pyvmm: {lost}\n")
+            for what, r in recorders:
+                lost = r.finish(what)
+                if lost is not None:
+                    self.log.write(f"pyvmm: {lost}\n")
         summary = self.board.notices.summary()
         if summary is not None:
             self.log.write(f"pyvmm: {summary}\n")
@@ -421,6 +428,9 @@ class Machine:
 
     def close(self) -> None:
         self.console.flush()
+        for recorder in (self.trace, self.timeline):
+            if recorder is not None:
+                recorder.close()  # its trailer (a timeline's closing bracket), after the last run
         if self.runner.running or self.control.running():
             return  # a vCPU thread still uses the kvm_run pages and RAM: leave them mapped
         self.board.close()
@@ -436,9 +446,10 @@ def _name_of(handler: Handler) -> str:
     return f"handler {getattr(handler, '__qualname__', None) or type(handler).__name__}"
 
 
-def open_trace(path: str) -> int:
-    """The trace file's descriptor: the trace writer writes whole lines to it with os.write."""
+def open_trace(path: str, what: str = "trace file") -> int:
+    """The descriptor of a file a run writes (a trace, a timeline, statistics): the writer writes
+    whole lines to it with os.write. `what` names it in the error."""
     try:
         return open_output(path)
     except InputFileError as e:
-        raise ConfigError(f"trace file {path!r} {e}") from None
+        raise ConfigError(f"{what} {path!r} {e}") from None
