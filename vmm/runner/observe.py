@@ -129,8 +129,8 @@ class ExitStats:
             lines.append("")
             lines.append(f"{'SPP events':<14}{'total':>10}" + "".join(f"{n:>19}" for n in verdicts))
             rows: list[tuple[str, int | None]] = [(f"vCPU {v}", v) for v in self.vcpu_indices()] if many else []
-            for label, v in [*rows, ("all", None)]:
-                counts = [sum(c for (vv, n), c in self.spp.items() if n == name and (v is None or vv == v))
+            for label, who in [*rows, ("all", None)]:
+                counts = [sum(c for (vv, n), c in self.spp.items() if n == name and (who is None or vv == who))
                           for name in verdicts]  # fmt: skip
                 lines.append(f"  {label:<12}{sum(counts):>10}" + "".join(f"{c:>19}" for c in counts))
         return "\n".join(lines)
