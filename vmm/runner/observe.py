@@ -266,7 +266,8 @@ class ExitTrace(ExitRecorder):
             record = {"mono_ns": t0, **snapshot, "handler_ns": dt}
         elif kind == STOP:
             _, t1, vcpu, status, reason = r
-            record = {"mono_ns": t1, "vcpu": vcpu, "event": "stop", "status": status, "reason": reason}
+            # nested, so "reason" at the top level always means an exit's reason
+            record = {"mono_ns": t1, "vcpu": vcpu, "event": "stop", "stop": {"status": status, "reason": reason}}
         elif kind == SPP:
             _, t, vcpu, gpa, verdict, text = r
             record = {"mono_ns": t, "vcpu": vcpu, "event": "spp", "gpa": gpa, "verdict": verdict, "what": text}
