@@ -85,7 +85,7 @@ def main() -> int:
     ap.add_argument(
         "--group", type=int, nargs="*",
         help="run only these groups (0, 1, 2, 3 = boot time, 4 = start-up, 5 = snapshots, 6 and 7 = MSR exits, "
-        "8 = decoded SPP stores)",
+        "8 = decoded SPP stores, 9 = --trace cost per exit)",
     )  # fmt: skip
     args = ap.parse_args()
     for req in (BASELINE, *(GUESTS / f"{g}.bin" for g in ("io-bench", "mmio-bench", "user-loop", "msr-bench"))):
@@ -136,6 +136,10 @@ def main() -> int:
         from vmm.bench.snapshot import report as snapshot_report
 
         snapshot_report(args.rounds)
+    if not args.group or 9 in args.group:
+        from vmm.bench.tracing import report as tracing_report
+
+        tracing_report(args.rounds)
     print(f"\n(median of {args.rounds} rounds; ratios are against the group's first row, measured in the same run)")
     return 0
 
