@@ -29,8 +29,9 @@ from vmm.inputs import InputFileError, open_output
 from vmm.kvm.exits import Exit, IntrExit
 from vmm.kvm.system import Kvm
 from vmm.loaders.image import place_flat
-from vmm.runner.observe import ExitRecorder, ExitStats, ExitTrace
+from vmm.runner.observe import ExitStats
 from vmm.runner.policy import ExitPolicy, Handler
+from vmm.runner.records import ExitRecorder
 from vmm.runner.runner import Observer, Runner, RunResult
 from vmm.snapshot.hooks import SnapshotHooks
 from vmm.verdict import Stop
@@ -90,7 +91,7 @@ class Machine:
             self.board.ports, self.board.mmio, on_interrupt=self.runner.on_interrupt, strict=strict, note=self._note
         )
         self.stats: ExitStats | None = None
-        self.trace: ExitTrace | None = None
+        self.trace: ExitRecorder | None = None  # vmm.runner.trace.ExitTrace
         self.timeline: ExitRecorder | None = None  # vmm.runner.timeline.ExitTimeline
         self.spp: Spp | None = None
         self.observers: list[Observer] = []  # wrap the exit policy, after statistics and tracing

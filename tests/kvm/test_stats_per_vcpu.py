@@ -84,14 +84,14 @@ def test_two_vcpus_counts_per_vcpu_and_verdict(tmp_path: Path) -> None:
 
 def test_stats_json_alone_prints_no_table(tmp_path: Path) -> None:
     out = tmp_path / "stats.json"
-    stdout, stderr, status = _run(tmp_path, "-q", "--stats-json", str(out))
+    _, stderr, status = _run(tmp_path, "-q", "--stats-json", str(out))
     assert status == 57, stderr
     assert "exit reason" not in stderr and "SPP events" not in stderr
     assert json.loads(out.read_text())["vcpus"][1]["reasons"]["IO"]["count"] == 2 * OUTS
 
 
 def test_stats_json_that_cannot_be_written(tmp_path: Path) -> None:
-    stdout, stderr, status = _run(tmp_path, "-q", "--stats-json", "/dev/full")
+    _, stderr, status = _run(tmp_path, "-q", "--stats-json", "/dev/full")
     assert status == 100, stderr
     lines = [ln for ln in stderr.splitlines() if ln.startswith("pyvmm:")]
     assert lines == ["pyvmm: --stats-json '/dev/full' could not be written: No space left on device"], stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def test_timeline_parses_and_matches_the_statistics(tmp_path: Path) -> None:
             slices[e["tid"]].append(e)
     for tid, track in slices.items():  # one vCPU never handles two exits at once
         track.sort(key=lambda e: e["ts"])
-        for a, b in zip(track, track[1:], strict=False):
+        for a, b in pairwise(track):
             assert _ns(a["ts"]) + _ns(a["dur"]) <= _ns(b["ts"]), (tid, a, b)
 
     assert sum(len(t) for t in slices.values()) == stats["exits"]

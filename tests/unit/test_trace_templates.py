@@ -11,7 +11,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vmm.runner.observe import EXIT, IO_IN, IO_OUT, MMIO_READ, MMIO_WRITE, NOTE, SPP, STOP, ExitTrace
+from vmm.runner.records import EXIT, IO_IN, IO_OUT, MMIO_READ, MMIO_WRITE, NOTE, SLOW, SPP, STOP
+from vmm.runner.trace import ExitTrace, _slow
 
 u64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
 small = st.integers(min_value=0, max_value=255)
@@ -27,13 +28,13 @@ def _trace() -> ExitTrace:
 records = st.one_of(
     st.tuples(st.sampled_from([IO_OUT, IO_IN]), u64, small, u64, st.integers(0, 0xFFFF), st.sampled_from([1, 2, 4]),
               st.integers(0, 0xFFFFFFFF), u64),
-    st.tuples(st.just(MMIO_WRITE), u64, small, u64, u64, st.integers(1, 8), st.binary(min_size=1, max_size=8).map(bytes.hex),
-              u64),
+    st.tuples(st.just(MMIO_WRITE), u64, small, u64, u64, st.integers(1, 8),
+              st.binary(min_size=1, max_size=8).map(bytes.hex), u64),
     st.tuples(st.just(MMIO_READ), u64, small, u64, u64, st.integers(1, 8), st.just(""), u64),
-    st.tuples(st.just(EXIT), u64, small, st.just({"vcpu": 1, "reason": "HLT", "rip": 4096}), u64),
-    st.tuples(st.just(STOP), u64, small, small, st.text(max_size=20)),
-    st.tuples(st.just(NOTE), u64, st.just("unhandled-io"), st.just({"vcpu": 0, "port": 0x80})),
-    st.tuples(st.just(SPP), u64, small, u64, st.sampled_from(["Allow", "Deny"]), st.text(max_size=20)),
+    st.tuples(st.just(SLOW), st.just(EXIT), u64, small, st.just({"vcpu": 1, "reason": "HLT", "rip": 4096}), u64),
+    st.tuples(st.just(SLOW), st.just(STOP), u64, small, small, st.text(max_size=20)),
+    st.tuples(st.just(SLOW), st.just(NOTE), u64, st.just("unhandled-io"), st.just({"vcpu": 0, "port": 0x80})),
+    st.tuples(st.just(SLOW), st.just(SPP), u64, small, u64, st.sampled_from(["Allow", "Deny"]), st.text(max_size=20)),
 )  # fmt: skip
 
 
@@ -41,7 +42,7 @@ records = st.one_of(
 def test_templates_equal_the_slow_path(batch: list[tuple[Any, ...]]) -> None:
     trace = _trace()
     fast = trace.format_batch(batch).splitlines()
-    slow = "".join(trace._slow(r) for r in batch).splitlines()
+    slow = "".join(_slow(r) for r in batch).splitlines()
     assert len(fast) == len(batch)
     assert [json.loads(line) for line in fast] == [json.loads(line) for line in slow]
 

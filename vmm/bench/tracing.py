@@ -33,7 +33,7 @@ VARIANTS = {  # name -> (vCPUs, traced)
 def run_one(vcpus: int, traced: bool) -> dict[str, float]:
     from vmm.loaders import load_kernel
     from vmm.machine import Machine
-    from vmm.runner.observe import ExitTrace
+    from vmm.runner.trace import ExitTrace
 
     outs = TOTAL_OUTS // sum(range(1, vcpus + 1))  # the CPU of rank r does (r + 1) * outs
     with tempfile.TemporaryDirectory() as tmp, Machine(

@@ -20,7 +20,7 @@ from vmm.kvm.exits import ShutdownExit
 from vmm.loaders.image import MODULE_LIMIT, read_image
 from vmm.machine import Machine, open_trace
 from vmm.numbers import parse_count, parse_int
-from vmm.runner.observe import ExitStats, ExitTrace
+from vmm.runner.observe import ExitStats
 from vmm.verdict import Stop
 
 
@@ -188,6 +188,8 @@ def run_loaded(m: Machine, o: RunOptions, outputs: RunOutputs) -> int:
     if o.stats or outputs.stats_json is not None:
         m.stats = ExitStats(len(m.vcpus))
     if outputs.trace is not None:
+        from vmm.runner.trace import ExitTrace  # json and the writer load only for a traced run
+
         m.trace = ExitTrace(outputs.trace)
     if outputs.timeline is not None:
         from vmm.runner.timeline import ExitTimeline

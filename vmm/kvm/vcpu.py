@@ -185,6 +185,12 @@ class Vcpu:
     def synced_rip(self) -> int | None:
         return int(self._sync_gprs.rip) if self.sync_regs else None
 
+    @property
+    def sync_gprs(self) -> Any:
+        """The general registers KVM writes into the kvm_run page at every exit (`.rip`, `.rax`
+        ...), or None without sync regs: for observers that read RIP at every exit."""
+        return self._sync_gprs if self.sync_regs else None
+
     # --- registers -----------------------------------------------------------------------
     def _get(self, ctype: str, request: int, name: str) -> Any:
         obj = new(ctype)

@@ -19,7 +19,7 @@ import json
 import time
 from typing import Any
 
-from vmm.runner.observe import EXIT, IO_IN, IO_OUT, MMIO_READ, MMIO_WRITE, NOTE, SPP, STOP, ExitRecorder
+from vmm.runner.records import EXIT, IO_IN, IO_OUT, MMIO_READ, MMIO_WRITE, NOTE, SLOW, SPP, STOP, ExitRecorder
 
 PID = 1
 COUNTER_TID = 0  # the counter is per process; it goes on vCPU 0's tid, as viewers expect a tid
@@ -59,41 +59,44 @@ class ExitTimeline(ExitRecorder):
         out = []
         for r in batch:
             kind = r[0]
-            if kind in (IO_OUT, IO_IN, MMIO_WRITE, MMIO_READ, EXIT):
-                t0, vcpu, dt = r[1], r[2], r[-1]
-                b = (t0 - start) // BUCKET_NS
-                buckets[b] = buckets.get(b, 0) + 1
-                out.append(_SLICE % (_name_and_args(r), vcpu, (t0 - start) / 1e3, dt / 1e3))
-            elif kind == STOP:
-                _, t1, vcpu, status, reason = r
-                args = json.dumps({"status": status, "reason": reason})
-                out.append(_INSTANT % (json.dumps(f"stop: {reason}"), vcpu, (t1 - start) / 1e3, args))
-            elif kind == SPP:
-                _, t, vcpu, gpa, verdict, text = r
-                args = json.dumps({"verdict": verdict, "gpa": gpa, "what": text})
-                out.append(_INSTANT % (json.dumps(f"SPP {verdict}"), vcpu, (t - start) / 1e3, args))
-            elif kind == NOTE:
-                _, t, event, fields = r
-                vcpu = fields.get("vcpu", 0)
-                out.append(_INSTANT % (json.dumps(event), vcpu, (t - start) / 1e3, json.dumps(fields)))
+            if kind is SLOW and r[1] != EXIT:
+                out.append(self._instant(r))
+                continue
+            t0, vcpu, dt = (r[2], r[3], r[5]) if kind is SLOW else (r[1], r[2], r[7])
+            b = (t0 - start) // BUCKET_NS
+            buckets[b] = buckets.get(b, 0) + 1
+            out.append(_SLICE % (_name_and_args(r), vcpu, (t0 - start) / 1e3, dt / 1e3))
         return "".join(out)
+
+    def _instant(self, r: tuple[Any, ...]) -> str:
+        start, what = self.start_ns, r[1]
+        if what == STOP:
+            _, _, t1, vcpu, status, reason = r
+            args = json.dumps({"status": status, "reason": reason})
+            return _INSTANT % (json.dumps(f"stop: {reason}"), vcpu, (t1 - start) / 1e3, args)
+        if what == SPP:
+            _, _, t, vcpu, gpa, verdict, text = r
+            args = json.dumps({"verdict": verdict, "gpa": gpa, "what": text})
+            return _INSTANT % (json.dumps(f"SPP {verdict}"), vcpu, (t - start) / 1e3, args)
+        assert what == NOTE
+        _, _, t, event, fields = r
+        return _INSTANT % (json.dumps(event), fields.get("vcpu", 0), (t - start) / 1e3, json.dumps(fields))
 
 
 def _name_and_args(r: tuple[Any, ...]) -> str:
     """The slice's `"name": ..., "args": {...}` part."""
     kind = r[0]
-    if kind in (IO_OUT, IO_IN):
+    if kind is IO_OUT or kind is IO_IN:
         _, _, _, _, port, size, value, _ = r
-        w = "true" if kind == IO_OUT else "false"
+        w = "true" if kind is IO_OUT else "false"
         return f'"name": "IO", "args": {{"port": {port}, "size": {size}, "value": {value}, "write": {w}}}'
-    if kind in (MMIO_WRITE, MMIO_READ):
+    if kind is MMIO_WRITE or kind is MMIO_READ:
         _, _, _, _, address, length, data, _ = r
-        value = int.from_bytes(bytes.fromhex(data), "little") if data else None
-        args: dict[str, Any] = {"address": address, "size": length, "write": kind == MMIO_WRITE}
-        if value is not None:
-            args["value"] = value
+        args: dict[str, Any] = {"address": address, "size": length, "write": kind is MMIO_WRITE}
+        if data:
+            args["value"] = int.from_bytes(bytes.fromhex(data), "little")
         return f'"name": "MMIO", "args": {json.dumps(args)}'
-    snapshot = dict(r[3])
+    snapshot = dict(r[4])
     name = snapshot.pop("reason", "exit")
     snapshot.pop("vcpu", None)
     return f'"name": {json.dumps(name)}, "args": {json.dumps(snapshot)}'
