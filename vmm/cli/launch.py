@@ -100,15 +100,18 @@ def run_image(o: RunOptions) -> int:
             return run_loaded(m, o, outputs)
 
 
-@dataclass
 class RunOutputs:
     """The files a run writes besides the guest's console: descriptors opened (and so checked)
-    before the machine is built."""
+    before the machine is built. A plain class: it is made at every start-up (see
+    tests/unit/test_startup_imports.py)."""
 
-    trace: int | None = None
-    timeline: int | None = None
-    stats_json: int | None = None
-    console: BinaryIO | None = None
+    __slots__ = ("console", "stats_json", "timeline", "trace")
+
+    def __init__(self) -> None:
+        self.trace: int | None = None
+        self.timeline: int | None = None
+        self.stats_json: int | None = None
+        self.console: BinaryIO | None = None
 
     def descriptors(self) -> list[int]:
         return [fd for fd in (self.trace, self.timeline, self.stats_json) if fd is not None]
