@@ -62,10 +62,10 @@ class ExitRecorder:
         put = self.writer.put
         io_class, mmio_class = IoExit, MmioExit
         io_out, io_in, mmio_write, mmio_read, slow = IO_OUT, IO_IN, MMIO_WRITE, MMIO_READ, SLOW
-        regs_of: dict[Any, Any] = {}  # vCPU -> its sync-regs GPRs: RIP is one field read, no call
+        regs_of: dict[int, Any] = {}  # vCPU index -> its sync-regs GPRs: RIP is one field read, no call
 
         def regs(vcpu: Any) -> Any:
-            r = regs_of[vcpu] = getattr(vcpu, "sync_gprs", None) or _NoRegs()
+            r = regs_of[vcpu.index] = getattr(vcpu, "sync_gprs", None) or _NoRegs()
             return r
 
         def recorded(ex: Exit) -> Verdict:
@@ -77,13 +77,13 @@ class ExitRecorder:
             if cls is io_class:  # the most frequent exit: plain values, no dict
                 io: Any = ex
                 if io.count == 1:
-                    rip = (regs_of.get(vcpu) or regs(vcpu)).rip
+                    rip = (regs_of.get(vcpu.index) or regs(vcpu)).rip
                     put((io_out if io.is_write else io_in, t0, vcpu.index, rip, io.port, io.size, io.value, t1 - t0))
                 else:
                     put((slow, EXIT, t0, vcpu.index, io.snapshot(), t1 - t0))
             elif cls is mmio_class:
                 mm: Any = ex
-                rip = (regs_of.get(vcpu) or regs(vcpu)).rip
+                rip = (regs_of.get(vcpu.index) or regs(vcpu)).rip
                 if mm.is_write:
                     put((mmio_write, t0, vcpu.index, rip, mm.address, mm.length, mm.data.hex(), t1 - t0))
                 else:
