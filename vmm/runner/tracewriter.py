@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import collections
 import os
+import resource
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +44,7 @@ class TraceWriter:
         self.written = 0
         self.dropped = 0
         self.error: str | None = None  # the first write failure, for the end-of-run line
-        self.cpu_s = 0.0  # CPU time the writer thread spent (formatting and writing), for the bench
+        self.user_s = self.sys_s = 0.0  # CPU time of the writer thread (formatting; writing), for the bench
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         try:
@@ -75,11 +75,13 @@ class TraceWriter:
             self._trailer = None
 
     def _main(self) -> None:
-        t0 = time.thread_time()
+        r0 = resource.getrusage(resource.RUSAGE_THREAD)
         while not self._stop.wait(FLUSH_INTERVAL):
             self._drain()
         self._drain()
-        self.cpu_s += time.thread_time() - t0
+        r1 = resource.getrusage(resource.RUSAGE_THREAD)
+        self.user_s += r1.ru_utime - r0.ru_utime
+        self.sys_s += r1.ru_stime - r0.ru_stime
 
 
     def _drain(self) -> None:
