@@ -73,25 +73,26 @@ class ExitRecorder:
             verdict = dispatch(ex)
             t1 = clock()
             vcpu = ex.vcpu
+            index = vcpu.index
             cls = ex.__class__
             if cls is io_class:  # the most frequent exit: plain values, no dict
                 io: Any = ex
                 if io.count == 1:
-                    rip = (regs_of.get(vcpu.index) or regs(vcpu)).rip
-                    put((io_out if io.is_write else io_in, t0, vcpu.index, rip, io.port, io.size, io.value, t1 - t0))
+                    rip = (regs_of.get(index) or regs(vcpu)).rip
+                    put((io_out if io.is_write else io_in, t0, index, rip, io.port, io.size, io.value, t1 - t0))
                 else:
-                    put((slow, EXIT, t0, vcpu.index, io.snapshot(), t1 - t0))
+                    put((slow, EXIT, t0, index, io.snapshot(), t1 - t0))
             elif cls is mmio_class:
                 mm: Any = ex
-                rip = (regs_of.get(vcpu.index) or regs(vcpu)).rip
+                rip = (regs_of.get(index) or regs(vcpu)).rip
                 if mm.is_write:
-                    put((mmio_write, t0, vcpu.index, rip, mm.address, mm.length, mm.data.hex(), t1 - t0))
+                    put((mmio_write, t0, index, rip, mm.address, mm.length, mm.data.hex(), t1 - t0))
                 else:
-                    put((mmio_read, t0, vcpu.index, rip, mm.address, mm.length, "", t1 - t0))
+                    put((mmio_read, t0, index, rip, mm.address, mm.length, "", t1 - t0))
             else:
-                put((slow, EXIT, t0, vcpu.index, ex.snapshot(), t1 - t0))
+                put((slow, EXIT, t0, index, ex.snapshot(), t1 - t0))
             if verdict is not None:
-                put((slow, STOP, t1, vcpu.index, verdict.status, verdict.reason))
+                put((slow, STOP, t1, index, verdict.status, verdict.reason))
             return verdict
 
         return recorded
