@@ -12,6 +12,7 @@ Everything else is a SLOW record, which the writer formats through json one at a
 from __future__ import annotations
 
 import time
+from binascii import hexlify
 from collections.abc import Callable
 from typing import Any
 
@@ -20,21 +21,22 @@ from vmm.verdict import Verdict
 
 Dispatch = Callable[[Exit], Verdict]
 
-# (kind, t0, vcpu, rip, port, size, value, handler_ns); %.0s swallows the kind
+# (kind, t0, vcpu, rip, port, size, value, handler_ns); %.0s swallows the kind. Bytes: bytes %
+# formatting is cheaper than str's (a fifth fewer instructions per line) and needs no encoding.
 IO_OUT = (
-    '%.0s{"mono_ns": %d, "vcpu": %d, "reason": "IO", "rip": %d, "port": %d, "size": %d, "write": true, '
-    '"value": %d, "handler_ns": %d}\n'
+    b'%.0s{"mono_ns": %d, "vcpu": %d, "reason": "IO", "rip": %d, "port": %d, "size": %d, "write": true, '
+    b'"value": %d, "handler_ns": %d}\n'
 )
-IO_IN = IO_OUT.replace('"write": true', '"write": false')
-# (kind, t0, vcpu, rip, address, length, data_hex, handler_ns); a read has "" for data, swallowed
+IO_IN = IO_OUT.replace(b'"write": true', b'"write": false')
+# (kind, t0, vcpu, rip, address, length, data_hex, handler_ns): data as hex bytes; b"" for a read, swallowed
 MMIO_WRITE = (
-    '%.0s{"mono_ns": %d, "vcpu": %d, "reason": "MMIO", "rip": %d, "address": %d, "length": %d, '
-    '"write": true, "data": "%s", "handler_ns": %d}\n'
+    b'%.0s{"mono_ns": %d, "vcpu": %d, "reason": "MMIO", "rip": %d, "address": %d, "length": %d, '
+    b'"write": true, "data": "%s", "handler_ns": %d}\n'
 )
-MMIO_READ = MMIO_WRITE.replace('"write": true, "data": "%s"', '"write": false%.0s')
+MMIO_READ = MMIO_WRITE.replace(b'"write": true, "data": "%s"', b'"write": false%.0s')
 FAST = (IO_OUT, IO_IN, MMIO_WRITE, MMIO_READ)
 # (SLOW, what, ...): formatted by json; the writer replaces the record with (SLOW, its line)
-SLOW = "%.0s%s"
+SLOW = b"%.0s%s"
 # what:  EXIT (t0, vcpu, snapshot, handler_ns)    any other exit, and string I/O
 #        STOP (t1, vcpu, status, reason)         right after the exit whose handler stopped
 #        NOTE (t, event, fields)                 an unhandled port, a rejected guest request
@@ -86,9 +88,9 @@ class ExitRecorder:
                 mm: Any = ex
                 rip = (regs_of.get(index) or regs(vcpu)).rip
                 if mm.is_write:
-                    put((mmio_write, t0, index, rip, mm.address, mm.length, mm.data.hex(), t1 - t0))
+                    put((mmio_write, t0, index, rip, mm.address, mm.length, hexlify(mm.data), t1 - t0))
                 else:
-                    put((mmio_read, t0, index, rip, mm.address, mm.length, "", t1 - t0))
+                    put((mmio_read, t0, index, rip, mm.address, mm.length, b"", t1 - t0))
             else:
                 put((slow, EXIT, t0, index, ex.snapshot(), t1 - t0))
             if verdict is not None:
@@ -125,5 +127,5 @@ class ExitRecorder:
     def trailer(self) -> str:
         return ""
 
-    def format_batch(self, batch: list[Any]) -> str:
+    def format_batch(self, batch: list[Any]) -> bytes:
         raise NotImplementedError

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from binascii import unhexlify
 from typing import Any
 
 from vmm.runner.records import EXIT, IO_IN, IO_OUT, MMIO_READ, MMIO_WRITE, NOTE, SLOW, SPP, STOP, ExitRecorder
@@ -54,7 +55,7 @@ class ExitTimeline(ExitRecorder):
                "ts": (time.perf_counter_ns() - self.start_ns) / 1e3}  # fmt: skip
         return "".join(e + ",\n" for e in events) + json.dumps(end) + "\n]\n"
 
-    def format_batch(self, batch: list[Any]) -> str:
+    def format_batch(self, batch: list[Any]) -> bytes:
         start, buckets = self.start_ns, self.buckets
         out = []
         for r in batch:
@@ -66,7 +67,7 @@ class ExitTimeline(ExitRecorder):
             b = (t0 - start) // BUCKET_NS
             buckets[b] = buckets.get(b, 0) + 1
             out.append(_SLICE % (_name_and_args(r), vcpu, (t0 - start) / 1e3, dt / 1e3))
-        return "".join(out)
+        return "".join(out).encode()
 
     def _instant(self, r: tuple[Any, ...]) -> str:
         start, what = self.start_ns, r[1]
@@ -94,7 +95,7 @@ def _name_and_args(r: tuple[Any, ...]) -> str:
         _, _, _, _, address, length, data, _ = r
         args: dict[str, Any] = {"address": address, "size": length, "write": kind is MMIO_WRITE}
         if data:
-            args["value"] = int.from_bytes(bytes.fromhex(data), "little")
+            args["value"] = int.from_bytes(unhexlify(data), "little")
         return f'"name": "MMIO", "args": {json.dumps(args)}'
     snapshot = dict(r[4])
     name = snapshot.pop("reason", "exit")

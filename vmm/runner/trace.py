@@ -2,8 +2,8 @@
 note and SPP event, each with its CLOCK_MONOTONIC time stamp and its vCPU.
 
 Port and MMIO exits are formatted a batch at a time: their records' kinds are %-templates
-(`vmm.runner.records`), so a batch is one format string and one `%`, with no Python code per
-record; the rest go through json one at a time.
+(`vmm.runner.records`), so a batch is one bytes format string and one `%`, with no Python code
+per record; the rest go through json one at a time.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ class ExitTrace(ExitRecorder):
     def header(self) -> str:
         return _line({"event": "start", "mono_ns": self.start_ns})
 
-    def format_batch(self, batch: list[Any]) -> str:
+    def format_batch(self, batch: list[Any]) -> bytes:
         kinds = list(map(_kind, batch))
         if SLOW in kinds:  # rare: format those records now, and pass their lines through %s
-            batch = [(SLOW, _slow(r)) if r[0] is SLOW else r for r in batch]
+            batch = [(SLOW, _slow(r).encode()) if r[0] is SLOW else r for r in batch]
         try:
-            return "".join(kinds) % tuple(chain.from_iterable(batch))
+            return b"".join(kinds) % tuple(chain.from_iterable(batch))
         except TypeError:  # a None where a number goes (no sync regs: no RIP): one record at a time
-            return "".join(r[1] if r[0] is SLOW else _slow(r) for r in batch)
+            return b"".join(r[1] if r[0] is SLOW else _slow(r).encode() for r in batch)
 
 
 def _slow(r: tuple[Any, ...]) -> str:
@@ -45,7 +45,7 @@ def _slow(r: tuple[Any, ...]) -> str:
         record = {"mono_ns": t0, "vcpu": vcpu, "reason": "MMIO", "rip": rip, "address": address, "length": length,
                   "write": kind is MMIO_WRITE}  # fmt: skip
         if kind is MMIO_WRITE:
-            record["data"] = data
+            record["data"] = data.decode()
         record["handler_ns"] = dt
     else:
         what = r[1]

@@ -26,7 +26,7 @@ FLUSH_INTERVAL = 0.02  # seconds between the writer's batches
 MAX_PENDING = 500_000  # records waiting beyond this are dropped (and counted), not held in memory
 BATCH = 1024  # records formatted and written at once: large writes, bounded memory, the GIL held ~1 ms
 
-FormatBatch = Callable[[list[Any]], str]  # records -> their lines, one "\n"-terminated line each
+FormatBatch = Callable[[list[Any]], bytes]  # records -> their lines, one "\n"-terminated line each
 
 
 def _nothing() -> str:
@@ -102,7 +102,7 @@ class TraceWriter:
             # popleft called n times by map, in C: no bytecode per record
             batch = list(map(call, repeat(pop, min(n, BATCH))))
             n -= len(batch)
-            self._write(self.fmt(batch).encode(), len(batch))
+            self._write(self.fmt(batch), len(batch))
 
     def _put_text(self, text: str) -> None:
         """The header or trailer: written whole or not at all, and not counted as records."""
