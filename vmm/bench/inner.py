@@ -100,6 +100,29 @@ def pyvmm_spp_denied() -> dict[str, float]:
     return _run_machine(m, 1)
 
 
+def _watched(offset: int) -> dict[str, float]:
+    m = _machine("mmio-bench.bin")
+    hits = [0]
+
+    def changed(event: Any) -> None:
+        hits[0] += 1
+
+    m.watch(MMIO_TARGET + offset, 1, "w", changed)
+    result = _run_machine(m, 1)
+    assert hits[0] == (100_000 if offset == 0 else 0), hits
+    return result
+
+
+def pyvmm_watch_hit() -> dict[str, float]:
+    """A write watchpoint on the byte mmio-bench stores into: every store calls the handler."""
+    return _watched(0)
+
+
+def pyvmm_watch_neighbour() -> dict[str, float]:
+    """A watchpoint on another byte of the same sub-page: every store is trapped, none calls."""
+    return _watched(8)
+
+
 def user_loop_plain() -> dict[str, float]:
     """An unprotected CPL-3 workload (10 M loop iterations) ..."""
     return _run_machine(_machine("user-loop.bin", 16 << 20, long_mode=True), 33)
@@ -138,19 +161,31 @@ def msr_kernel_filter_elsewhere() -> dict[str, float]:
 
 
 SPP_TARGET = 0x300000  # spp-stores leaves 0x200000-0x3fffff to the host
-STORE64_OP, MOVQ_XMM_OP = 4, 11  # spp-stores ops (guests/README.md)
+STORE64_OP, MOVQ_XMM_OP, LOCK_ADD32_LOOP_OP = 4, 11, 33  # spp-stores ops (guests/README.md)
 STORE_BATCHES, STORE_BATCH = 40, 128
 
 
-def _spp_stores(op: int) -> dict[str, float]:
+class _AlwaysStale(dict[int, int]):
+    """The software engine's per-vCPU record of trapped writes seen, made to never match: every
+    locked write is then carried out again, as when other vCPUs write the page all the time."""
+
+    def get(self, key: int, default: Any = None) -> Any:
+        return -1
+
+
+def _spp_stores(op: int, *, loop: bool = False, always_redo: bool = False) -> dict[str, float]:
     """40 batches of 128 CPL-3 stores of `op` into an allowed sub-page of a protected page, fed
-    through the spp-stores mailbox; the figure is per store (the 41 syncs are counted in)."""
+    through the spp-stores mailbox (a loop op: one op of count 128 per batch); the figure is per
+    store (the 41 syncs are counted in)."""
     import struct
 
     from vmm.devices.ucall import SYNC
 
     m = _machine("spp-stores.bin", 16 << 20, long_mode=True)
-    m.enable_spp().protect(SPP_TARGET, 0xFFFFFFFE)  # sub-page 0 denied, the stores go to sub-page 2
+    spp = m.enable_spp()
+    spp.protect(SPP_TARGET, 0xFFFFFFFE)  # sub-page 0 denied, the stores go to sub-page 2
+    if always_redo:
+        spp.backend.atomic.seen = _AlwaysStale()
     state = {"mailbox": 0, "done": 0}
 
     def sync(call: Any) -> None:
@@ -160,9 +195,10 @@ def _spp_stores(op: int) -> dict[str, float]:
         else:
             state["done"] += 1
         n = STORE_BATCH if state["done"] < STORE_BATCHES else 0
-        for i in range(n):
-            m.memory.write(state["mailbox"] + 16 + 32 * i, struct.pack("<IIQQQ", op, 0, SPP_TARGET + 0x100, 7, 0))
-        m.memory.write_u32(state["mailbox"], n)
+        ops, count = (min(n, 1), n) if loop else (n, 0)
+        for i in range(ops):
+            m.memory.write(state["mailbox"] + 16 + 32 * i, struct.pack("<IIQQQ", op, count, SPP_TARGET + 0x100, 7, 0))
+        m.memory.write_u32(state["mailbox"], ops)
 
     m.ucall.on(SYNC, sync)
 
@@ -182,6 +218,14 @@ def spp_decoded_store() -> dict[str, float]:
     return _spp_stores(MOVQ_XMM_OP)
 
 
+def spp_locked_add() -> dict[str, float]:
+    return _spp_stores(LOCK_ADD32_LOOP_OP, loop=True)
+
+
+def spp_locked_add_redone() -> dict[str, float]:
+    return _spp_stores(LOCK_ADD32_LOOP_OP, loop=True, always_redo=True)
+
+
 VARIANTS: dict[str, Callable[[], dict[str, float]]] = {
     "pyvmm-io": pyvmm_io,
     "raw-python-io": raw_python_io,
@@ -195,6 +239,10 @@ VARIANTS: dict[str, Callable[[], dict[str, float]]] = {
     "msr-kernel-filter-elsewhere": msr_kernel_filter_elsewhere,
     "spp-plain-store": spp_plain_store,
     "spp-decoded-store": spp_decoded_store,
+    "pyvmm-watch-hit": pyvmm_watch_hit,
+    "pyvmm-watch-neighbour": pyvmm_watch_neighbour,
+    "spp-locked-add": spp_locked_add,
+    "spp-locked-add-redone": spp_locked_add_redone,
 }
 
 if __name__ == "__main__":

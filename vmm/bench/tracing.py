@@ -1,4 +1,4 @@
-"""Group 9: what `--trace` costs per exit. mb-exit-counts' port writes at one and at four vCPUs,
+"""Group 10: what `--trace` costs per exit. mb-exit-counts' port writes at one and at four vCPUs,
 each untraced and traced to a file, every variant in a process of its own and alternating; the
 figure is the process's user CPU per exit (the vCPU threads and the trace's writer thread alike),
 and the traced-minus-untraced difference is printed beside it.

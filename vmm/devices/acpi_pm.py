@@ -9,12 +9,19 @@ enable, PM1a control, and the PM timer.
   suspends to RAM through the board's `on_s3` (vmm.board.sleep; without one, the run ends with the
   sleep status); other values are ignored, as on QEMU's PIIX4.
 - PM_TMR (0x608): a free-running 24-bit counter at 3.579545 MHz from the host's monotonic clock.
+
+A snapshot keeps the registers and the counter's value with the host's wall-clock time. Restored,
+the counter goes on from that value plus the time the machine spent saved: the guest's TSC, which
+the project's hosts do not let a monitor move (KVM accepts the IA32_TSC write and the TSC offset
+attribute and changes nothing), runs on through that time too, and a kernel that calibrates one
+against the other must see both clocks agree.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from vmm import layout as L
 from vmm.devices.protocol import PortAccess, Region
@@ -37,8 +44,9 @@ S3_REASON = "guest asked to suspend to RAM (ACPI S3), and this machine has no wa
 class AcpiPm:
     name = "piix4-pm"
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, wall: Callable[[], int] = time.time_ns) -> None:
         self.clock = clock
+        self.wall = wall  # ns; monotonic time means nothing in another process or after a reboot
         self.on_s3: Callable[[], Verdict] | None = None  # the board's suspend (vmm.board.sleep)
         self.origin = clock()
         self.status = 0
@@ -47,6 +55,15 @@ class AcpiPm:
 
     def timer(self) -> int:
         return int((self.clock() - self.origin) * PM_TIMER_HZ) & TIMER_MASK
+
+    def save_state(self) -> dict[str, Any]:
+        return {"status": self.status, "enable": self.enable, "control": self.control, "timer": self.timer(),
+                "wall_ns": self.wall()}  # fmt: skip
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.status, self.enable, self.control = state["status"], state["enable"], state["control"]
+        saved_for = max(0, self.wall() - int(state["wall_ns"])) / 1e9  # a clock stepped back: no time
+        self.origin = self.clock() - (int(state["timer"]) / PM_TIMER_HZ + saved_for)
 
     def registers(self) -> bytes:
         return (

@@ -58,10 +58,19 @@ class Runner:
         self._by_index = {v.index: v for v in self.vcpus}
         self._masked: set[int] = set()  # vCPUs whose KVM_RUN signal mask is set
         self.running = False
+        self._ctx: RunContext | None = None  # the run under way
+        self._started: list[Participant] = []  # participants told the run started: told it ends
 
     def attach(self, participant: Participant) -> None:
-        if participant not in self.participants:
-            self.participants.append(participant)
+        """Add a participant; one attached while a run is under way (SPP turned on by a debugger's
+        watchpoint, a monitor made from a handler) is told the run started now, and ends with it."""
+        if participant in self.participants:
+            return
+        self.participants.append(participant)
+        ctx = self._ctx
+        if self.running and ctx is not None:
+            participant.run_started(ctx)
+            self._started.append(participant)
 
     # --- infrastructure exits ------------------------------------------------------------------
     def on_interrupt(self, ex: IntrExit) -> Verdict:
@@ -104,13 +113,15 @@ class Runner:
         exits_before = sum(v.exits for v in self.vcpus)
         ctx = RunContext(self.vcpus, control, handle)
         started: list[Participant] = []
+        self._started = started
         stuck: tuple[int, ...] = ()
         self.running = True
         try:
             with self._signals(handle_signals):
-                for p in self.participants:
+                for p in list(self.participants):
                     p.run_started(ctx)
                     started.append(p)
+                self._ctx = ctx  # from here a participant attached is started by attach()
                 threads = [
                     threading.Thread(
                         target=self._vcpu_main, args=(v, handle, route_io), name=f"pyvmm-vcpu{v.index}", daemon=True
@@ -122,6 +133,7 @@ class Runner:
                 stuck = self._supervise(timeout)
         finally:
             self.running = False
+            self._ctx = None
             for p in reversed(started):
                 p.run_ended(ctx)
         outcome = control.outcome
@@ -172,25 +184,28 @@ class Runner:
         control = self.control
         control.enter(vcpu)
         try:
-            if vcpu.index not in self._masked:
-                blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set())
-                vcpu.set_signal_mask({int(s) for s in blocked} - {KICK_SIGNAL}, kick=KICK_SIGNAL)
-                self._masked.add(vcpu.index)
-            verdict = _loop(vcpu, handle, route_io)
-        except PyvmmError as e:
-            verdict = Stop(status_of(e), str(e), fatal=not isinstance(e, UserCodeError))
-            report = e.details
-        except Exception:
-            import traceback  # only a failing handler needs it: kept off every run's start-up
+            try:
+                if vcpu.index not in self._masked:
+                    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+                    vcpu.set_signal_mask({int(s) for s in blocked} - {KICK_SIGNAL}, kick=KICK_SIGNAL)
+                    self._masked.add(vcpu.index)
+                verdict = _loop(vcpu, handle, route_io)
+            except PyvmmError as e:
+                verdict = Stop(status_of(e), str(e), fatal=not isinstance(e, UserCodeError))
+                report = e.details
+            except Exception:
+                import traceback  # only a failing handler needs it: kept off every run's start-up
 
-            verdict = Stop(ExitStatus.HANDLER_ERROR, "an exit handler raised an exception", fatal=True)
-            report = traceback.format_exc()
-        except BaseException as e:  # SystemExit or KeyboardInterrupt raised by a handler
-            what = f"sys.exit({e.code!r})" if isinstance(e, SystemExit) else type(e).__name__
-            verdict = Stop(ExitStatus.HANDLER_ERROR, f"an exit handler raised {what}; handlers return a verdict")
+                verdict = Stop(ExitStatus.HANDLER_ERROR, "an exit handler raised an exception", fatal=True)
+                report = traceback.format_exc()
+            except BaseException as e:  # SystemExit or KeyboardInterrupt raised by a handler
+                what = f"sys.exit({e.code!r})" if isinstance(e, SystemExit) else type(e).__name__
+                verdict = Stop(ExitStatus.HANDLER_ERROR, f"an exit handler raised {what}; handlers return a verdict")
+            # Recorded before leaving: the supervisor's wait ends at the last leave and reads the
+            # outcome then (recorded after, a run could end with none: seen once in 10,000 resets).
+            control.record(vcpu, verdict, report)
         finally:
             control.leave(vcpu)
-        control.record(vcpu, verdict, report)
 
     @contextmanager
     def _signals(self, enabled: bool) -> Iterator[None]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
 from kvm_abi.subpage import SUBPAGE_SIZE
 from vmm.errors import UserCodeError
+from vmm.verdict import Verdict
 
 Backend = Literal["software", "kernel:rfc-v1", "kernel:v12", "single-step"]
 
@@ -54,7 +56,11 @@ class Deny:
 
 @dataclass(frozen=True)
 class Allow:
-    """Let this one write through; the protection stays."""
+    """Let this one write through; the protection stays. `then`, if given, runs once the write is
+    in memory (with RIP past the instruction) and its verdict is the exit's: a watchpoint reports
+    the value written there, and may stop the run."""
+
+    then: Callable[[], Verdict] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -88,14 +94,23 @@ class StopVm:
             raise UserCodeError(f"StopVm({self.reason!r}): the reason is a string")
 
 
+InjectRip = Literal["after", "instruction"]
+
+
 @dataclass(frozen=True)
 class Inject:
-    """Drop the write and raise exception `vector` in the guest (13 = #GP, 14 = #PF)."""
+    """Drop the write and raise exception `vector` in the guest (13 = #GP, 14 = #PF). `rip` is
+    where the exception is taken: "after" the instruction (trap-like), on the "instruction"
+    (fault-like, as the CPU raises #GP and #PF), or None for the backend's own (README, "What
+    each backend gives")."""
 
     vector: int = 13
     error_code: int | None = 0
+    rip: InjectRip | None = None
 
     def __post_init__(self) -> None:
+        if self.rip not in (None, "after", "instruction"):
+            raise UserCodeError(f"Inject(..., rip={self.rip!r}): rip is None, 'after' or 'instruction'")
         # Checked here, where the policy built it, so a bad one is the policy's one-line error
         # rather than a cffi overflow deep in the injection.
         vector, code = self.vector, self.error_code
