@@ -3,9 +3,8 @@ each untraced and traced to a file, every variant in a process of its own and al
 figure is the process's user CPU per exit (the vCPU threads and the trace's writer thread alike),
 and the traced-minus-untraced difference is printed beside it.
 
-`python -m vmm.bench.tracing VARIANT` runs one variant and prints its timings as JSON;
-`python -m vmm.bench.tracing --instructions` counts instructions per exit under callgrind instead
-(minutes; free of the noise other load puts into CPU times).
+`python -m vmm.bench.tracing VARIANT` runs one variant and prints its timings as JSON. The same
+cost in instructions, which other load does not change, is a row of group 11 (pyvmm-io-traced).
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import io
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -106,62 +104,7 @@ def report(rounds: int) -> None:
     print("  formatting and writing; the rest of the difference is the vCPU threads' share)")
 
 
-# --- instructions per exit, under callgrind: free of the other load on the host ---------------------
-IO_BENCH = ROOT / "guests" / "build" / "io-bench.bin"
-IO_BENCH_BUILT = 200_000  # the loop count io-bench is built with, patched to the counts below
-COUNTS = (1_000, 5_000)  # two runs per variant: their difference cancels start-up
-CALLGRIND_RUN = """
-import io, os, sys
-from vmm.cpu.modes import CpuMode
-from vmm.machine import Machine
-count, traced, path, built = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3], int(sys.argv[4])
-data = open(path, "rb").read().replace(built.to_bytes(4, "little"), count.to_bytes(4, "little"))
-m = Machine(1 << 20, console=io.BytesIO())
-m.load_flat(data, CpuMode.REAL)
-if traced:
-    from vmm.runner.trace import ExitTrace
-    m.trace = ExitTrace(os.open(os.devnull, os.O_WRONLY))
-result = m.run()
-if traced:
-    m.trace.close()
-assert result.status == 1, result
-"""
-
-
-def _instructions(count: int, traced: bool) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", CALLGRIND_RUN,
-               str(count), "1" if traced else "0", str(IO_BENCH), str(IO_BENCH_BUILT)]  # fmt: skip
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-        if proc.returncode != 0:
-            raise SystemExit(f"bench: callgrind run failed: {proc.stderr.strip()[-500:]}")
-        with open(out) as f:
-            for line in f:
-                if line.startswith(("summary:", "totals:")):
-                    return int(line.split()[1])
-    raise SystemExit("bench: callgrind wrote no totals")
-
-
-def instructions_report() -> None:
-    """User-space instructions per port exit (every thread: vCPU and writer), untraced and traced
-    to /dev/null, from io-bench at two exit counts."""
-    if shutil.which("valgrind") is None:
-        raise SystemExit("bench: valgrind is not installed")
-    per_exit = {}
-    for traced in (False, True):
-        low, high = (_instructions(n, traced) for n in COUNTS)
-        per_exit[traced] = (high - low) / (COUNTS[1] - COUNTS[0])
-    plain, traced_ = per_exit[False], per_exit[True]
-    print("\n--trace cost per port exit in instructions (callgrind, io-bench, 1 vCPU, trace to /dev/null)")
-    print(f"  untraced {plain:,.0f}   traced {traced_:,.0f}   "
-          f"difference {traced_ - plain:+,.0f} ({traced_ / plain:.2f}x)")  # fmt: skip
-
-
 def main(argv: list[str]) -> int:
-    if argv == ["--instructions"]:
-        instructions_report()
-        return 0
     vcpus, traced = VARIANTS[argv[0]]
     print(json.dumps(run_one(vcpus, traced)))
     return 0
