@@ -11,6 +11,7 @@ buses (`vmm.board.table` places every built-in one), the defaults in `vmm.runner
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 from vmm import layout as L
@@ -347,7 +348,9 @@ class Machine:
         if self._half_restored is not None:
             raise SnapshotHalfRestored(f"{self._half_restored}: restore a snapshot before running the machine")
         watching = [o for o in (self.stats, self.trace, self.timeline) if o is not None]
-        observers = [o.wrap for o in watching] + self.observers
+        observers: list[Observer] = [o.wrap for o in watching] + self.observers
+        if watching and isinstance(watching[0], ExitRecorder):  # it wraps the policy itself
+            observers[0] = partial(watching[0].wrap, route_io=self.policy.route_io)
         if self.spp is not None:
             for o in watching:
                 self.spp.watch(o.on_spp)

@@ -59,7 +59,10 @@ class ExitRecorder:
         self.start_ns = time.perf_counter_ns()  # CLOCK_MONOTONIC, as every record's time stamp
         self.writer = TraceWriter(fd, self.format_batch, self.header, self.trailer)
 
-    def wrap(self, dispatch: Dispatch) -> Dispatch:
+    def wrap(self, dispatch: Dispatch, route_io: Dispatch | None = None) -> Dispatch:
+        """`route_io`: the port router, when `dispatch` is the exit policy itself (no observer in
+        between): port exits go to it straight, as the run loop sends them without observers."""
+        io_dispatch = route_io or dispatch
         clock = time.perf_counter_ns
         put = self.writer.put
         io_class, mmio_class = IoExit, MmioExit
@@ -71,12 +74,12 @@ class ExitRecorder:
             return r
 
         def recorded(ex: Exit) -> Verdict:
+            cls = ex.__class__
             t0 = clock()
-            verdict = dispatch(ex)
+            verdict = io_dispatch(ex) if cls is io_class else dispatch(ex)
             t1 = clock()
             vcpu = ex.vcpu
             index = vcpu.index
-            cls = ex.__class__
             if cls is io_class:  # the most frequent exit: plain values, no dict
                 io: Any = ex
                 if io.count == 1:
