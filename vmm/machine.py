@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from vmm.debug.watch import Watchpoints
     from vmm.msr.events import MsrExits, MsrHandler, MsrSpec
     from vmm.snapshot.dirty import DirtyTracker
-    from vmm.snapshot.state import MsrLists, Snapshot
+    from vmm.snapshot.state import MsrLists, Snapshot, SppMasks
     from vmm.snapshot.trigger import Trigger
     from vmm.spp.controller import Spp
 
@@ -391,7 +391,7 @@ class Machine:
             self._msrs = MsrLists()
         return capture(self.board, self._snapshot_spp(), self.snapshot_hooks, self._msrs)
 
-    def _snapshot_spp(self) -> Any:
+    def _snapshot_spp(self) -> SppMasks | None:
         """The SPP masks snapshots see: without the watchpoints' pages, which belong to the
         monitor's current watches (like handlers) and are neither saved nor put back."""
         if self.spp is None or self.watchpoints is None or not self.watchpoints.owned:

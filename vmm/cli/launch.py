@@ -6,7 +6,7 @@ import io
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, BinaryIO, NamedTuple
 
 from vmm import layout as L
@@ -141,7 +141,10 @@ def run_outputs(o: RunOptions) -> Iterator[RunOutputs]:
         for fd in outputs.descriptors():
             os.close(fd)
         if outputs.console is not None and o.serial.startswith("file:"):
-            outputs.console.close()
+            # the console flushed everything at the end of the run and reported a failure then;
+            # what a failed stream still holds would only fail again here
+            with suppress(OSError):
+                outputs.console.close()
 
 
 def open_console(serial: str) -> BinaryIO | None:
@@ -209,6 +212,12 @@ def run_loaded(m: Machine, o: RunOptions, outputs: RunOutputs) -> int:
             result = m.run(timeout=o.timeout, handle_signals=True)
     if result.report:
         err.write(f"pyvmm: {result.reason}\n{result.report}\n")
+    m.console.flush()  # the guest's last line, if it did not end one
+    if m.console.failure is not None:
+        err.write(f"pyvmm: the console output could not be written ({m.console.failure}); "
+                  f"{m.console.dropped} bytes of guest output dropped\n")  # fmt: skip
+        if o.serial == "stdio":
+            quiet_stdout()
     if m.stats is not None and o.stats:
         err.write(m.stats.render() + "\n")
     if m.stats is not None and outputs.stats_json is not None:
@@ -220,6 +229,14 @@ def run_loaded(m: Machine, o: RunOptions, outputs: RunOutputs) -> int:
             f"in {result.seconds:.3f} s\n"
         )
     return result.status
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered for a closed pipe would otherwise be a
+    BrokenPipeError traceback when the interpreter flushes it on the way out."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def check_snapshot_options(o: RunOptions) -> None:
