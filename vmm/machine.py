@@ -86,6 +86,7 @@ class Machine:
         self.control = self.runner.control
         if self.board.suspend is not None:
             self.board.suspend.should_stop = self.stop_requested
+            self.board.suspend.pause_others = self.control.others_paused
         self.policy = ExitPolicy(
             self.board.ports, self.board.mmio, on_interrupt=self.runner.on_interrupt, strict=strict, note=self._note
         )

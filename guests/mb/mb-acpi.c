@@ -27,6 +27,21 @@
  * the kernel's own .data and .bss kept what it wrote there before sleeping
  * (QEMU writes them back from the file: see struct pm_state).
  *
+ * With `-append smp` (and -smp 2 or more) it also starts the other CPUs
+ * (ACPI MADT, INIT, SIPI, SIPI: smp.c) just before sleeping; each AP counts
+ * its start and then counts loop turns at CPL 0. Waking from S3 resets
+ * every CPU: the BSP comes back at the waking vector and the APs wait for
+ * a start-up IPI, as on real hardware. After resuming, the kernel checks
+ * that the APs' loop count stood still (they did not run on), starts them
+ * again and waits for each. The extra lines, for -smp 2:
+ *
+ *   smp: 2 cpus, 1 ap started before sleeping
+ *   (the s3 lines, up to the pattern line)
+ *   smp: the aps stood still while asleep (loop count unchanged)
+ *   smp: 1 ap started again after resuming
+ *
+ * before the exit with 0x19.
+ *
  * Steps, with what each relies on:
  * - RSDP: 16-byte boundaries in the EBDA's first KiB (segment at 0x40e),
  *   then 0xe0000-0xfffff; checksum over 20 bytes, and the extended one over
@@ -74,12 +89,14 @@
 #include "kernel.h"
 #include "serial.h"
 #include "fatal-trap.h"
+#include "smp.h"
 
 #define RESUME_STUB_ADDR  0x60000u
 #define PATTERN_ADDR      0x200000u
 #define PATTERN_SIZE      0x10000u
 #define ALARM_SECONDS     2
 #define SPINS             2000000	/* seconds of emulated CPL-0 polling */
+#define STILL_SPINS       20000	/* how long the aps' loop count must stand still */
 
 /* FADT offsets (ACPI 1.0 fields, then the ACPI 2.0 extended addresses) */
 #define FADT_FIRMWARE_CTRL  36
@@ -154,12 +171,20 @@ struct pm_state {
 	int tmr_val_ext;
 	uint8_t s3_typ, s5_typ;
 	int print_image;	/* `-append image` */
+	int smp;		/* `-append smp` */
 };
 
 #define PM_STATE_MAGIC  0x33536d70u	/* "pmS3" */
 #define PM_STATE_ADDR   (RESUME_STUB_ADDR + 0x800)
 
 static struct pm_state pm;
+
+/*
+ * `-append smp`: how often an AP started, and its loop turns, kept next to
+ * the stub for the same reason as struct pm_state.
+ */
+#define AP_STARTS  ((volatile uint32_t *)(RESUME_STUB_ADDR + 0xc00))
+#define AP_TURNS   ((volatile uint32_t *)(RESUME_STUB_ADDR + 0xc04))
 
 /*
  * Changed just before the kernel sleeps; `-append image` prints them after
@@ -610,6 +635,81 @@ static void enter_sleep_state(uint8_t typ)
 		cpu_relax();
 }
 
+/* --- the other CPUs (`-append smp`) --------------------------------------------------- */
+
+void ap_main(void)
+{
+	fatal_trap_load();
+	__atomic_fetch_add(AP_STARTS, 1, __ATOMIC_SEQ_CST);
+	for (;;) {
+		__atomic_fetch_add(AP_TURNS, 1, __ATOMIC_RELAXED);
+		cpu_relax();
+	}
+}
+
+/* Starts every AP and waits until `total` starts have been counted; 0 if they were not. */
+static int start_aps(uint32_t total)
+{
+	int spins = SPINS;
+
+	smp_start_aps(smp_apic_id());
+	while (*AP_STARTS != total && --spins > 0)
+		cpu_relax();
+	if (spins == 0) {
+		serial_puts("smp: only ");
+		serial_put_dec(*AP_STARTS);
+		serial_puts(" ap starts of ");
+		serial_put_dec(total);
+		serial_putc('\n');
+		return 0;
+	}
+	return 1;
+}
+
+static int find_cpus(void)
+{
+	if (smp_find_cpus() != SMP_FOUND || smp_ncpus < 2) {
+		serial_puts("smp: no ACPI MADT with two or more cpus\n");
+		return 0;
+	}
+	return 1;
+}
+
+static int start_aps_before_sleeping(void)
+{
+	*AP_STARTS = 0;
+	*AP_TURNS = 0;
+	if (!find_cpus() || !start_aps(smp_ncpus - 1))
+		return 0;
+	serial_puts("smp: ");
+	serial_put_dec(smp_ncpus);
+	serial_puts(" cpus, ");
+	serial_put_dec(smp_ncpus - 1);
+	serial_puts(smp_ncpus == 2 ? " ap started before sleeping\n" : " aps started before sleeping\n");
+	return 1;
+}
+
+static int restart_aps_after_resuming(void)
+{
+	uint32_t turns = *AP_TURNS;
+	int spins = STILL_SPINS;
+
+	while (--spins > 0)
+		cpu_relax();
+	if (*AP_TURNS != turns) {
+		serial_puts("smp: an ap kept running while asleep\n");
+		return 0;
+	}
+	serial_puts("smp: the aps stood still while asleep (loop count unchanged)\n");
+	/* smp.c's variables are in .bss, which QEMU has cleared: the MADT is read again. */
+	if (!find_cpus() || !start_aps(2 * (smp_ncpus - 1)))
+		return 0;
+	serial_puts("smp: ");
+	serial_put_dec(smp_ncpus - 1);
+	serial_puts(smp_ncpus == 2 ? " ap started again after resuming\n" : " aps started again after resuming\n");
+	return 1;
+}
+
 static int suspend(const struct mb_info *info)
 {
 	volatile uint32_t *vector = (volatile uint32_t *)(pm.facs + FACS_WAKING_VECTOR);
@@ -631,6 +731,9 @@ static int suspend(const struct mb_info *info)
 	}
 	pm.magic = PM_STATE_MAGIC;
 	pm.print_image = cmdline_has(info, "image");
+	pm.smp = cmdline_has(info, "smp");
+	if (pm.smp && !start_aps_before_sleeping())
+		return EXIT_FAILED;
 	*(struct pm_state *)PM_STATE_ADDR = pm;
 	data_marker = 0x22222222u;
 	bss_marker = 0x33333333u;
@@ -691,6 +794,8 @@ void resume_main(void)
 	serial_putc('\n');
 	outw(pm.pm1a_sts, PM1_STS_WAK | PM1_STS_RTC);
 	*(volatile uint32_t *)(pm.facs + FACS_WAKING_VECTOR) = 0;
+	if (pm.smp && !restart_aps_after_resuming())
+		debug_exit(EXIT_FAILED);
 	debug_exit((sts & PM1_STS_WAK) ? 0x19 : EXIT_FAILED);
 }
 
