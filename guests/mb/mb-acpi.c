@@ -42,6 +42,15 @@
  *
  * before the exit with 0x19.
  *
+ * With `-append pwrbtn` it arms no alarm and leaves RTC_EN clear: only the
+ * power button wakes it (QEMU's monitor command `system_wakeup`, which QEMU
+ * reports as a power-button wake). The s3 lines then read
+ *
+ *   s3: waking vector 0x60000, no alarm (the power button wakes it), 0x10000 bytes of pattern at 0x200000
+ *   s3: sleeping
+ *   resumed from S3
+ *   s3: pattern intact, pm1 status: WAK_STS 1, RTC_STS 0, PWRBTN_STS 1
+ *
  * Steps, with what each relies on:
  * - RSDP: 16-byte boundaries in the EBDA's first KiB (segment at 0x40e),
  *   then 0xe0000-0xfffff; checksum over 20 bytes, and the extended one over
@@ -122,6 +131,7 @@
 #define FACS_VERSION        32
 
 /* PM1 registers */
+#define PM1_STS_PWRBTN      (1u << 8)
 #define PM1_STS_RTC         (1u << 10)
 #define PM1_STS_WAK         (1u << 15)
 #define PM1_EN_RTC          (1u << 10)
@@ -172,6 +182,7 @@ struct pm_state {
 	uint8_t s3_typ, s5_typ;
 	int print_image;	/* `-append image` */
 	int smp;		/* `-append smp` */
+	int pwrbtn;		/* `-append pwrbtn` */
 };
 
 #define PM_STATE_MAGIC  0x33536d70u	/* "pmS3" */
@@ -732,22 +743,28 @@ static int suspend(const struct mb_info *info)
 	pm.magic = PM_STATE_MAGIC;
 	pm.print_image = cmdline_has(info, "image");
 	pm.smp = cmdline_has(info, "smp");
+	pm.pwrbtn = cmdline_has(info, "pwrbtn");
 	if (pm.smp && !start_aps_before_sleeping())
 		return EXIT_FAILED;
 	*(struct pm_state *)PM_STATE_ADDR = pm;
 	data_marker = 0x22222222u;
 	bss_marker = 0x33333333u;
 	fill_pattern();
-	if (!arm_rtc_alarm(ALARM_SECONDS))
+	if (!pm.pwrbtn && !arm_rtc_alarm(ALARM_SECONDS))
 		return EXIT_FAILED;
-	outw(pm.pm1a_sts, PM1_STS_WAK | PM1_STS_RTC);
-	outw(pm.pm1a_en, (uint16_t)(inw(pm.pm1a_en) | PM1_EN_RTC));
+	outw(pm.pm1a_sts, PM1_STS_WAK | PM1_STS_RTC | PM1_STS_PWRBTN);
+	if (!pm.pwrbtn)
+		outw(pm.pm1a_en, (uint16_t)(inw(pm.pm1a_en) | PM1_EN_RTC));
 
 	serial_puts("s3: waking vector ");
 	put_hex(RESUME_STUB_ADDR, 0);
-	serial_puts(", rtc alarm in ");
-	serial_put_dec(ALARM_SECONDS);
-	serial_puts(" s, ");
+	if (pm.pwrbtn) {
+		serial_puts(", no alarm (the power button wakes it), ");
+	} else {
+		serial_puts(", rtc alarm in ");
+		serial_put_dec(ALARM_SECONDS);
+		serial_puts(" s, ");
+	}
 	put_hex(PATTERN_SIZE, 0);
 	serial_puts(" bytes of pattern at ");
 	put_hex(PATTERN_ADDR, 0);
@@ -791,8 +808,12 @@ void resume_main(void)
 	serial_put_dec(!!(sts & PM1_STS_WAK));
 	serial_puts(", RTC_STS ");
 	serial_put_dec(!!(sts & PM1_STS_RTC));
+	if (pm.pwrbtn) {
+		serial_puts(", PWRBTN_STS ");
+		serial_put_dec(!!(sts & PM1_STS_PWRBTN));
+	}
 	serial_putc('\n');
-	outw(pm.pm1a_sts, PM1_STS_WAK | PM1_STS_RTC);
+	outw(pm.pm1a_sts, PM1_STS_WAK | PM1_STS_RTC | PM1_STS_PWRBTN);
 	*(volatile uint32_t *)(pm.facs + FACS_WAKING_VECTOR) = 0;
 	if (pm.smp && !restart_aps_after_resuming())
 		debug_exit(EXIT_FAILED);

@@ -39,7 +39,6 @@ CASES = [
     CpuCase("kvm64", "mb-cpuid.elf", smp=2, cpu="kvm64"),
     CpuCase("max", "mb-cpuid.elf", smp=2, cpu=MAX),
     CpuCase("host", "mb-cpuid.elf", smp=2, cpu="host,-arch-capabilities"),
-    CpuCase("max-topology", "mb-cpuid.elf", smp=2, cpu=MAX, append="topology"),
     CpuCase("qemu64-topology-3", "mb-cpuid.elf", smp=3, cpu="qemu64", append="topology"),
     *(CpuCase(name, "mb-cpuid.elf", smp=2, cpu=name) for name in MODELS if name[-2:] not in ("32", "64")),
     CpuCase("max-caches-3", "mb-cpuid.elf", smp=3, cpu=MAX, append="caches"),

@@ -1,7 +1,8 @@
 """ACPI power-management registers at QEMU's PIIX4 addresses (vmm.layout PM_*): PM1a status and
 enable, PM1a control, and the PM timer.
 
-- PM1a_STS (0x600): event bits, each cleared by writing 1 to it (WAK_STS 15, RTC_STS 10, ...).
+- PM1a_STS (0x600): event bits, each cleared by writing 1 to it (WAK_STS 15, RTC_STS 10,
+  PWRBTN_STS 8: set by `press_power_button`, ...).
 - PM1a_EN (0x602): which events raise an SCI; read and written as a plain register.
 - PM1a_CNT (0x604): SCI_EN (bit 0) is set from the start, as there is no SMI command port to turn
   ACPI mode on; a write with SLP_EN (bit 13) enters the sleep state SLP_TYP (bits 12:10) names:
@@ -26,7 +27,7 @@ TIMER_MASK = 0xFFFFFF  # 24 bits: the FADT leaves TMR_VAL_EXT clear
 SCI_EN = 1 << 0
 SLP_TYP_SHIFT, SLP_TYP_MASK = 10, 7 << 10
 SLP_EN = 1 << 13
-WAK_STS, RTC_STS = 1 << 15, 1 << 10  # PM1a_STS
+WAK_STS, RTC_STS, PWRBTN_STS = 1 << 15, 1 << 10, 1 << 8  # PM1a_STS
 RTC_EN = 1 << 10  # PM1a_EN
 STS_OFF, EN_OFF, CNT_OFF, TMR_OFF = 0, 2, 4, 8
 SIZE = TMR_OFF + L.PM_TMR_LEN
@@ -44,6 +45,10 @@ class AcpiPm:
         self.status = 0
         self.enable = 0
         self.control = SCI_EN
+
+    def press_power_button(self) -> None:
+        """The power button's status bit (the board's sleep code also wakes a suspended machine)."""
+        self.status |= PWRBTN_STS
 
     def timer(self) -> int:
         return int((self.clock() - self.origin) * PM_TIMER_HZ) & TIMER_MASK
