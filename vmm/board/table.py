@@ -40,7 +40,7 @@ from vmm.devices.fw_cfg import (
 from vmm.devices.i8042 import I8042, PortA
 from vmm.devices.isa_debug_exit import IsaDebugExit
 from vmm.devices.notices import GuestNotices
-from vmm.devices.pci import PciHost, RegionMapper
+from vmm.devices.pci import PciHost, RegionMapper, add_piix
 from vmm.devices.pci_testdev import PciTestdev
 from vmm.devices.post import DmaPageRegisters, PostPorts
 from vmm.devices.protocol import Device
@@ -111,6 +111,7 @@ PCI_TESTDEV_SLOT = 2
 
 def make_pci(opts: DeviceOptions, bar_regions: RegionMapper) -> PciHost:
     host = PciHost()
+    add_piix(host, L.PM_BASE)
     if opts.pci_testdev:
         host.add(PCI_TESTDEV_SLOT, PciTestdev())
     host.attach(bar_regions)
