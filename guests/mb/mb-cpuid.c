@@ -47,7 +47,8 @@
  *
  * `-append topology` prints, per CPU, only what the machine and not the
  * host defines for every model: the APIC ids and counts of leaf 1 ebx
- * 31:16 and the 0xb / 0x1f subleaves.
+ * 31:16, the 0xb / 0x1f subleaves and AMD's 0x8000001e (APIC id, core and
+ * node ids), when the maximum extended leaf includes it.
  *
  * `-append caches` prints, per CPU, what a kernel reads to name the CPU and
  * size its caches: the brand string (0x80000002-4), the cache descriptors of
@@ -217,6 +218,8 @@ static void print_cpu(void)
 		print_topology_leaf(0xb);
 	if (max >= 0x1f)
 		print_topology_leaf(0x1f);
+	if (topology_only && max_ext >= 0x8000001e)
+		print(0x8000001e, 0, ALL);
 	if (!topology_only)
 		print_names(max_ext);
 }

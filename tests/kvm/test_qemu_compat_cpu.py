@@ -40,6 +40,8 @@ CASES = [
     CpuCase("max", "mb-cpuid.elf", smp=2, cpu=MAX),
     CpuCase("host", "mb-cpuid.elf", smp=2, cpu="host,-arch-capabilities"),
     CpuCase("qemu64-topology-3", "mb-cpuid.elf", smp=3, cpu="qemu64", append="topology"),
+    CpuCase("max-topology-3", "mb-cpuid.elf", smp=3, cpu=MAX, append="topology"),  # with 0x8000001e
+    CpuCase("EPYC-Rome-topology-3", "mb-cpuid.elf", smp=3, cpu="EPYC-Rome", append="topology"),
     *(CpuCase(name, "mb-cpuid.elf", smp=2, cpu=name) for name in MODELS if name[-2:] not in ("32", "64")),
     CpuCase("max-caches-3", "mb-cpuid.elf", smp=3, cpu=MAX, append="caches"),
     CpuCase("max-intel-caches-3", "mb-cpuid.elf", smp=3, cpu=f"{MAX},vendor=GenuineIntel", append="caches"),

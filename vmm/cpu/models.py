@@ -427,6 +427,8 @@ def for_vcpu(table: Table, apic_id: int, ncpus: int) -> list[Leaf]:
             t[(function, index)] = Leaf(function, index, SIGNIFICANT_INDEX, shift, count, kind << 8 | index, apic_id)
         end = len(levels)
         t[(function, end)] = Leaf(function, end, SIGNIFICANT_INDEX, 0, 0, end, apic_id)
+    if (0x8000001E, 0) in t:  # AMD's topology leaf: APIC id, core id (one thread per core), node 0 of 1
+        t[(0x8000001E, 0)] = Leaf(0x8000001E, 0, 0, apic_id, apic_id & ((1 << core_shift) - 1), 0, 0)
     for key, leaf in t.items():  # the caches' sharing counts
         if key[0] in (4, 0x8000001D):
             leaf.eax = caches.topology_fields(key[0], leaf.eax, ncpus)
