@@ -43,9 +43,9 @@ def cpu_help() -> str:
     from vmm.cpu.models import FEATURES
 
     lines = ["Available CPUs:"]
-    for name in sorted(MODELS):
-        lines.append(f"x86 {name:<20}  (alias configured by machine type)")
-        lines.append(f"x86 {name + '-v1':<20}  {MODELS[name].model_id}")
+    names = {name: "(alias configured by machine type)" for name in MODELS}
+    names.update({f"{name}-v1": m.model_id for name, m in MODELS.items()})
+    lines += [f"x86 {name:<20}  {names[name]}" for name in sorted(names)]
     lines.append(f"x86 {'host':<20}  processor with all supported host features")
     lines.append(f"x86 {'max':<20}  Enables all features supported by the accelerator in the current host")
     lines += ["", "Recognized CPUID flags:", "  " + " ".join(sorted(FEATURES))]
