@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from vmm import layout as L
 from vmm.board.board import Board, BoardSpec
-from vmm.board.table import DeviceOptions, Platform
+from vmm.board.options import DeviceOptions, Platform
 from vmm.cpu.boot import apply_boot_state
 from vmm.cpu.models import CpuRequest
 from vmm.cpu.modes import BootArea, CpuMode, boot_state

@@ -14,7 +14,9 @@ from tests.fakes import FakeIo
 from vmm.board.board import BusRegions
 from vmm.board.bus import AddressSpace
 from vmm.board.memory import GuestMemory
-from vmm.board.table import DeviceOptions, Peripherals, builtin_devices, place, write_firmware_tables
+from vmm.board.options import DeviceOptions, Peripherals
+from vmm.board.pc import write_firmware_tables
+from vmm.board.table import builtin_devices, place
 from vmm.devices import fw_cfg as F
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices

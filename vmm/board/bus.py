@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from vmm.errors import ConfigError
 from vmm.verdict import Verdict
@@ -24,8 +23,7 @@ from vmm.verdict import Verdict
 Handler = Callable[[Any], Verdict]
 
 
-@dataclass(frozen=True, slots=True)
-class Mapping:
+class Mapping(NamedTuple):
     start: int
     end: int  # exclusive
     handler: Handler

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from kvm_abi import constants as c
 from kvm_abi import ffi, libc
 from vmm.errors import ConfigError, GuestMemoryError, KvmSetupError
 
 
-@dataclass(frozen=True)
-class RamRegion:
+class RamRegion(NamedTuple):
     gpa: int
     size: int
     host_addr: int  # address of the mapping in this process, for memslots

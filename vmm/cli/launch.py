@@ -6,10 +6,9 @@ import io
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from vmm import layout as L
 from vmm.cli.qemu_options import machine_from_options, split_commas
@@ -26,8 +25,7 @@ from vmm.runner.runner import POWER_BUTTON_SIGNAL
 from vmm.verdict import Stop
 
 
-@dataclass
-class RunOptions:
+class RunOptions(NamedTuple):
     image: str
     mode: CpuMode | None = None  # None: long mode for a flat binary; kernels carry their own
     load: int | None = None
@@ -35,7 +33,7 @@ class RunOptions:
     mem: int = L.DEFAULT_MEM
     smp: int = 1
     append: str = ""
-    modules: list[tuple[str, str]] = field(default_factory=list)  # (file, args)
+    modules: Sequence[tuple[str, str]] = ()  # (file, args)
     irqchip: bool | None = None  # None: on for kernels and SMP, off for flat binaries
     debug_exit: tuple[int, int] = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)
     testdev: bool = False
@@ -45,22 +43,22 @@ class RunOptions:
     pit: bool = True
     pit_reinject: bool = True
     rtc_localtime: bool = False
-    cpu: CpuRequest = field(default_factory=CpuRequest)
-    handler_files: list[str] = field(default_factory=list)
+    cpu: CpuRequest = CpuRequest()  # immutable, so one default is shared
+    handler_files: Sequence[str] = ()
     timeout: float | None = None
     stats: bool = False
     trace_path: str | None = None
     strict: bool = False
     quiet: bool = False
-    spp_regions: list[str] = field(default_factory=list)
-    spp_files: list[str] = field(default_factory=list)
-    policies: list[str] = field(default_factory=list)
+    spp_regions: Sequence[str] = ()
+    spp_files: Sequence[str] = ()
+    policies: Sequence[str] = ()
     spp_backend: str = "auto"
     spp_abi: str | None = None
     snapshot_at: str | None = None
     snapshot_to: str | None = None
     snapshot_continue: bool = False
-    msr_exits: list[str] = field(default_factory=list)  # --msr-exit INDEX[-LAST][:r|w|rw]
+    msr_exits: Sequence[str] = ()  # --msr-exit INDEX[-LAST][:r|w|rw]
     gdb: str | None = None  # -gdb ADDRESS (-s: tcp::1234)
     gdb_wait: bool = False  # -S
 

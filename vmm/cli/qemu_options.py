@@ -9,8 +9,7 @@ with one line naming it. None is silently ignored where QEMU would give the gues
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -54,8 +53,7 @@ QEMU_MACHINE_OPTIONS: list[Decorator] = [
 ]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class QemuMachine:
+class QemuMachine(NamedTuple):
     """What the options above ask of the machine."""
 
     irqchip: bool | None = None  # -machine kernel-irqchip=on|off; None: pyvmm's default
@@ -63,7 +61,7 @@ class QemuMachine:
     pit_reinject: bool = True  # kvm-pit.lost_tick_policy: delay (QEMU's default) re-injects lost ticks
     serial: str | None = None  # None: COM1 on stdio; "none": no COM1; "null"; "file:PATH"
     rtc_localtime: bool = False
-    cpu: CpuRequest = field(default_factory=CpuRequest)
+    cpu: CpuRequest = CpuRequest()  # immutable, so one default is shared
 
 
 # -global DRIVER.PROP values pyvmm gives a meaning to, by (driver, property).
@@ -230,16 +228,26 @@ class QemuSpelledCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         takes_value: dict[str, bool] = {}
+        long_name: dict[str, str] = {}  # "-q" -> "--quiet"
         for p in self.get_params(ctx):
             if isinstance(p, click.Option):
                 for name in (*p.opts, *p.secondary_opts):
                     takes_value[name] = not p.is_flag and p.nargs != 0
+                spelled_long = [n for n in p.opts if n.startswith("--")]
+                for name in p.opts:
+                    if len(name) == 2 and spelled_long:
+                        long_name[name] = spelled_long[0]
+        args = list(args)
         i = 0
         while i < len(args):
             arg = args[i]
             if arg == "--":
                 break
             if arg in takes_value:
+                # click tries every option as a long one first and, for a short one, builds (and
+                # catches) a NoSuchOption, importing difflib to suggest names: a few ms of every
+                # start. Handing it the long spelling of the same option skips that detour.
+                args[i] = long_name.get(arg, arg)
                 i += 2 if takes_value[arg] else 1
                 continue
             if len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and not arg[1].isdigit():

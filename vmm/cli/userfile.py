@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -53,6 +52,8 @@ def call_entry(module: ModuleType, path: str, kind: str, name: str, *args: Any) 
 
 def user_traceback(e: BaseException) -> str:
     """The traceback from the first frame outside pyvmm's own package onward."""
+    import traceback  # only a failing file needs it: kept off every run's start-up
+
     frames = traceback.extract_tb(e.__traceback__)
     pkg = str(Path(__file__).parent)
     keep = [f for f in frames if not f.filename.startswith(pkg)] or frames

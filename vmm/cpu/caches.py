@@ -14,14 +14,15 @@ filled per vCPU by `topology_fields`. Pure functions over `Leaf` tables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DATA, INSTRUCTION, UNIFIED = 1, 2, 3
 KiB, MiB = 1 << 10, 1 << 20
 
 
-@dataclass(frozen=True)
-class Cache:
+# NamedTuples rather than dataclasses: these are built while pyvmm starts (see
+# tests/unit/test_startup_imports.py)
+class Cache(NamedTuple):
     level: int
     kind: int  # DATA, INSTRUCTION or UNIFIED (the CPUID cache type)
     size: int
@@ -37,8 +38,7 @@ class Cache:
         return self.size // (self.ways * self.line)
 
 
-@dataclass(frozen=True)
-class Hierarchy:
+class Hierarchy(NamedTuple):
     l1d: Cache
     l1i: Cache
     l2: Cache
@@ -56,8 +56,7 @@ def _l3(size: int) -> Cache:
     return Cache(3, UNIFIED, size, 16, inclusive=True, complex_indexing=True)
 
 
-@dataclass(frozen=True)
-class CacheModel:
+class CacheModel(NamedTuple):
     """What one model tells in each group of leaves."""
 
     cpuid2: Hierarchy  # leaf 2

@@ -13,13 +13,12 @@ only by `pyvmm info` and `-cpu help`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 INTEL, AMD = "GenuineIntel", "AuthenticAMD"
 
 
-@dataclass(frozen=True)
-class Model:
+class Model(NamedTuple):  # not a dataclass: the table is built at start-up
     name: str
     vendor: str
     level: int

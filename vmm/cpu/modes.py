@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from vmm import layout as L
 
@@ -32,8 +32,7 @@ class CpuMode(enum.Enum):
     LONG = "long"
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """A segment register as KVM's `struct kvm_segment` holds it."""
 
     selector: int
@@ -48,8 +47,7 @@ class Segment:
     g: int = 0
 
 
-@dataclass(frozen=True)
-class BootState:
+class BootState(NamedTuple):
     mode: CpuMode
     rip: int
     rsp: int
@@ -61,7 +59,7 @@ class BootState:
     cr3: int
     cr4: int
     efer: int
-    memory: list[tuple[int, bytes]] = field(default_factory=list)  # (gpa, bytes) the monitor writes
+    memory: list[tuple[int, bytes]]  # (gpa, bytes) the monitor writes
 
 
 def gdt_descriptor(base: int, limit: int, access: int, flags: int) -> int:
@@ -90,8 +88,19 @@ ACCESS_USER_CODE, ACCESS_USER_DATA = 0xFB, 0xF3
 FLAGS_CODE64, FLAGS_32 = 0xA, 0xC  # G + L ; G + D/B
 
 
-@dataclass(frozen=True)
-class BootArea:
+# BootArea's layout: offsets from its base, and the bytes each mode's structures take
+_GDT_OFFSET = 0
+_IDT_OFFSET = L.BOOT_IDT - L.BOOT_GDT
+_TSS_OFFSET = L.BOOT_TSS - L.BOOT_GDT
+_PML4_OFFSET = L.BOOT_PML4 - L.BOOT_GDT
+_PDPT_OFFSET = L.BOOT_PDPT - L.BOOT_GDT
+_PD_OFFSET = L.BOOT_PD - L.BOOT_GDT
+# the TSS, its bitmap and the bitmap's closing byte end inside the fifth page
+_PROTECTED_SIZE = (_TSS_OFFSET + TSS_LIMIT + 1 + L.PAGE_SIZE - 1) & ~(L.PAGE_SIZE - 1)
+_LONG_SIZE = L.MONITOR_AREA[1] - L.MONITOR_AREA[0]
+
+
+class BootArea(NamedTuple):
     """Where the monitor's boot structures go, from a page-aligned `base`: the GDT, a page for the
     (empty) IDT, the TSS with its I/O bitmap (three pages), and in long mode the PML4, the PDPT and
     four page directories. The loaders choose `base` in a gap of the image (vmm.loaders.placement);
@@ -99,44 +108,34 @@ class BootArea:
 
     base: int = L.BOOT_GDT
 
-    GDT_OFFSET = 0
-    IDT_OFFSET = L.BOOT_IDT - L.BOOT_GDT
-    TSS_OFFSET = L.BOOT_TSS - L.BOOT_GDT
-    PML4_OFFSET = L.BOOT_PML4 - L.BOOT_GDT
-    PDPT_OFFSET = L.BOOT_PDPT - L.BOOT_GDT
-    PD_OFFSET = L.BOOT_PD - L.BOOT_GDT
-    # the TSS, its bitmap and the bitmap's closing byte end inside the fifth page
-    PROTECTED_SIZE = (TSS_OFFSET + TSS_LIMIT + 1 + L.PAGE_SIZE - 1) & ~(L.PAGE_SIZE - 1)
-    LONG_SIZE = L.MONITOR_AREA[1] - L.MONITOR_AREA[0]
-
     @property
     def gdt(self) -> int:
-        return self.base + self.GDT_OFFSET
+        return self.base + _GDT_OFFSET
 
     @property
     def idt(self) -> int:
-        return self.base + self.IDT_OFFSET
+        return self.base + _IDT_OFFSET
 
     @property
     def tss(self) -> int:
-        return self.base + self.TSS_OFFSET
+        return self.base + _TSS_OFFSET
 
     @property
     def pml4(self) -> int:
-        return self.base + self.PML4_OFFSET
+        return self.base + _PML4_OFFSET
 
     @property
     def pdpt(self) -> int:
-        return self.base + self.PDPT_OFFSET
+        return self.base + _PDPT_OFFSET
 
     @property
     def pd(self) -> int:
-        return self.base + self.PD_OFFSET
+        return self.base + _PD_OFFSET
 
     @staticmethod
     def size(mode: CpuMode) -> int:
         """Bytes the structures of `mode` take from `base` (real mode needs none)."""
-        return {CpuMode.REAL: 0, CpuMode.PROTECTED: BootArea.PROTECTED_SIZE, CpuMode.LONG: BootArea.LONG_SIZE}[mode]
+        return {CpuMode.REAL: 0, CpuMode.PROTECTED: _PROTECTED_SIZE, CpuMode.LONG: _LONG_SIZE}[mode]
 
 
 def boot_gdt(long_mode: bool, tss: int = L.BOOT_TSS) -> bytes:

@@ -9,8 +9,7 @@ sees the access with `offset` counted from the device's base, whatever address i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from vmm.verdict import Verdict
 
@@ -74,8 +73,7 @@ MmioHandler = Callable[[MmioAccess], Verdict]
 Space = Literal["io", "mmio"]
 
 
-@dataclass(frozen=True)
-class Region:
+class Region(NamedTuple):
     """[start, start + size) in one address space, answered by `handler`; offsets count from
     `base` (default: `start`)."""
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from kvm_abi import caps, constants, ffi, ioctls
 from kvm_abi.constants import KVM_PIT_SPEAKER_DUMMY
@@ -14,8 +13,7 @@ from vmm.kvm.vcpu import Vcpu
 from vmm.layout import KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR
 
 
-@dataclass(frozen=True)
-class Memslot:
+class Memslot(NamedTuple):
     slot: int
     gpa: int
     size: int

@@ -13,8 +13,7 @@ Everything is checked before the first byte is written, so a refused image leave
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 from vmm.cpu.modes import BootArea, CpuMode
 from vmm.errors import ConfigError, ImageError
@@ -51,13 +50,12 @@ class BootTarget(Protocol):
     ) -> object: ...
 
 
-@dataclass(frozen=True)
-class LoadedKernel:
+class LoadedKernel(NamedTuple):
     format: ImageFormat
     entry: int
     mode: CpuMode
     info_address: int | None  # multiboot information structure (the kernel's EBX), else None
-    notes: tuple[str, ...] = field(default=())  # requests the kernel made that were not met
+    notes: tuple[str, ...] = ()  # requests the kernel made that were not met
 
 
 _ELF_MODES: dict[ImageFormat, CpuMode] = {

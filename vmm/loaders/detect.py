@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from vmm.errors import ImageError
-from vmm.loaders.elf import ELF_MAGIC, ELFCLASS32, ELFCLASS64
+from vmm.loaders.magic import ELF_MAGIC, ELFCLASS32, ELFCLASS64
 
 ImageFormat = Literal["multiboot", "elf64", "elf32", "flat"]
 

@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vmm.errors import ImageError
+from vmm.loaders.magic import ELF_MAGIC, ELFCLASS32, ELFCLASS64
 
-ELF_MAGIC = b"\x7fELF"
-ELFCLASS32, ELFCLASS64 = 1, 2
 ELFDATA2LSB = 1
 ET_EXEC, ET_DYN = 2, 3
 EM_386, EM_X86_64 = 3, 62

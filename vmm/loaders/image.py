@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vmm import layout as L
 from vmm.cpu.modes import BootArea, CpuMode
@@ -31,8 +31,7 @@ def read_image(path: str, limit: int = MODULE_LIMIT) -> bytes:
     return data
 
 
-@dataclass(frozen=True)
-class FlatPlacement:
+class FlatPlacement(NamedTuple):
     load: int
     entry: int
     stack: int

@@ -16,8 +16,9 @@ from typing import NamedTuple
 
 from vmm import layout as L
 from vmm.errors import ConfigError, ImageError
-from vmm.loaders.elf import ELF_MAGIC, Segment, check_segments, parse_elf, resolve_entry
+from vmm.loaders.elf import Segment, check_segments, parse_elf, resolve_entry
 from vmm.loaders.image import read_guest_file
+from vmm.loaders.magic import ELF_MAGIC
 from vmm.loaders.placement import LOW_WINDOW, Occupied, describe_window, find_gap, page_up
 
 HEADER_MAGIC = 0x1BADB002  # in the kernel image

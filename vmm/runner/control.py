@@ -22,7 +22,7 @@ import signal
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vmm.errors import RunError
 from vmm.kvm.vcpu import Vcpu
@@ -49,8 +49,7 @@ _MOVES: dict[VcpuState, frozenset[VcpuState]] = {
 }
 
 
-@dataclass
-class Outcome:
+class Outcome(NamedTuple):
     vcpu: Vcpu
     stop: Stop
     report: str

@@ -10,7 +10,7 @@ it wants to see first it claims on the exit policy (`ExitPolicy.claim`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vmm.kvm.exits import Exit
 from vmm.kvm.vcpu import Vcpu
@@ -18,8 +18,7 @@ from vmm.runner.control import RunControl
 from vmm.verdict import Verdict
 
 
-@dataclass(frozen=True)
-class RunContext:
+class RunContext(NamedTuple):
     """What a participant may use while a run is under way."""
 
     vcpus: Sequence[Vcpu]

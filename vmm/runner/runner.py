@@ -17,11 +17,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from vmm.errors import ExitStatus, PyvmmError, UserCodeError, status_of
 from vmm.kvm.exits import Exit, IntrExit, IoExit
@@ -38,8 +36,7 @@ Handle = Callable[[Exit], Verdict]
 Observer = Callable[[Handle], Handle]  # wraps the exit policy: statistics, tracing
 
 
-@dataclass
-class RunResult:
+class RunResult(NamedTuple):
     status: int
     reason: str
     exits: int
@@ -186,6 +183,8 @@ class Runner:
             verdict = Stop(status_of(e), str(e), fatal=not isinstance(e, UserCodeError))
             report = e.details
         except Exception:
+            import traceback  # only a failing handler needs it: kept off every run's start-up
+
             verdict = Stop(ExitStatus.HANDLER_ERROR, "an exit handler raised an exception", fatal=True)
             report = traceback.format_exc()
         except BaseException as e:  # SystemExit or KeyboardInterrupt raised by a handler

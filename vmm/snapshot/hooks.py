@@ -7,16 +7,13 @@ files after the machine) keeps that hook's data pending; registering the hook th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from vmm.errors import UserCodeError
 
 
-@dataclass(frozen=True)
-class Hook:
+class Hook(NamedTuple):
     save: Callable[[], Any]
     load: Callable[[Any], None]
 
@@ -33,6 +30,8 @@ class SnapshotHooks:
 
     def save_all(self) -> dict[str, str]:
         """Each hook's data as JSON text, so later changes to the live objects cannot reach it."""
+        import json  # a run that never snapshots never needs it (start-up time)
+
         out = {}
         for name, hook in self.hooks.items():
             try:
@@ -42,6 +41,8 @@ class SnapshotHooks:
         return out
 
     def load_all(self, saved: dict[str, str]) -> None:
+        import json
+
         self.pending = {}
         for name, text in saved.items():
             data = json.loads(text)
