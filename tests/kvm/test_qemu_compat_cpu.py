@@ -39,6 +39,7 @@ CASES = [
     CpuCase("kvm64", "mb-cpuid.elf", smp=2, cpu="kvm64"),
     CpuCase("max", "mb-cpuid.elf", smp=2, cpu=MAX),
     CpuCase("host", "mb-cpuid.elf", smp=2, cpu="host,-arch-capabilities"),
+    CpuCase("max-not-migratable", "mb-cpuid.elf", smp=2, cpu=f"{MAX},migratable=off"),  # invtsc, all of KVM's
     CpuCase("qemu64-topology-3", "mb-cpuid.elf", smp=3, cpu="qemu64", append="topology"),
     CpuCase("max-topology-3", "mb-cpuid.elf", smp=3, cpu=MAX, append="topology"),  # with 0x8000001e
     CpuCase("EPYC-Rome-topology-3", "mb-cpuid.elf", smp=3, cpu="EPYC-Rome", append="topology"),

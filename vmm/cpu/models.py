@@ -155,6 +155,7 @@ class CpuRequest:
     model_id: str | None = None
     enforce: bool = False  # QEMU's `enforce`: a model feature KVM lacks is an error, not a warning
     check: bool = True  # QEMU's `check`: warn about each model feature dropped
+    migratable: bool = True  # QEMU's `migratable` (host/max): off gives every bit KVM offers, invtsc too
 
 
 def model_names() -> list[str]:
@@ -201,7 +202,9 @@ def parse_cpu(text: str) -> CpuRequest:
             req = replace(req, enforce=_on_off(key, value))
         elif key == "check":
             req = replace(req, check=_on_off(key, value))
-        elif key in ("migratable", "kvm", "pmu") and value in ("on", "off"):
+        elif key == "migratable":
+            req = replace(req, migratable=_on_off(key, value))
+        elif key in ("kvm", "pmu") and value in ("on", "off"):
             raise ConfigError(f"-cpu {key}={value} is not supported")
         else:
             changes.append((feature(key), _on_off(key, value)))
@@ -281,7 +284,7 @@ def shape(supported: Table, req: CpuRequest, host_brand: str | None = None) -> S
         if req.check:
             out.warnings += [f"warning: host doesn't support requested feature: {f.describe()}" for f in lacking]
     else:
-        _host_features(t)
+        _host_features(t, req.migratable)
         if host_brand:
             _brand(t, host_brand)
     for f, on in req.changes:
@@ -314,20 +317,23 @@ def shape(supported: Table, req: CpuRequest, host_brand: str | None = None) -> S
     return out
 
 
-# What `host` and `max` leave out of what KVM offers: invtsc (QEMU's models are migratable unless
-# told otherwise) and topoext (QEMU never turns it on by itself: it needs a cache topology to match)
-_NOT_AUTOMATIC = ("invtsc", "topoext")
+# What `host` and `max` leave out of what KVM offers: topoext always (QEMU never turns it on by
+# itself: it needs a cache topology to match), invtsc unless `migratable=off` (a migratable CPU
+# cannot promise an invariant TSC)
+_NEVER_AUTOMATIC, _UNMIGRATABLE = ("topoext",), ("invtsc",)
 
 
-def _host_features(t: Table) -> None:
-    """`host`/`max`: what KVM offers of the features QEMU 7.2 has a name for, as QEMU asks for
-    each known feature and nothing else (bits KVM offers that QEMU does not know stay clear)."""
-    for word, names in _WORDS.items():
-        leaf = t.get(word[:2])
-        if leaf is not None:
-            known = sum(1 << bit for bit, name in enumerate(names) if name is not None)
-            leaf.set(word[2], leaf.get(word[2]) & known)
-    for name in _NOT_AUTOMATIC:
+def _host_features(t: Table, migratable: bool) -> None:
+    """`host`/`max`: what KVM offers. Migratable (QEMU's default): only the features QEMU 7.2 has a
+    name for, as QEMU then asks for each known feature and nothing else (bits KVM offers that QEMU
+    does not know stay clear), and no invtsc; with `migratable=off` every bit KVM offers."""
+    if migratable:
+        for word, names in _WORDS.items():
+            leaf = t.get(word[:2])
+            if leaf is not None:
+                known = sum(1 << bit for bit, name in enumerate(names) if name is not None)
+                leaf.set(word[2], leaf.get(word[2]) & known)
+    for name in _NEVER_AUTOMATIC + (_UNMIGRATABLE if migratable else ()):
         _put(t, FEATURES[name], False)
 
 
