@@ -90,7 +90,7 @@ class IoExit(Exit):
     the guest wrote; for an IN a handler sets it, and `store()` puts it into the guest's data
     (the port bus does that after the handler)."""
 
-    __slots__ = ("_data", "_mask", "_page", "_typed", "count", "index", "is_write", "offset", "port", "size", "value")
+    __slots__ = ("_data", "_page", "_typed", "count", "index", "is_write", "offset", "port", "size", "value")
     reason = ke.KVM_EXIT_IO
     name = "IO"
 
@@ -101,7 +101,6 @@ class IoExit(Exit):
         self._typed = {n: ffi.cast(t, base + _PIO_DATA_OFFSET) for n, t in _U.items()}
         self._page = ffi.buffer(base, _IO_OFFSET + _IO_FIELDS.size)
         self.port = self.size = self.count = self.index = self.offset = self.value = 0
-        self._mask = 0xFF
         self.is_write = False
         self._data: Any = self._typed[1]
 
@@ -112,7 +111,6 @@ class IoExit(Exit):
         self.size = size
         self.count = count
         self.index = 0
-        self._mask = _MASKS.get(size, 0xFFFFFFFF)
         data = self._typed.get(size) if data_offset == _PIO_DATA_OFFSET else None
         if data is None:
             data = ffi.cast(_U.get(size, "uint8_t *"), ffi.cast("char *", self._run) + data_offset)
@@ -131,7 +129,7 @@ class IoExit(Exit):
 
     def store(self) -> None:
         """Put `value` into the guest's data for the current element (an IN's answer)."""
-        self._data[self.index] = self.value & self._mask
+        self._data[self.index] = self.value & _MASKS.get(self.size, 0xFFFFFFFF)
 
     def fields(self) -> dict[str, Any]:
         f: dict[str, Any] = {"port": self.port, "size": self.size, "write": self.is_write}

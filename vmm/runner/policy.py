@@ -61,6 +61,7 @@ class ExitPolicy:
         self.note = note
         self._on_interrupt = on_interrupt
         self._port_index = ports.index
+        self._route_io = self._make_route_io()
         self._user: dict[int, Handler] = {}
         self._claims: dict[int, list[Claim]] = {}
         self._table: dict[int, Handler] = {}
@@ -133,27 +134,33 @@ class ExitPolicy:
         handler = self._table.get(raw) if raw is not None else None
         return (handler or defaults.unhandled)(ex)
 
-    def _route_io(self, ex: IoExit) -> Verdict:
-        m = self._port_index.get(ex.port)
-        if m is None:
-            return self._unhandled_io(ex)
-        ex.offset = ex.port - m.base
-        handler = m.handler
-        if ex.count == 1:
-            verdict = handler(ex)
-            if not ex.is_write:
-                ex.store()
+    def _make_route_io(self) -> Handler:
+        """The port router: a closure over the direct index, since it runs on every port exit."""
+        index_get, unhandled = self._port_index.get, self._unhandled_io
+
+        def route_io(ex: IoExit) -> Verdict:
+            m = index_get(ex.port)
+            if m is None:
+                return unhandled(ex)
+            ex.offset = ex.port - m.base
+            handler = m.handler
+            if ex.count == 1:
+                verdict = handler(ex)
+                if not ex.is_write:
+                    ex.store()
+                return verdict
+            # string I/O (rep ins/outs): one exit carries `count` elements; hand them over one by one
+            verdict = None
+            for i in range(ex.count):
+                ex.select(i)
+                verdict = handler(ex)
+                if not ex.is_write:
+                    ex.store()
+                if verdict is not None:
+                    break
             return verdict
-        # string I/O (rep ins/outs): one exit carries `count` elements; hand them over one by one
-        verdict = None
-        for i in range(ex.count):
-            ex.select(i)
-            verdict = handler(ex)
-            if not ex.is_write:
-                ex.store()
-            if verdict is not None:
-                break
-        return verdict
+
+        return route_io
 
     def _route_mmio(self, ex: MmioExit) -> Verdict:
         m = self.mmio.lookup(ex.address)
