@@ -37,6 +37,7 @@ from vmm.verdict import Stop
 
 if TYPE_CHECKING:
     from vmm.debug.events import DebugEvents, DebugHandler
+    from vmm.debug.watch import Watchpoints
     from vmm.msr.events import MsrExits, MsrHandler, MsrSpec
     from vmm.snapshot.dirty import DirtyTracker
     from vmm.snapshot.state import MsrLists, Snapshot
@@ -101,7 +102,9 @@ class Machine:
         self.reset_seconds = (0.0, 0.0, 0.0)  # the last reset's memory, vCPU/VM and device time
         self.msr: MsrExits | None = None
         self.debug: DebugEvents | None = None
+        self.watchpoints: Watchpoints | None = None
         self.gdb: Any = None
+        self.console_monitor: Any = None
 
     # --- what the board holds -------------------------------------------------------------
     @property
@@ -164,10 +167,15 @@ class Machine:
 
     # --- breakpoints, watchpoints, steps (vmm.debug.events: what works at which CPL here) --------
     def _debug_events(self) -> DebugEvents:
+        if self.gdb is not None:
+            raise ConfigError(
+                "breakpoints and steps from Python cannot be used with -gdb: both would program the same "
+                "debug registers and single-step flag (watchpoints can: m.watch)"
+            )
         if self.debug is None:
             from vmm.debug.events import DebugEvents
 
-            self.debug = DebugEvents(self.vcpus, self.policy)
+            self.debug = DebugEvents(self.vcpus, self.policy, self.memory)
             self.runner.attach(self.debug)
         return self.debug
 
@@ -176,10 +184,22 @@ class Machine:
         slot; CPL-0 code only on this host). Returns the slot for `remove_debug`."""
         return self._debug_events().on_breakpoint(gva, handler)
 
-    def watch(self, gva: int, length: int, kind: str, handler: DebugHandler) -> int:
-        """Watchpoints: refused with a ConfigError on this host (data breakpoints in the debug
-        registers never fire here; README, host notes)."""
-        return self._debug_events().watch(gva, length, kind, handler)
+    def _watchpoints(self) -> Watchpoints:
+        if self.watchpoints is None:
+            from vmm.debug.watch import Watchpoints
+
+            self.watchpoints = Watchpoints(self.enable_spp, self.vcpus, self.memory)
+        return self.watchpoints
+
+    def watch(self, gva: int, length: int, kind: str, handler: DebugHandler, *, vcpu: int = 0) -> int:
+        """Call `handler(event)` after every guest write that changes or stores into [gva, gva +
+        length) (kind "w"; reads cannot be watched here), at any CPL: the SPP engine traps the
+        sub-pages (vmm.debug.watch). `gva` is translated through vCPU `vcpu`'s page tables now.
+        Returns an id for `remove_watch`."""
+        return self._watchpoints().add(gva, length, kind, handler, vcpu)
+
+    def remove_watch(self, wid: int) -> None:
+        self._watchpoints().remove(wid)
 
     def step(self, handler: DebugHandler, vcpu: int = 0) -> None:
         """Call `handler(event)` after vCPU `vcpu`'s next instruction (call again from it to go on)."""
@@ -193,10 +213,44 @@ class Machine:
         instruction until the debugger continues (QEMU's -S)."""
         from vmm.gdb.stub import GdbStub
 
-        stub = GdbStub(self.vcpus, self.policy, self.memory, address, wait=wait)
+        if self.debug is not None:
+            raise ConfigError(
+                "-gdb cannot be used with breakpoints or steps set from Python: both would program the same "
+                "debug registers and single-step flag (watchpoints can: m.watch)"
+            )
+        stub = GdbStub(
+            self.vcpus, self.policy, self.memory, address, wait=wait,
+            watchpoints=self._watchpoints, spp_masks=lambda: self.spp.masks() if self.spp is not None else None,
+        )  # fmt: skip
         self.runner.attach(stub)
         self.gdb = stub
         return stub
+
+    def _monitor(self) -> Any:
+        if self.console_monitor is None:
+            from vmm.debug.console import MonitorConsole
+
+            self.console_monitor = MonitorConsole(
+                self.vcpus, self.memory, lambda: self.spp.masks() if self.spp is not None else None
+            )
+            self.runner.attach(self.console_monitor)
+        return self.console_monitor
+
+    def monitor_command(self, line: str) -> str:
+        """One monitor command (`info registers`, `x/4xg ADDR`, `xp`, `info spp`, `stop`, `cont`,
+        `quit`, ...; vmm.debug.console), from any thread, while the guest runs or not."""
+        return str(self._monitor().execute(line))
+
+    def enable_monitor(self, spec: str, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+        """QEMU's -monitor: `stdio` (commands from stdin, answers on stdout) or
+        `unix:PATH,server,nowait` (a socket that takes one connection at a time); `none` is none."""
+        from vmm.debug.console import parse_monitor_address
+
+        kind, path = parse_monitor_address(spec)
+        if kind == "stdio":
+            self._monitor().serve_stream(stdin or sys.stdin, stdout or sys.stdout)
+        elif kind == "unix" and path is not None:
+            self._monitor().serve_unix(path)
 
     def remove_io(self, first: int, count: int) -> None:
         self.board.ports.remove(first, count)
@@ -302,7 +356,16 @@ class Machine:
 
         if self._msrs is None:
             self._msrs = MsrLists()
-        return capture(self.board, self.spp, self.snapshot_hooks, self._msrs)
+        return capture(self.board, self._snapshot_spp(), self.snapshot_hooks, self._msrs)
+
+    def _snapshot_spp(self) -> Any:
+        """The SPP masks snapshots see: without the watchpoints' pages, which belong to the
+        monitor's current watches (like handlers) and are neither saved nor put back."""
+        if self.spp is None or self.watchpoints is None or not self.watchpoints.owned:
+            return self.spp
+        from vmm.debug.watch import MasksWithoutWatches
+
+        return MasksWithoutWatches(self.spp, self.watchpoints)
 
     def restore(self, snap: Snapshot) -> None:
         """Put the machine back in the state `snap` holds (all of RAM is copied)."""
@@ -314,8 +377,10 @@ class Machine:
             self.enable_spp()
         if self._dirty is not None:
             self._dirty.disarm()
-        restore(self.board, snap, self.spp, self.snapshot_hooks)
-        check_layout(self.board, snap)
+        restore(self.board, snap, self._snapshot_spp(), self.snapshot_hooks)
+        if self.watchpoints is None:
+            # watches set or removed since the snapshot change the read-only slots legitimately
+            check_layout(self.board, snap)
 
     def reset(self, snap: Snapshot) -> None:
         """`restore`, fast: from the second reset to the same snapshot on, only the pages written
@@ -339,7 +404,7 @@ class Machine:
         t1 = perf_counter()
         restore_vcpus_and_vm(self.board, snap)
         t2 = perf_counter()
-        restore_devices(self.board, snap, self.spp, self.snapshot_hooks)
+        restore_devices(self.board, snap, self._snapshot_spp(), self.snapshot_hooks)
         self.reset_seconds = (t1 - t0, t2 - t1, perf_counter() - t2)
 
     @classmethod

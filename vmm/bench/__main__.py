@@ -52,6 +52,13 @@ MSR_GROUPS: dict[str, tuple[str, list[str]]] = {
         ["msr-kernel", "msr-kernel-filter-elsewhere"],
     ),
 }
+# Write watchpoints on the SPP engine: group 9.
+WATCH_GROUPS: dict[str, tuple[str, list[str]]] = {
+    "write watchpoint (mmio-bench: 100,000 byte stores) next to a plain trapped store": (
+        "pyvmm-spp-allowed",
+        ["pyvmm-spp-allowed", "pyvmm-watch-neighbour", "pyvmm-watch-hit"],
+    ),
+}
 
 # Groups whose point is the whole run's wall time: (the variant it is compared with, how each is named)
 WHOLE_RUN = {
@@ -85,7 +92,7 @@ def main() -> int:
     ap.add_argument(
         "--group", type=int, nargs="*",
         help="run only these groups (0, 1, 2, 3 = boot time, 4 = start-up, 5 = snapshots, 6 and 7 = MSR exits, "
-        "8 = decoded SPP stores)",
+        "8 = decoded SPP stores, 9 = write watchpoints, 11 = instruction counts under callgrind)",
     )  # fmt: skip
     args = ap.parse_args()
     for req in (BASELINE, *(GUESTS / f"{g}.bin" for g in ("io-bench", "mmio-bench", "user-loop", "msr-bench"))):
@@ -95,6 +102,7 @@ def main() -> int:
     if shutil.which("qemu-system-x86_64"):
         groups[0][1][1].append("qemu-io")
     numbered = list(zip(GROUP_NUMBERS, groups, strict=True)) + [(6 + i, g) for i, g in enumerate(MSR_GROUPS.items())]
+    numbered += [(9 + i, g) for i, g in enumerate(WATCH_GROUPS.items())]
     for gi, (title, (ref, names)) in sorted(numbered, key=lambda item: item[0]):
         if args.group and gi not in args.group:
             continue
@@ -136,6 +144,10 @@ def main() -> int:
         from vmm.bench.snapshot import report as snapshot_report
 
         snapshot_report(args.rounds)
+    if not args.group or 11 in args.group:
+        from vmm.bench.instructions import report as instructions_report
+
+        instructions_report()  # counts, not times: one round is exact
     print(f"\n(median of {args.rounds} rounds; ratios are against the group's first row, measured in the same run)")
     return 0
 

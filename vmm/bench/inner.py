@@ -100,6 +100,29 @@ def pyvmm_spp_denied() -> dict[str, float]:
     return _run_machine(m, 1)
 
 
+def _watched(offset: int) -> dict[str, float]:
+    m = _machine("mmio-bench.bin")
+    hits = [0]
+
+    def changed(event: Any) -> None:
+        hits[0] += 1
+
+    m.watch(MMIO_TARGET + offset, 1, "w", changed)
+    result = _run_machine(m, 1)
+    assert hits[0] == (100_000 if offset == 0 else 0), hits
+    return result
+
+
+def pyvmm_watch_hit() -> dict[str, float]:
+    """A write watchpoint on the byte mmio-bench stores into: every store calls the handler."""
+    return _watched(0)
+
+
+def pyvmm_watch_neighbour() -> dict[str, float]:
+    """A watchpoint on another byte of the same sub-page: every store is trapped, none calls."""
+    return _watched(8)
+
+
 def user_loop_plain() -> dict[str, float]:
     """An unprotected CPL-3 workload (10 M loop iterations) ..."""
     return _run_machine(_machine("user-loop.bin", 16 << 20, long_mode=True), 33)
@@ -195,6 +218,8 @@ VARIANTS: dict[str, Callable[[], dict[str, float]]] = {
     "msr-kernel-filter-elsewhere": msr_kernel_filter_elsewhere,
     "spp-plain-store": spp_plain_store,
     "spp-decoded-store": spp_decoded_store,
+    "pyvmm-watch-hit": pyvmm_watch_hit,
+    "pyvmm-watch-neighbour": pyvmm_watch_neighbour,
 }
 
 if __name__ == "__main__":

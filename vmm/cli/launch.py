@@ -61,6 +61,7 @@ class RunOptions(NamedTuple):
     msr_exits: Sequence[str] = ()  # --msr-exit INDEX[-LAST][:r|w|rw]
     gdb: str | None = None  # -gdb ADDRESS (-s: tcp::1234)
     gdb_wait: bool = False  # -S
+    monitor: str | None = None  # -monitor stdio | unix:PATH,server[,nowait] | none
 
     @property
     def wants_spp(self) -> bool:
@@ -150,6 +151,8 @@ def run_loaded(m: Machine, o: RunOptions, trace_fd: int | None) -> int:
     check_snapshot_options(o)
     if o.no_reboot:
         m.on_exit(ShutdownExit, triple_fault_without_reboot)
+    if o.monitor not in (None, "none"):
+        m.enable_monitor(o.monitor)
     if o.gdb is not None:
         m.enable_gdb(o.gdb, wait=o.gdb_wait)
         if o.gdb_wait:
@@ -249,7 +252,7 @@ def spp_requests(o: RunOptions) -> dict[int, int]:
 
 
 # --- from the command line ---------------------------------------------------------------------
-IGNORED_QEMU = {"accel": ("kvm", None), "display": ("none", None), "monitor": ("none", None)}
+IGNORED_QEMU = {"accel": ("kvm", None), "display": ("none", None)}
 
 
 def options_from_cli(image: str | None, kw: dict[str, Any]) -> RunOptions:
@@ -264,6 +267,10 @@ def options_from_cli(image: str | None, kw: dict[str, Any]) -> RunOptions:
         value = kw.pop(name)
         if value not in allowed:
             raise ConfigError(f"-{name} {value} is not supported (pyvmm always runs on KVM with no display)")
+    if kw.get("monitor") is not None:
+        from vmm.debug.console import parse_monitor_address
+
+        parse_monitor_address(kw["monitor"])  # a bad spelling is refused before anything is built
     for flag in ("enable_kvm", "nographic"):
         kw.pop(flag)  # pyvmm always uses KVM and has no display
     qemu = machine_from_options(kw)

@@ -4,14 +4,15 @@ What works on this project's hosts (measured; README, "Host notes: guest debuggi
 `KVM_GUESTDBG_SINGLESTEP` and `KVM_GUESTDBG_USE_HW_BP` with DR0-DR3 reach the monitor as
 `KVM_EXIT_DEBUG`; at CPL 3 neither does (a single step leaks a #DB into the guest, a DR0
 breakpoint never fires). So every event here uses the four debug-register slots or KVM's single
-step; a step is refused, with a message, when the vCPU is at CPL 3. A step armed at CPL 0 across
-a return to CPL 3 is reported only once the vCPU is back at CPL 0 (the CPL-3 instructions between
-are not seen), and breakpoints in CPL-3 code never fire.
+step; a step is refused, with a message, when the vCPU is at CPL 3 or on an instruction that may
+return to CPL 3 (`vmm.debug.privilege`: such a step would end at CPL 3 unreported, and can leak a
+#DB into the guest). Breakpoints in CPL-3 code never fire.
 
 - `on_breakpoint(gva, handler)`: an instruction breakpoint; the handler runs before the
   instruction at `gva` executes; resuming steps over it with the slot disabled for one instruction.
-- `watch(...)` is refused with a message: data breakpoints in DR0-DR3 fire neither at CPL 0 (KVM's
-  emulator, which runs CPL-0 code here, checks only instruction breakpoints) nor at CPL 3.
+- Watchpoints are not here: data breakpoints in DR0-DR3 fire neither at CPL 0 (KVM's emulator,
+  which runs CPL-0 code here, checks only instruction breakpoints) nor at CPL 3. They are built on
+  the SPP engine's trapped pages instead (`vmm.debug.watch`).
 - `step(handler, vcpu=0)`: the handler runs after the vCPU's next instruction.
 
 A handler gets a `DebugEvent` (the vCPU, its registers from KVM_GET_REGS, the kind and address)
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kvm_abi import constants as C
+from vmm.debug.privilege import step_refusal
 from vmm.errors import ConfigError, ExitStatus
 from vmm.kvm.exits import DebugExit, Exit, IntrExit
 from vmm.kvm.vcpu import Vcpu
@@ -44,8 +46,11 @@ _STEP_LIMIT = 64  # exits one step over a breakpoint may take (an instruction's 
 class DebugEvent:
     vcpu: Vcpu
     regs: Any  # struct kvm_regs at the event (write it back with vcpu.set_regs to change them)
-    kind: str  # "breakpoint" or "step"
-    address: int  # the breakpoint's address; for a step, the new RIP
+    kind: str  # "breakpoint", "step" or "watch"
+    address: int  # the breakpoint's or watchpoint's address; for a step, the new RIP
+    value: bytes | None = None  # a watchpoint: the watched bytes after the write
+    write_address: int | None = None  # a watchpoint: guest-virtual start of the write that hit it
+    written: bytes | None = None  # a watchpoint: the bytes that write stored
 
     @property
     def rip(self) -> int:
@@ -71,8 +76,9 @@ def cpl_of(vcpu: Vcpu) -> int:
 
 
 class DebugEvents(Participant):
-    def __init__(self, vcpus: Sequence[Vcpu], policy: ExitPolicy) -> None:
+    def __init__(self, vcpus: Sequence[Vcpu], policy: ExitPolicy, memory: Any = None) -> None:
         self.vcpus = list(vcpus)
+        self.memory = memory
         self.slots: list[Slot | None] = [None] * SLOTS
         self.steps: dict[int, DebugHandler] = {}
         self._generation = 0
@@ -85,22 +91,14 @@ class DebugEvents(Participant):
     def on_breakpoint(self, gva: int, handler: DebugHandler) -> int:
         return self._add(Slot(gva, "x", 1, handler))
 
-    def watch(self, gva: int, length: int, kind: str, handler: DebugHandler) -> int:
-        """Refused on this host: data breakpoints in DR0-DR3 never fire at CPL 0 (the code runs in
-        KVM's instruction emulator, which checks only instruction breakpoints) nor at CPL 3."""
-        raise ConfigError(
-            f"watchpoint at {gva:#x}: data breakpoints through the debug registers do not fire on this host "
-            "(README, host notes); watchpoints are not available"
-        )
-
     def step(self, handler: DebugHandler, vcpu: int = 0) -> None:
         if not 0 <= vcpu < len(self.vcpus):
             raise ConfigError(f"no vCPU {vcpu}")
-        if cpl_of(self.vcpus[vcpu]) == 3:
-            raise ConfigError(
-                f"vCPU {vcpu} is at CPL 3: single-step is not reported to the monitor there on this host "
-                "(the guest would receive the #DB)"
-            )
+        why = step_refusal(self.vcpus[vcpu], self.memory) if self.memory is not None else None
+        if why is None and cpl_of(self.vcpus[vcpu]) == 3:
+            why = f"vCPU {vcpu} is at CPL 3: single-step is not reported to the monitor there on this host"
+        if why is not None:
+            raise ConfigError(why)
         self.steps[vcpu] = handler
         self._changed()
 
@@ -219,4 +217,3 @@ class DebugEvents(Participant):
             )
         finally:
             self._apply(vcpu)
-

@@ -155,8 +155,8 @@ class RunControl:
     def others_paused(self) -> Iterator[None]:
         """Run the body while every other running vCPU is parked outside KVM_RUN."""
         me = self.current_vcpu()
-        if me is None or len(self._threads) <= 1:
-            yield
+        if me is None or len(self._threads) <= 1 or self._pauser is me:
+            yield  # nothing to pause, or this vCPU has the others paused already (a nested pause)
             return
         with self._cond:
             while self._pauser is not None:  # another vCPU is pausing us: park until it is done

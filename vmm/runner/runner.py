@@ -60,10 +60,19 @@ class Runner:
         self._masked: set[int] = set()  # vCPUs whose KVM_RUN signal mask is set
         self.running = False
         self.power_button: Callable[[], None] | None = None  # what SIGUSR2 presses, with handled signals
+        self._ctx: RunContext | None = None  # the run under way
+        self._started: list[Participant] = []  # participants told the run started: told it ends
 
     def attach(self, participant: Participant) -> None:
-        if participant not in self.participants:
-            self.participants.append(participant)
+        """Add a participant; one attached while a run is under way (SPP turned on by a debugger's
+        watchpoint, a monitor made from a handler) is told the run started now, and ends with it."""
+        if participant in self.participants:
+            return
+        self.participants.append(participant)
+        ctx = self._ctx
+        if self.running and ctx is not None:
+            participant.run_started(ctx)
+            self._started.append(participant)
 
     # --- infrastructure exits ------------------------------------------------------------------
     def on_interrupt(self, ex: IntrExit) -> Verdict:
@@ -106,13 +115,15 @@ class Runner:
         exits_before = sum(v.exits for v in self.vcpus)
         ctx = RunContext(self.vcpus, control, handle)
         started: list[Participant] = []
+        self._started = started
         stuck: tuple[int, ...] = ()
         self.running = True
         try:
             with self._signals(handle_signals):
-                for p in self.participants:
+                for p in list(self.participants):
                     p.run_started(ctx)
                     started.append(p)
+                self._ctx = ctx  # from here a participant attached is started by attach()
                 threads = [
                     threading.Thread(
                         target=self._vcpu_main, args=(v, handle, route_io), name=f"pyvmm-vcpu{v.index}", daemon=True
@@ -124,6 +135,7 @@ class Runner:
                 stuck = self._supervise(timeout)
         finally:
             self.running = False
+            self._ctx = None
             for p in reversed(started):
                 p.run_ended(ctx)
         outcome = control.outcome

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
 from kvm_abi.subpage import SUBPAGE_SIZE
 from vmm.errors import UserCodeError
+from vmm.verdict import Verdict
 
 Backend = Literal["software", "kernel:rfc-v1", "kernel:v12", "single-step"]
 
@@ -54,7 +56,11 @@ class Deny:
 
 @dataclass(frozen=True)
 class Allow:
-    """Let this one write through; the protection stays."""
+    """Let this one write through; the protection stays. `then`, if given, runs once the write is
+    in memory (with RIP past the instruction) and its verdict is the exit's: a watchpoint reports
+    the value written there, and may stop the run."""
+
+    then: Callable[[], Verdict] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,9 @@ def carry_out(verdict: SppVerdict, event: SppEvent, executor: Executor) -> Verdi
     match verdict:
         case Deny():
             return executor.deny(event)
-        case Allow():
-            return executor.allow(event)
+        case Allow(then=then):
+            done = executor.allow(event)
+            return then() if then is not None and done is None else done
         case AllowAndUnprotect(scope=scope):
             return executor.allow_and_unprotect(event, scope)
         case WriteInstead(data=data):
