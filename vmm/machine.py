@@ -231,7 +231,8 @@ class Machine:
             from vmm.debug.console import MonitorConsole
 
             self.console_monitor = MonitorConsole(
-                self.vcpus, self.memory, lambda: self.spp.masks() if self.spp is not None else None
+                self.vcpus, self.memory, lambda: self.spp.masks() if self.spp is not None else None,
+                power_button=self.board.suspend,
             )
             self.runner.attach(self.console_monitor)
         return self.console_monitor

@@ -1,7 +1,8 @@
 """The power button wakes a machine suspended to RAM with no alarm armed (guests/mb/mb-acpi.c,
 `-append pwrbtn`): under QEMU through its `system_wakeup` command (QMP), under pyvmm through
-SIGUSR2. The serial output and the status must be the same: PM1a_STS reads WAK_STS and
-PWRBTN_STS after the wake, as QEMU reports its wakes that are not the RTC's or the PM timer's."""
+SIGUSR2 and through its monitor's `system_wakeup`. The serial output and the status must be the
+same: PM1a_STS reads WAK_STS and PWRBTN_STS after the wake, as QEMU reports its wakes that are not
+the RTC's or the PM timer's."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.kvm
 KERNEL = GUESTS / "mb" / "mb-acpi.elf"
 PYVMM = [sys.executable, "-m", "vmm.cli"]
 SLEEPING = b"s3: sleeping\n"
+PROMPT = b"(pyvmm) "
 PRESS_EVERY = 0.3  # seconds between presses until the machine wakes (a press before it sleeps is lost)
 EXPECTED_TAIL = [
     "s3: waking vector 0x60000, no alarm (the power button wakes it), 0x10000 bytes of pattern at 0x200000",
@@ -84,6 +86,34 @@ def qmp_system_wakeup(path: Path) -> Callable[[subprocess.Popen[bytes]], bool]:
     return press
 
 
+def monitor_system_wakeup(path: Path) -> Callable[[subprocess.Popen[bytes]], bool]:
+    """pyvmm's press through `-monitor unix:PATH,server,nowait`: `system_wakeup`, refused (with
+    QEMU's message) until the guest sleeps."""
+    conn: list[socket.socket] = []
+
+    def reply(s: socket.socket) -> str:
+        data = b""
+        while not data.endswith(PROMPT):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode().removesuffix(PROMPT.decode())
+
+    def press(proc: subprocess.Popen[bytes]) -> bool:
+        if not conn:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(str(path))
+            conn.append(s)
+            reply(s)  # the first prompt
+        conn[0].sendall(b"system_wakeup\n")
+        answer = reply(conn[0])
+        assert answer in ("", "Unable to wake up: guest is not in suspended state\n"), answer
+        return answer == ""
+
+    return press
+
+
 def sigusr2(proc: subprocess.Popen[bytes]) -> bool:
     proc.send_signal(signal.SIGUSR2)
     try:
@@ -112,6 +142,11 @@ def test_the_power_button_wakes_pyvmm_as_system_wakeup_wakes_qemu(tmp_path: Path
     assert got.decode() == want.decode(), err
     assert got_status == want_status, err
     assert b"the power button (SIGUSR2) wakes it" in err
+    sock = tmp_path / "monitor.sock"
+    got_status, got, err = run_until_woken([*pyvmm, "-monitor", f"unix:{sock},server,nowait"],
+                                           monitor_system_wakeup(sock))  # fmt: skip
+    assert got.decode() == want.decode(), err
+    assert got_status == want_status, err
 
 
 def test_sigusr2_outside_a_sleep_does_not_end_pyvmm() -> None:

@@ -68,12 +68,20 @@ class Suspend:
         self.should_stop: Callable[[], bool] = lambda: False
         self.pause_others: Callable[[], AbstractContextManager[None]] = nullcontext
         self._button = threading.Event()  # pressed while asleep
+        self.asleep = False
 
     def press_power_button(self) -> None:
         """The power button, from any thread: wakes a sleeping machine; on a running one the
         guest sees PWRBTN_STS."""
         self.pm.press_power_button()
         self._button.set()
+
+    def wake_up(self) -> bool:
+        """QEMU's `system_wakeup`: a power-button wake of a sleeping machine; False if it is awake."""
+        if not self.asleep:
+            return False
+        self.press_power_button()
+        return True
 
     def __call__(self) -> Verdict:
         delay = self.cmos.alarm_delay() if self.pm.enable & RTC_EN else None
@@ -89,10 +97,14 @@ class Suspend:
             self.log(f"guest suspended to RAM (ACPI S3); the RTC alarm wakes it in {delay:.1f} s")
         with self.pause_others():
             deadline = time.monotonic() + delay if delay is not None else float("inf")
-            while (left := deadline - time.monotonic()) > 0 and not self._button.is_set():
-                if self.should_stop():
-                    return None  # the pending stop ends the run at this exit
-                self.sleep(min(left, WAIT_SLICE))
+            self.asleep = True
+            try:
+                while (left := deadline - time.monotonic()) > 0 and not self._button.is_set():
+                    if self.should_stop():
+                        return None  # the pending stop ends the run at this exit
+                    self.sleep(min(left, WAIT_SLICE))
+            finally:
+                self.asleep = False
             if self._button.is_set():
                 self.pm.status |= WAK_STS | PWRBTN_STS
             else:
