@@ -42,6 +42,16 @@
  *
  * before the exit with 0x19.
  *
+ * With `-append sci` it does not sleep: after the mode line it sets
+ * PWRBTN_EN, routes IRQ 9 (the FADT's SCI) through the 8259s to vector
+ * 0x29 and waits in hlt; a press of the power button (QEMU's
+ * `system_powerdown`) raises the SCI, and the kernel prints
+ *
+ *   sci: waiting for the power button (PWRBTN_EN set, irq 9 at vector 0x29)
+ *   sci: vector 0x29, pm1 status: PWRBTN_STS 1, pm1 enable 0x0100
+ *
+ * and exits with 0x1a from the interrupt (nothing returns from one here).
+ *
  * With `-append pwrbtn` it arms no alarm and leaves RTC_EN clear: only the
  * power button wakes it (QEMU's monitor command `system_wakeup`, which QEMU
  * reports as a power-button wake). The s3 lines then read
@@ -132,6 +142,14 @@
 
 /* PM1 registers */
 #define PM1_STS_PWRBTN      (1u << 8)
+#define PM1_EN_PWRBTN       (1u << 8)
+#define PIC1_CMD            0x20
+#define PIC1_DATA           0x21
+#define PIC2_CMD            0xa0
+#define PIC2_DATA           0xa1
+#define PIC1_VECTOR         0x20
+#define PIC2_VECTOR         0x28
+#define SCI_VECTOR          (PIC2_VECTOR + 1)	/* IRQ 9 */
 #define PM1_STS_RTC         (1u << 10)
 #define PM1_STS_WAK         (1u << 15)
 #define PM1_EN_RTC          (1u << 10)
@@ -646,6 +664,52 @@ static void enter_sleep_state(uint8_t typ)
 		cpu_relax();
 }
 
+/* --- the SCI (`-append sci`) ----------------------------------------------------------- */
+
+void trap_expected(const struct trap_frame *f)
+{
+	uint16_t sts, en;
+
+	if (f->vector != SCI_VECTOR)
+		return;
+	sts = inw(pm.pm1a_sts);
+	en = inw(pm.pm1a_en);
+	serial_puts("sci: vector ");
+	put_hex(f->vector, 2);
+	serial_puts(", pm1 status: PWRBTN_STS ");
+	serial_put_dec(!!(sts & PM1_STS_PWRBTN));
+	serial_puts(", pm1 enable ");
+	put_hex(en, 4);
+	serial_putc('\n');
+	debug_exit(0x1a);
+}
+
+/* Edge-triggered, cascaded on IRQ 2, vectors 0x20 and 0x28; only IRQ 9 (and the cascade) open. */
+static void route_sci(void)
+{
+	outb(PIC1_CMD, 0x11);
+	outb(PIC2_CMD, 0x11);
+	outb(PIC1_DATA, PIC1_VECTOR);
+	outb(PIC2_DATA, PIC2_VECTOR);
+	outb(PIC1_DATA, 1 << 2);
+	outb(PIC2_DATA, 2);
+	outb(PIC1_DATA, 0x01);
+	outb(PIC2_DATA, 0x01);
+	outb(PIC1_DATA, (uint8_t)~(1u << 2));
+	outb(PIC2_DATA, (uint8_t)~(1u << 1));
+}
+
+static int wait_for_sci(void)
+{
+	route_sci();
+	outw(pm.pm1a_sts, PM1_STS_PWRBTN);
+	outw(pm.pm1a_en, (uint16_t)(inw(pm.pm1a_en) | PM1_EN_PWRBTN));
+	serial_puts("sci: waiting for the power button (PWRBTN_EN set, irq 9 at vector 0x29)\n");
+	for (;;)
+		__asm__ volatile("sti; hlt; cli" : : : "memory");
+	return EXIT_FAILED;
+}
+
 /* --- the other CPUs (`-append smp`) --------------------------------------------------- */
 
 void ap_main(void)
@@ -856,6 +920,8 @@ int kmain(uint32_t magic, const struct mb_info *info)
 	if (!check_pm_timer() || !enable_acpi_mode((const uint8_t *)fadt))
 		return EXIT_FAILED;
 
+	if (cmdline_has(info, "sci"))
+		return wait_for_sci();
 	if (cmdline_has(info, "s5")) {
 		serial_puts("s5: SLP_TYPa ");
 		serial_put_dec(pm.s5_typ);

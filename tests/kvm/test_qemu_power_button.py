@@ -2,7 +2,8 @@
 `-append pwrbtn`): under QEMU through its `system_wakeup` command (QMP), under pyvmm through
 SIGUSR2 and through its monitor's `system_wakeup`. The serial output and the status must be the
 same: PM1a_STS reads WAK_STS and PWRBTN_STS after the wake, as QEMU reports its wakes that are not
-the RTC's or the PM timer's."""
+the RTC's or the PM timer's. On a running machine (`-append sci`) the button (QEMU's
+`system_powerdown`, pyvmm's SIGUSR2 and monitor `system_powerdown`) raises the SCI, IRQ 9."""
 
 from __future__ import annotations
 
@@ -35,20 +36,23 @@ EXPECTED_TAIL = [
 ]
 
 
-def run_until_woken(args: list[str], press: Callable[[subprocess.Popen[bytes]], bool]) -> tuple[int, bytes, bytes]:
-    """Start `args`, wait for the guest to say it sleeps, then `press` until it returns True (the
-    wake was taken) or the process ends; the status and the whole serial output."""
+def run_until_woken(
+    args: list[str], press: Callable[[subprocess.Popen[bytes]], bool], ready: bytes = SLEEPING
+) -> tuple[int, bytes, bytes]:
+    """Start `args`, wait for the guest to print `ready` (it sleeps, or waits for the button), then
+    `press` until it returns True (the press was taken) or the process ends; the status, the whole
+    serial output and stderr."""
     proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     out = b""
     deadline = time.monotonic() + QEMU_TIMEOUT
     try:
-        while SLEEPING not in out and time.monotonic() < deadline:
+        while ready not in out and time.monotonic() < deadline:
             chunk = proc.stdout.read1(4096)
             if not chunk:
                 break
             out += chunk
-        assert SLEEPING in out, out
+        assert ready in out, out
         while proc.poll() is None and time.monotonic() < deadline:
             time.sleep(PRESS_EVERY)
             if press(proc):
@@ -61,8 +65,9 @@ def run_until_woken(args: list[str], press: Callable[[subprocess.Popen[bytes]], 
             proc.wait()
 
 
-def qmp_system_wakeup(path: Path) -> Callable[[subprocess.Popen[bytes]], bool]:
-    """QEMU's press: `system_wakeup`, which QEMU refuses until the guest is suspended."""
+def qmp_system_wakeup(path: Path, command: str = "system_wakeup") -> Callable[[subprocess.Popen[bytes]], bool]:
+    """QEMU's press: `system_wakeup`, which QEMU refuses until the guest is suspended (or
+    `system_powerdown`, which it always takes: the press counts once the process has ended)."""
     conn: list[socket.socket] = []
 
     def press(proc: subprocess.Popen[bytes]) -> bool:
@@ -76,17 +81,28 @@ def qmp_system_wakeup(path: Path) -> Callable[[subprocess.Popen[bytes]], bool]:
             f.flush()
             f.readline()
         f = conn[0].makefile("rw")
-        f.write(json.dumps({"execute": "system_wakeup"}) + "\n")
+        f.write(json.dumps({"execute": command}) + "\n")
         f.flush()
         while True:
             reply = json.loads(f.readline())
             if "return" in reply or "error" in reply:
-                return "return" in reply
+                break
+        if command != "system_wakeup":
+            return ended(proc)
+        return "return" in reply
 
     return press
 
 
-def monitor_system_wakeup(path: Path) -> Callable[[subprocess.Popen[bytes]], bool]:
+def ended(proc: subprocess.Popen[bytes]) -> bool:
+    try:
+        proc.wait(timeout=PRESS_EVERY)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def monitor_system_wakeup(path: Path, command: str = "system_wakeup") -> Callable[[subprocess.Popen[bytes]], bool]:
     """pyvmm's press through `-monitor unix:PATH,server,nowait`: `system_wakeup`, refused (with
     QEMU's message) until the guest sleeps."""
     conn: list[socket.socket] = []
@@ -106,21 +122,17 @@ def monitor_system_wakeup(path: Path) -> Callable[[subprocess.Popen[bytes]], boo
             s.connect(str(path))
             conn.append(s)
             reply(s)  # the first prompt
-        conn[0].sendall(b"system_wakeup\n")
+        conn[0].sendall(f"{command}\n".encode())
         answer = reply(conn[0])
         assert answer in ("", "Unable to wake up: guest is not in suspended state\n"), answer
-        return answer == ""
+        return answer == "" and (command == "system_wakeup" or ended(proc))
 
     return press
 
 
 def sigusr2(proc: subprocess.Popen[bytes]) -> bool:
     proc.send_signal(signal.SIGUSR2)
-    try:
-        proc.wait(timeout=PRESS_EVERY)
-    except subprocess.TimeoutExpired:
-        return False
-    return True
+    return ended(proc)
 
 
 def test_the_power_button_wakes_pyvmm_as_system_wakeup_wakes_qemu(tmp_path: Path) -> None:
@@ -147,6 +159,34 @@ def test_the_power_button_wakes_pyvmm_as_system_wakeup_wakes_qemu(tmp_path: Path
                                            monitor_system_wakeup(sock))  # fmt: skip
     assert got.decode() == want.decode(), err
     assert got_status == want_status, err
+
+
+def test_the_power_button_raises_the_sci_as_system_powerdown_does(tmp_path: Path) -> None:
+    if QEMU is None:
+        skip_without_qemu()
+    assert QEMU is not None
+    waiting = b"sci: waiting"
+    sock = tmp_path / "qmp.sock"
+    qemu = [
+        QEMU, "-accel", "kvm", "-no-reboot", "-display", "none", "-vga", "none", "-nic", "none",
+        "-monitor", "none", "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-m", "128M",
+        "-kernel", str(KERNEL), "-machine", "pc", "-no-hpet", "-append", "sci",
+        "-qmp", f"unix:{sock},server=on,wait=off",
+    ]  # fmt: skip
+    want_status, want, _ = run_until_woken(qemu, qmp_system_wakeup(sock, "system_powerdown"), waiting)
+    assert want_status == status(0x1A), want
+    assert want.decode().splitlines()[-2:] == [
+        "sci: waiting for the power button (PWRBTN_EN set, irq 9 at vector 0x29)",
+        "sci: vector 0x29, pm1 status: PWRBTN_STS 1, pm1 enable 0x0100",
+    ]
+    pyvmm = [*PYVMM, "run", str(KERNEL), "-m", "128M", "-machine", "pc", "-no-hpet", "--append", "sci",
+             "--timeout", "60"]  # fmt: skip
+    got_status, got, err = run_until_woken(pyvmm, sigusr2, waiting)
+    assert (got_status, got.decode()) == (want_status, want.decode()), err
+    mon = tmp_path / "monitor.sock"
+    got_status, got, err = run_until_woken([*pyvmm, "-monitor", f"unix:{mon},server,nowait"],
+                                           monitor_system_wakeup(mon, "system_powerdown"), waiting)  # fmt: skip
+    assert (got_status, got.decode()) == (want_status, want.decode()), err
 
 
 def test_sigusr2_outside_a_sleep_does_not_end_pyvmm() -> None:

@@ -49,7 +49,7 @@ def pc_devices(opts: DeviceOptions, p: Peripherals) -> list[Device]:
         PostPorts(),
         DmaPageRegisters(),
         make_pci(opts, p.bar_regions),
-        AcpiPm(),
+        AcpiPm(irq_line=p.irq_line),
     ]
 
 

@@ -110,6 +110,7 @@ class Suspend:
             else:
                 self.cmos.raise_alarm()
                 self.pm.status |= WAK_STS | RTC_STS
+            self.pm.update_sci()
             for vcpu in self.vcpus:
                 if vcpu.index == 0:
                     self._start(vcpu, resume_state(vector))

@@ -3,7 +3,9 @@ enable, PM1a control, and the PM timer.
 
 - PM1a_STS (0x600): event bits, each cleared by writing 1 to it (WAK_STS 15, RTC_STS 10,
   PWRBTN_STS 8: set by `press_power_button`, ...).
-- PM1a_EN (0x602): which events raise an SCI; read and written as a plain register.
+- PM1a_EN (0x602): which events raise an SCI; read and written as a plain register. The SCI (ISA
+  IRQ 9, the FADT's SCI_INT) is a level: high while SCI_EN is set and an enabled event's status
+  bit is (PWRBTN_STS with PWRBTN_EN, RTC_STS with RTC_EN), as on QEMU's PIIX4.
 - PM1a_CNT (0x604): SCI_EN (bit 0) is set from the start, as there is no SMI command port to turn
   ACPI mode on; a write with SLP_EN (bit 13) enters the sleep state SLP_TYP (bits 12:10) names:
   \\_S5_'s value powers the machine off (the run ends with status 0, as QEMU exits); \\_S3_'s value
@@ -28,7 +30,8 @@ SCI_EN = 1 << 0
 SLP_TYP_SHIFT, SLP_TYP_MASK = 10, 7 << 10
 SLP_EN = 1 << 13
 WAK_STS, RTC_STS, PWRBTN_STS = 1 << 15, 1 << 10, 1 << 8  # PM1a_STS
-RTC_EN = 1 << 10  # PM1a_EN
+RTC_EN, PWRBTN_EN = 1 << 10, 1 << 8  # PM1a_EN
+SCI_IRQ = L.SCI_IRQ
 STS_OFF, EN_OFF, CNT_OFF, TMR_OFF = 0, 2, 4, 8
 SIZE = TMR_OFF + L.PM_TMR_LEN
 POWER_OFF_REASON = "guest powered off (ACPI S5 through PM1a_CNT)"
@@ -38,8 +41,12 @@ S3_REASON = "guest asked to suspend to RAM (ACPI S3), and this machine has no wa
 class AcpiPm:
     name = "piix4-pm"
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, irq_line: Callable[[int, int], None] | None = None
+    ) -> None:
         self.clock = clock
+        self.irq_line = irq_line  # the SCI's line (ISA IRQ, level); None: no SCI
+        self._sci = 0
         self.on_s3: Callable[[], Verdict] | None = None  # the board's suspend (vmm.board.sleep)
         self.origin = clock()
         self.status = 0
@@ -47,8 +54,19 @@ class AcpiPm:
         self.control = SCI_EN
 
     def press_power_button(self) -> None:
-        """The power button's status bit (the board's sleep code also wakes a suspended machine)."""
-        self.status |= PWRBTN_STS
+        """The power button on a running machine: PWRBTN_STS and the SCI, if the guest enabled
+        the event (PWRBTN_EN), as QEMU's system_powerdown. (Waking a suspended machine is the
+        board's sleep code, which sets PWRBTN_STS whatever PM1a_EN says.)"""
+        if self.enable & PWRBTN_EN:
+            self.status |= PWRBTN_STS
+        self.update_sci()
+
+    def update_sci(self) -> None:
+        """Drive the SCI line to its level; call after any change to status, enable or SCI_EN."""
+        level = 1 if self.control & SCI_EN and self.status & self.enable & (PWRBTN_STS | RTC_STS) else 0
+        if level != self._sci and self.irq_line is not None:
+            self._sci = level
+            self.irq_line(SCI_IRQ, level)
 
     def timer(self) -> int:
         return int((self.clock() - self.origin) * PM_TIMER_HZ) & TIMER_MASK
@@ -79,6 +97,7 @@ class AcpiPm:
             else:
                 self.control = (self.control & ~mask) | bits
                 verdict = verdict or self.sleep_request()
+        self.update_sci()
         return verdict
 
     def sleep_request(self) -> Verdict:
