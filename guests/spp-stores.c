@@ -79,6 +79,7 @@ enum spp_opcode {
 	OP_LOCK_XADD_LOOP = 34,
 	OP_LOCK_CMPXCHG_LOOP = 35,
 	OP_SPINLOCK_COUNTER_LOOP = 36,
+	OP_FAR_CALL_FAULT_NO_IDT = 37,
 };
 
 /* mailbox.avx: what the guest found out about AVX (README, "spp-stores") */
@@ -576,6 +577,35 @@ static int run_op(volatile struct spp_op *op)
 		}
 		op->value2 = spins;
 		break;
+	}
+	case OP_FAR_CALL_FAULT_NO_IDT: {
+		/*
+		 * A real triple fault in an instruction that must first write a
+		 * protected GDT: the IDT gets limit 0, the GDT at addr holds a
+		 * 64-bit code descriptor with its accessed bit clear, and a far
+		 * call through it to a non-canonical offset loads CS (the CPU
+		 * sets the accessed bit), then raises #GP, which with no IDT is
+		 * a triple fault. Never returns.
+		 */
+		struct {
+			uint16_t limit;
+			uint64_t base;
+		} __attribute__((packed)) table = { 2 * 8 - 1, addr }, no_idt = { 0, 0 };
+		struct {
+			uint64_t offset;
+			uint16_t selector;
+		} __attribute__((packed)) target = { 0x8000000000000000ull, 0x08 };
+		volatile uint64_t *gdt = (volatile uint64_t *)addr;
+
+		if (cpl3)
+			return 1;	/* lgdt and lidt are privileged */
+		gdt[0] = 0;
+		gdt[1] = 0x00af9a000000ffffull;	/* 64-bit code, accessed bit clear */
+		__asm__ volatile("lidt %[i]\n\t"
+				 "lgdt %[t]\n\t"
+				 "rex.W lcall *%[p]"
+				 : : [i] "m"(no_idt), [t] "m"(table), [p] "m"(target) : "memory");
+		return 1;	/* not reached */
 	}
 	default:
 		return 1;

@@ -13,6 +13,8 @@ KVM_API_VERSION: Final = 12
 KVM_PIO_PAGE_OFFSET: Final = 1
 KVM_COALESCED_MMIO_PAGE_OFFSET: Final = 2
 KVM_DIRTY_LOG_PAGE_OFFSET: Final = 64
+KVM_DIRTY_GFN_F_DIRTY: Final = 1 << 0  # struct kvm_dirty_gfn flags: harvestable
+KVM_DIRTY_GFN_F_RESET: Final = 1 << 1  # harvested; KVM_RESET_DIRTY_RINGS re-protects it
 
 # Not uapi: the kernel's internal cap on kvm_cpuid2.nent.  KVM_SET_CPUID2
 # refuses more entries (E2BIG) and KVM_GET_SUPPORTED_CPUID never returns more,

@@ -91,6 +91,7 @@ SYSTEM_IOCTLS: Final[dict[str, int]] = _defined_since(_start)
 _start = _mark()
 KVM_CREATE_VCPU: Final = _IO(KVMIO, 0x41)  # basic
 KVM_GET_DIRTY_LOG: Final = _IOW(KVMIO, 0x42, "struct kvm_dirty_log")  # basic
+KVM_RESET_DIRTY_RINGS: Final = _IO(KVMIO, 0xC7)  # KVM_CAP_DIRTY_LOG_RING
 KVM_SET_USER_MEMORY_REGION: Final = _IOW(KVMIO, 0x46, "struct kvm_userspace_memory_region")  # KVM_CAP_USER_MEMORY
 KVM_SET_TSS_ADDR: Final = _IO(KVMIO, 0x47)  # KVM_CAP_SET_TSS_ADDR
 KVM_SET_IDENTITY_MAP_ADDR: Final = _IOW(KVMIO, 0x48, "__u64")  # KVM_CAP_SET_IDENTITY_MAP_ADDR

@@ -48,6 +48,7 @@ TARGET = 0x300000  # the guest keeps everything of its own out of 0x200000-0x3ff
     EXEC_PAGE_STORE,
     LOAD_SEGMENT_FROM_GDT_AT,
 ) = range(1, 28)
+FAR_CALL_FAULT_NO_IDT = 37
 
 OP = struct.Struct("<IIQQQ")
 RESULT_OFFSET = 8  # the guest's `result`: 0 when every op ran, i + 1 when op i was refused

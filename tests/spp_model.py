@@ -20,6 +20,9 @@ class SppModel:
         page, off = addr - addr % PAGE, addr % PAGE
         return bool(self.masks.get(page, 0xFFFFFFFF) >> (off // SUB) & 1)
 
+    def read(self, addr: int, n: int) -> bytes:
+        return bytes(self.mem[addr - self.base : addr - self.base + n])
+
     def write(self, addr: int, data: bytes) -> bool:
         """Apply a guest write; True if it landed."""
         if all(self.writable(a) for a in range(addr, addr + len(data))):

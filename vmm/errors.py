@@ -33,12 +33,14 @@ class ExitStatus(enum.IntEnum):
     SNAPSHOT_VERSION = 44  # a snapshot file of another format version
     SNAPSHOT_MISMATCH = 46  # a snapshot whose RAM size or vCPU count disagrees with the options given
     SNAPSHOT_HOST = 48  # a snapshot that uses CPU features or state this host's KVM lacks
+    SNAPSHOT_HALF_RESTORED = 50  # a restore failed midway and the machine could not be put back
     DEBUG_UNSUPPORTED = 60  # a debug exit nobody asked for, or a step over a breakpoint that made no progress
     GDB_KILLED = 62  # the debugger sent kill
     MONITOR_QUIT = 64  # the monitor's quit command ended the run
     HOST_LACKS_FEATURE = 70  # -cpu asked for a CPU feature this host's KVM cannot offer (or enforce found one)
     SLEEP_NOT_IMPLEMENTED = 72  # ACPI S3 pyvmm cannot resume (no waking vector real mode reaches)
     SPP_STEP_NO_PROGRESS = 80  # the SPP single-step fallback ended in exits but never left the instruction
+    SPP_VERDICT_UNAVAILABLE = 82  # an SPP verdict asked for what the backend cannot do for this write
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
 
@@ -122,6 +124,11 @@ class SnapshotHost(PyvmmError):
     """A snapshot that needs CPU features or vCPU state this host's KVM does not offer."""
 
 
+class SnapshotHalfRestored(PyvmmError):
+    """A restore or fast reset that failed midway and left the machine neither as it was nor as
+    the snapshot holds it: the machine refuses to run until a restore succeeds."""
+
+
 class HostLacksFeature(PyvmmError):
     """-cpu asked for something this host's KVM cannot offer: the request is well-formed, the host
     is the limit (a runner can tell it from a typo, status 2, and skip the test)."""
@@ -150,6 +157,7 @@ STATUS_OF: dict[type[PyvmmError], ExitStatus] = {
     SnapshotVersion: ExitStatus.SNAPSHOT_VERSION,
     SnapshotMismatch: ExitStatus.SNAPSHOT_MISMATCH,
     SnapshotHost: ExitStatus.SNAPSHOT_HOST,
+    SnapshotHalfRestored: ExitStatus.SNAPSHOT_HALF_RESTORED,
     HostLacksFeature: ExitStatus.HOST_LACKS_FEATURE,
     Interrupted: ExitStatus.INTERRUPTED,
 }

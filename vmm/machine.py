@@ -11,7 +11,7 @@ buses (`vmm.board.table` places every built-in one), the defaults in `vmm.runner
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 from vmm import layout as L
 from vmm.board.board import Board, BoardSpec
@@ -24,9 +24,9 @@ from vmm.devices.debugcon import DebugConsole
 from vmm.devices.isa_debug_exit import IsaDebugExit
 from vmm.devices.uart import Uart16550
 from vmm.devices.ucall import UcallPort
-from vmm.errors import ConfigError, RunError, SnapshotHost, SnapshotMismatch
+from vmm.errors import ConfigError, RunError, SnapshotHalfRestored, SnapshotHost, SnapshotMismatch
 from vmm.inputs import InputFileError, open_output
-from vmm.kvm.exits import Exit, IntrExit
+from vmm.kvm.exits import DirtyRingFullExit, Exit, IntrExit
 from vmm.kvm.system import Kvm
 from vmm.loaders.image import place_flat
 from vmm.runner.observe import ExitStats, ExitTrace
@@ -67,6 +67,7 @@ class Machine:
         pit_reinject: bool = True,
         rtc_localtime: bool = False,
         cpu: CpuRequest | None = None,
+        dirty_ring: bool = False,
     ) -> None:
         self.log = log if log is not None else sys.stderr
         self.strict = strict
@@ -75,7 +76,8 @@ class Machine:
             platform, smp, debug_exit, testdev, strict, com1=com1, pci_testdev=pci_testdev, rtc_localtime=rtc_localtime
         )
         spec = BoardSpec(
-            mem_size, smp, irqchip, pit=pit, pit_reinject=pit_reinject, cpu=cpu or CpuRequest(), devices=devices
+            mem_size, smp, irqchip, pit=pit, pit_reinject=pit_reinject, cpu=cpu or CpuRequest(), devices=devices,
+            dirty_ring=dirty_ring,
         )
         self.board = Board(spec, console=self.console, log=self.log, kvm=kvm)
         self.kvm = self.board.kvm
@@ -92,6 +94,9 @@ class Machine:
         self.policy = ExitPolicy(
             self.board.ports, self.board.mmio, on_interrupt=self.runner.on_interrupt, strict=strict, note=self._note
         )
+        if dirty_ring:
+            slots = self.board.slots
+            self.policy.on_exit(DirtyRingFullExit, lambda ex: slots.ring_full(ex.vcpu))
         self.stats: ExitStats | None = None
         self.trace: ExitTrace | None = None
         self.spp: Spp | None = None
@@ -100,6 +105,8 @@ class Machine:
         self._msrs: MsrLists | None = None  # made at the first snapshot (the snapshot code loads then)
         self._dirty: DirtyTracker | None = None
         self.reset_seconds = (0.0, 0.0, 0.0)  # the last reset's memory, vCPU/VM and device time
+        self._pit_to_restart: bytes | None = None  # a restored PIT's state, set again when the run starts
+        self._half_restored: str | None = None  # why the machine refuses to run (a failed restore)
         self.msr: MsrExits | None = None
         self.debug: DebugEvents | None = None
         self.watchpoints: Watchpoints | None = None
@@ -294,14 +301,34 @@ class Machine:
             self.vcpu.set_regs(r)
 
     # --- running ----------------------------------------------------------------------------
-    def enable_spp(self, backend: str = "software", abi: str | None = None) -> Spp:
-        """Turn on sub-page protection with the named backend (see vmm.spp.choice)."""
+    def enable_spp(self, backend: str = "software", abi: str | None = None, *, kernel_ioctl: Any = None) -> Spp:
+        """Turn on sub-page protection with the named backend (see vmm.spp.choice). `kernel_ioctl`
+        stands in for the ioctl of a kernel with the SPP patch, where none runs (tests)."""
         from vmm.spp.attach import MachineHost, attach_spp
 
         if self.spp is None:
             host = MachineHost(self.board, self.policy, self.runner, self._note)
-            self.spp = attach_spp(host, self.ucall, backend, abi)
+            self.spp = attach_spp(host, self.ucall, backend, abi, kernel_ioctl=kernel_ioctl)
         return self.spp
+
+    def _spp_for(self, snap: Snapshot) -> None:
+        """SPP on with the backend the snapshot was taken with, or a refusal before any change."""
+        wanted = snap.spp_backend or "software"
+        if self.spp is not None:
+            if self.spp.backend_name != wanted:
+                raise SnapshotMismatch(
+                    f"snapshot was taken with the {wanted} SPP backend, this machine has {self.spp.backend_name}"
+                )
+            return
+        if wanted == "software":
+            self.enable_spp()
+            return
+        try:
+            self.enable_spp("kernel", wanted.removeprefix("kernel:"))
+        except ConfigError as e:
+            raise SnapshotHost(
+                f"snapshot was taken with the {wanted} SPP backend, which this host cannot give: {e}"
+            ) from None
 
     def stop_requested(self) -> bool:
         return self.control.pending is not None
@@ -324,7 +351,11 @@ class Machine:
     def run(self, timeout: float | None = None, *, handle_signals: bool = False) -> RunResult:
         """Run every vCPU until one stops. `handle_signals`: Ctrl-C and SIGTERM end the run with
         a result instead of raising (the CLI asks for it)."""
+        if self._half_restored is not None:
+            raise SnapshotHalfRestored(f"{self._half_restored}: restore a snapshot before running the machine")
         observers = [o.wrap for o in (self.stats, self.trace) if o is not None] + self.observers
+        if self._pit_to_restart is not None:
+            self._restart_pit()
         trace = self.trace
         if trace is not None:
             trace.start()
@@ -369,19 +400,63 @@ class Machine:
         return MasksWithoutWatches(self.spp, self.watchpoints)
 
     def restore(self, snap: Snapshot) -> None:
-        """Put the machine back in the state `snap` holds (all of RAM is copied)."""
+        """Put the machine back in the state `snap` holds (all of RAM is copied). KVM may refuse
+        a piece of the state only when it is set (an MSR value, an event): the machine's own
+        state is captured first and put back if anything fails, so a failed restore leaves the
+        machine as it was (SnapshotHost, status 48), or, if even that fails, refusing to run
+        (SnapshotHalfRestored, status 50)."""
+        self._restore(snap, rollback=True)
+
+    def _restore(self, snap: Snapshot, *, rollback: bool) -> None:
         from vmm.snapshot.state import check_fits, check_layout, restore
 
         self._check_stopped("restore")
         check_fits(self.board, snap)
-        if snap.spp is not None and self.spp is None:
-            self.enable_spp()
+        if snap.spp is not None:
+            self._spp_for(snap)
+        before = None
+        if rollback:
+            self._drop_pending()  # a completion left in KVM would land in either state
+            before = self._capture()
         if self._dirty is not None:
             self._dirty.disarm()
-        restore(self.board, snap, self._snapshot_spp(), self.snapshot_hooks)
-        if self.watchpoints is None:
-            # watches set or removed since the snapshot change the read-only slots legitimately
-            check_layout(self.board, snap)
+        try:
+            restore(self.board, snap, self._snapshot_spp(), self.snapshot_hooks)
+            if self.watchpoints is None:
+                # watches set or removed since the snapshot change the read-only slots legitimately
+                check_layout(self.board, snap)
+        except BaseException as e:
+            if before is None:
+                raise
+            self._put_back(before, e)
+        self._half_restored = None
+        self._pit_to_restart = snap.vm.pit
+
+    def _put_back(self, before: Snapshot, error: BaseException) -> NoReturn:
+        """After `error` in a restore: the state from before it, or the machine refuses to run."""
+        from vmm.errors import KvmCallFailed, KvmSetupError
+        from vmm.snapshot.state import restore
+
+        try:
+            restore(self.board, before, self._snapshot_spp(), self.snapshot_hooks)
+        except BaseException as again:
+            self._half_restored = f"a restore failed ({error}) and putting the machine back failed too ({again})"
+            raise SnapshotHalfRestored(f"{self._half_restored}: the machine cannot run") from None
+        if isinstance(error, KvmCallFailed | KvmSetupError):
+            raise SnapshotHost(
+                f"this host's KVM refuses the snapshot's state: {error}; the machine is as it was before the restore"
+            ) from None
+        raise error
+
+    def _restart_pit(self) -> None:
+        """KVM_SET_PIT2 again with the restored state, just before the guest runs. The in-kernel
+        PIT counts from the restore on; with re-injection on (KVM's default, QEMU's
+        lost_tick_policy=delay) every period that passes before the first KVM_RUN is a tick
+        owed, and they would all arrive back to back. Setting the state again restarts the
+        counts from now and drops the owed ticks (KVM clears them with the reload)."""
+        pit, self._pit_to_restart = self._pit_to_restart, None
+        assert pit is not None
+        self.board.vm.set_pit2(pit)
 
     def reset(self, snap: Snapshot) -> None:
         """`restore`, fast: from the second reset to the same snapshot on, only the pages written
@@ -395,17 +470,27 @@ class Machine:
         self._check_stopped("reset")
         self._drop_pending()
         tracker = self._dirty
-        if tracker is None or tracker.baseline is not snap:
+        if tracker is None or tracker.baseline is not snap or self._half_restored is not None:
             self.restore(snap)
             tracker = self._dirty = DirtyTracker(self.board.slots, self.memory)
             tracker.arm(snap)
             return
         t0 = perf_counter()
-        restore_pages(self.memory, snap.ram, tracker.take())
-        t1 = perf_counter()
-        restore_vcpus_and_vm(self.board, snap)
-        t2 = perf_counter()
-        restore_devices(self.board, snap, self._snapshot_spp(), self.snapshot_hooks)
+        try:
+            restore_pages(self.memory, snap.ram, tracker.take())
+            t1 = perf_counter()
+            restore_vcpus_and_vm(self.board, snap)
+            self._pit_to_restart = snap.vm.pit
+            t2 = perf_counter()
+            restore_devices(self.board, snap, self._snapshot_spp(), self.snapshot_hooks)
+        except BaseException as e:
+            # The same bytes KVM took back whole at the first reset to this snapshot (a restore,
+            # with its rollback): a failure now has no state from before to return to, and a
+            # rollback point per reset would double its ioctls.
+            tracker.disarm()
+            self._dirty = None
+            self._half_restored = f"a fast reset failed midway ({e})"
+            raise SnapshotHalfRestored(f"{self._half_restored}: the machine cannot run until a restore succeeds") from e
         self.reset_seconds = (t1 - t0, t2 - t1, perf_counter() - t2)
 
     @classmethod
@@ -441,7 +526,7 @@ class Machine:
             check_cpuid(m.board, snap)
             for vcpu, vs in zip(m.vcpus, snap.vcpus, strict=True):
                 vcpu.set_cpuid_raw(vs.cpuid)  # the guest goes on seeing the CPUID it saw
-            m.restore(snap)
+            m._restore(snap, rollback=False)  # a new machine has no state to go back to: it is closed
         except BaseException as e:
             m.close()
             if isinstance(e, ConfigError | SnapshotHost | SnapshotMismatch):

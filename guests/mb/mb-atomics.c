@@ -23,6 +23,8 @@
  *   lock xaddl (1), xadd_counter
  *   a lock cmpxchgl loop incrementing cmpxchg_counter (retries counted)
  *   spinlock (xchg) ... spin_counter++ (a plain load and store) ... unlock
+ *   xchgl of a token of its own (rank << 16 | round, plus 1) into swap,
+ *   adding up the values it gets back
  *
  * then returns to CPL 0. The BSP waits for the others, prints
  *
@@ -30,14 +32,18 @@
  *   lock xadd 12000
  *   lock cmpxchg 12000 (retries R)
  *   spinlock 12000
+ *   xchg 12000 (sum S of S)
  *   expected 12000
  *   traps cpu=0 total=0          (the trap library's two lines per CPU)
  *   trap-last cpu=0 none
  *   ...
  *   mb-atomics: ok                 or  mb-atomics: MISMATCH
  *
- * and ends the run through isa-debug-exit: 0x18 (status 49) if all four
- * totals are N * ITER, EXIT_FAILED (status 251) if not or if a CPU did not
+ * where the xchg line counts the exchanges and compares the values got
+ * back plus swap's final value with the tokens put in plus its initial 0:
+ * an exchange that is not atomic hands one value to two CPUs and loses
+ * another. The run ends through isa-debug-exit: 0x18 (status 49) if all
+ * five totals are N * ITER and the sums agree, EXIT_FAILED (status 251) if not or if a CPU did not
  * finish. R depends on the interleaving; everything else is fixed. Any
  * exception is counted (the trap-last lines name it); an unexpected one
  * ends the run with status 245. On this project's hosts a 32-bit guest's
@@ -75,7 +81,9 @@ struct counters {
 	volatile uint32_t spin;			/* 384 */
 	uint8_t pad3[124];
 	volatile uint32_t lock;			/* 512 */
-	uint8_t pad4[PAGE_SIZE - 516];
+	uint8_t pad4[124];
+	volatile uint32_t swap;			/* 640 */
+	uint8_t pad5[PAGE_SIZE - 644];
 };
 
 _Static_assert(sizeof(struct counters) == PAGE_SIZE, "the counters fill one page");
@@ -86,6 +94,8 @@ static struct counters counters __attribute__((aligned(PAGE_SIZE)));
 static volatile uint32_t ready;		/* CPUs at the start barrier */
 static volatile uint32_t done;		/* CPUs back at CPL 0 */
 static volatile uint32_t retries[MAX_CPUS];
+static volatile uint64_t swapped_out[MAX_CPUS];	/* what each CPU's xchgs got back */
+static volatile uint32_t swaps[MAX_CPUS];
 static uint32_t ncpus, iterations;
 
 static uint8_t user_stacks[MAX_CPUS][USER_STACK_SIZE]
@@ -156,6 +166,19 @@ static uintptr_t work(uintptr_t rank)
 		spin_unlock(&counters.lock);
 	}
 
+	{
+		uint64_t got_back = 0;
+
+		for (i = 0; i < iterations; i++) {
+			uint32_t token = ((uint32_t)rank << 16 | i) + 1;
+
+			__asm__ volatile("xchgl %0, %1" : "+r"(token), "+m"(counters.swap) : : "memory");
+			got_back += token;
+		}
+		swapped_out[rank] = got_back;
+		swaps[rank] = i;
+	}
+
 	retries[rank] = retried;
 	return 0;
 }
@@ -187,7 +210,8 @@ static void put_total(const char *what, uint32_t value)
 
 int kmain(uint32_t magic, const struct mb_info *info)
 {
-	uint32_t bsp_rank, wanted, i, total_retries = 0, expected;
+	uint32_t bsp_rank, wanted, i, total_retries = 0, expected, total_swaps = 0;
+	uint64_t put_in = 0, got_back = 0;
 	int spins = DONE_SPINS, ok;
 
 	if (!kernel_init(magic))
@@ -255,12 +279,29 @@ int kmain(uint32_t magic, const struct mb_info *info)
 	serial_put_dec(total_retries);
 	serial_puts(")\n");
 	put_total("spinlock", counters.spin);
+	for (i = 0; i < ncpus; i++) {
+		uint32_t k;
+
+		total_swaps += swaps[i];
+		got_back += swapped_out[i];
+		for (k = 0; k < iterations; k++)
+			put_in += (i << 16 | k) + 1;
+	}
+	got_back += counters.swap;
+	serial_puts("xchg ");
+	serial_put_dec(total_swaps);
+	serial_puts(" (sum ");
+	serial_put_hex(got_back, 16);
+	serial_puts(" of ");
+	serial_put_hex(put_in, 16);
+	serial_puts(")\n");
 	put_total("expected", expected);
 	for (i = 0; i < ncpus; i++)
 		trap_print(serial_putc, i);
 
 	ok = counters.add == expected && counters.xadd == expected &&
-	     counters.cmpxchg == expected && counters.spin == expected;
+	     counters.cmpxchg == expected && counters.spin == expected &&
+	     total_swaps == expected && got_back == put_in;
 	serial_puts(ok ? "mb-atomics: ok\n" : "mb-atomics: MISMATCH\n");
 	return ok ? 0x18 : EXIT_FAILED;
 }

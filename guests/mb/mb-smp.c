@@ -9,7 +9,11 @@
  *   ...
  *   smp: all 4 cpus up
  *
- * then exits with 0x14. "cpu N" is the CPU's rank by APIC id. Every CPU,
+ * then exits with 0x14. With "sync-before-sipi" on the command line, the
+ * BSP makes a ucall SYNC (stage 2, the AP's APIC id) between each AP's INIT
+ * and its SIPIs, while that AP waits for its start-up IPI: a host can stop
+ * the run there (pyvmm's --snapshot-at sync:N). "cpu N" is the CPU's rank
+ * by APIC id. Every CPU,
  * the BSP included, waits for its turn (a shared counter) before printing,
  * and printing is under a spinlock as well, so the output does not depend
  * on which AP starts first.
@@ -17,6 +21,7 @@
 #include "kernel.h"
 #include "serial.h"
 #include "smp.h"
+#include "ucall.h"
 
 /*
  * How long a CPU waits for its turn: on this project's hosts CPL-0 code may
@@ -111,6 +116,11 @@ void ap_main(void)
 		__asm__ volatile("cli; hlt" : : : "memory");
 }
 
+static void sync_before_sipi(uint32_t apic_id)
+{
+	ucall_sync(2, apic_id);
+}
+
 int kmain(uint32_t magic, const struct mb_info *info)
 {
 	uint32_t bsp_id;
@@ -146,6 +156,8 @@ int kmain(uint32_t magic, const struct mb_info *info)
 	put_hex(smp_lapic_addr, 8);
 	serial_putc('\n');
 
+	if (cmdline_has(info, "sync-before-sipi"))
+		smp_before_sipi = sync_before_sipi;
 	smp_start_aps(bsp_id);
 
 	if (!take_turn(bsp_id) || !wait_for(&turn, smp_ncpus)) {

@@ -199,10 +199,14 @@ static void send_ipi(uint32_t apic_id, uint32_t icr)
 		cpu_relax();
 }
 
+void (*smp_before_sipi)(uint32_t apic_id);
+
 static void start_ap(uint32_t apic_id)
 {
 	send_ipi(apic_id, ICR_INIT_ASSERT);
 	send_ipi(apic_id, ICR_INIT_DEASSERT);
+	if (smp_before_sipi)
+		smp_before_sipi(apic_id);
 	/* Two SIPIs, as the MP start-up protocol asks; a started AP ignores the second. */
 	send_ipi(apic_id, ICR_STARTUP | (TRAMPOLINE_ADDR >> 12));
 	send_ipi(apic_id, ICR_STARTUP | (TRAMPOLINE_ADDR >> 12));

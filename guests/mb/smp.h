@@ -54,6 +54,12 @@ void smp_start_aps(uint32_t bsp_id);
 /* The same, but only until `count` CPUs (the BSP included) run: the first APs in rank order. */
 void smp_start_cpus(uint32_t bsp_id, uint32_t count);
 
+/*
+ * Called, when set, on the BSP between an AP's INIT and its SIPIs: the AP
+ * then waits for its start-up IPI (mb-smp's sync-before-sipi).
+ */
+extern void (*smp_before_sipi)(uint32_t apic_id);
+
 /* The trampoline's bytes, in smp-ap.S. */
 extern const uint8_t smp_trampoline_start[], smp_trampoline_end[];
 

@@ -135,6 +135,7 @@ def test_policy_returning_a_non_verdict_mid_run(tmp_path: Path, answer: str) -> 
         ("Inject(999)", "Inject(999, ...): the vector is an exception number in 0-31"),
         ("Inject('x')", "Inject('x', ...): the vector is an exception number in 0-31"),
         ("Inject(14, -1)", "Inject(14, -1): the error code is None or an int in 0-0xffffffff"),
+        ("Inject(13, 0, 'before')", "Inject(..., rip='before'): rip is None, 'after' or 'instruction'"),
         ("WriteInstead('abc')", "WriteInstead('abc'): the data is bytes"),
         ("StopVm(5)", "StopVm(5): the reason is a string"),
         ("AllowAndUnprotect('all')", "AllowAndUnprotect('all'): the scope is 'subpage' or 'page'"),

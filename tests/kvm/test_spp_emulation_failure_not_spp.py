@@ -36,5 +36,6 @@ def test_protected_page_elsewhere_gives_the_same_emulation_failure() -> None:
     assert plain.returncode == 10, plain.stderr
     assert protected.returncode == 10, protected.stderr
     assert "EMULATION (instruction bytes ff 6d 00" in last_line(protected)
+    assert ": jmp far fword ptr [rbp])" in last_line(protected)  # the instruction, decoded
     # the same report, apart from the run's timing figures
     assert last_line(plain).split("; exit status")[0] == last_line(protected).split("; exit status")[0]

@@ -11,6 +11,9 @@
  *                               on a 1088-byte buffer of 0xAA, print: code-bytes dump buffer
  *   cx OP MEM RAX RDX RBX RCX   run cmpxchg8b/16b OP on MEM (32 hex digits), print:
  *                               code-bytes mem rax rdx zf
+ *   rmw OP MEM RAX RSI FLAGS    run the read-modify-write OP on the 8-byte MEM (16 hex digits) with
+ *                               RAX, RSI and RFLAGS as given (hex), print:
+ *                               code-bytes mem rax rsi rflags
  *   cm OP RFBM IMAGE            as xs, but OP (fxsave, xsave, xsaveopt or xsavec) runs in
  *                               compatibility mode (a far jump to the 32-bit user code segment);
  *                               the binary is linked without PIE so code and data sit below 4 GiB
@@ -244,6 +247,75 @@ static void do_cx(char **arg) {
     printf(" %016llx %016llx %d\n", (unsigned long long)rax, (unsigned long long)rdx, zf);
 }
 
+/* Locked read-modify-writes: memory at (%rdi), the source in RSI (or SIL/SI/ESI), the
+ * accumulator RAX. RFLAGS goes in and out through the stack, below the red zone. */
+typedef uint64_t (*rmw_fn)(void *mem, uint64_t *rax, uint64_t *rsi, uint64_t flags);
+struct rmw_op {
+    const char *name;
+    rmw_fn fn;
+    const unsigned char *begin, *end;
+};
+#define RMW(name, text)                                                                             \
+    extern const unsigned char name##_b[], name##_e[];                                              \
+    __attribute__((noinline)) static uint64_t name(void *mem, uint64_t *rax, uint64_t *rsi, uint64_t flags) { \
+        uint64_t a = *rax, s = *rsi, f = flags;                                                     \
+        __asm__ volatile("sub $128, %%rsp\n\tpush %2\n\tpopfq\n.globl " #name "_b\n" #name "_b:\n\t" text \
+                         "\n.globl " #name "_e\n" #name "_e:\n\tpushfq\n\tpop %2\n\tadd $128, %%rsp"           \
+                         : "+a"(a), "+S"(s), "+r"(f)                                                \
+                         : "D"(mem)                                                                 \
+                         : "memory", "cc");                                                         \
+        *rax = a;                                                                                   \
+        *rsi = s;                                                                                   \
+        return f;                                                                                   \
+    }
+#define RMW_ENTRY(name) {#name, name, name##_b, name##_e}
+RMW(add_l, "lock addl %%esi, (%%rdi)")
+RMW(add_imm_b, "lock addb $0x85, (%%rdi)")
+RMW(sub_q, "lock subq %%rsi, (%%rdi)")
+RMW(sub_imm_w, "lock subw $-3, (%%rdi)")
+RMW(and_l, "lock andl %%esi, (%%rdi)")
+RMW(or_b, "lock orb %%sil, (%%rdi)")
+RMW(xor_q, "lock xorq %%rsi, (%%rdi)")
+RMW(inc_l, "lock incl (%%rdi)")
+RMW(dec_w, "lock decw (%%rdi)")
+RMW(neg_b, "lock negb (%%rdi)")
+RMW(not_q, "lock notq (%%rdi)")
+RMW(bts_imm_l, "lock btsl $5, (%%rdi)")
+RMW(btr_l, "lock btrl %%esi, (%%rdi)")
+RMW(btc_q, "lock btcq %%rsi, (%%rdi)")
+RMW(xadd_l, "lock xaddl %%esi, (%%rdi)")
+RMW(xadd_b, "lock xaddb %%sil, (%%rdi)")
+RMW(xadd_q, "lock xaddq %%rsi, (%%rdi)")
+RMW(xchg_l, "xchgl %%esi, (%%rdi)")
+RMW(xchg_w, "xchgw %%si, (%%rdi)")
+RMW(cmpxchg_l, "lock cmpxchgl %%esi, (%%rdi)")
+RMW(cmpxchg_q, "lock cmpxchgq %%rsi, (%%rdi)")
+RMW(cmpxchg_b, "lock cmpxchgb %%sil, (%%rdi)")
+static const struct rmw_op rmw_ops[] = {
+    RMW_ENTRY(add_l),  RMW_ENTRY(add_imm_b), RMW_ENTRY(sub_q),  RMW_ENTRY(sub_imm_w), RMW_ENTRY(and_l),
+    RMW_ENTRY(or_b),   RMW_ENTRY(xor_q),     RMW_ENTRY(inc_l),  RMW_ENTRY(dec_w),     RMW_ENTRY(neg_b),
+    RMW_ENTRY(not_q),  RMW_ENTRY(bts_imm_l), RMW_ENTRY(btr_l),  RMW_ENTRY(btc_q),     RMW_ENTRY(xadd_l),
+    RMW_ENTRY(xadd_b), RMW_ENTRY(xadd_q),    RMW_ENTRY(xchg_l), RMW_ENTRY(xchg_w),    RMW_ENTRY(cmpxchg_l),
+    RMW_ENTRY(cmpxchg_q), RMW_ENTRY(cmpxchg_b), {0, 0, 0, 0}};
+
+static void do_rmw(char **arg) {
+    const struct rmw_op *op = rmw_ops;
+    while (op->name && strcmp(op->name, arg[0])) op++;
+    if (!op->name) {
+        fprintf(stderr, "unknown rmw op %s\n", arg[0]);
+        exit(2);
+    }
+    unsigned char mem[8] __attribute__((aligned(8)));
+    hex_in(arg[1], mem, 8);
+    uint64_t rax = strtoull(arg[2], 0, 16), rsi = strtoull(arg[3], 0, 16);
+    uint64_t flags = op->fn(mem, &rax, &rsi, strtoull(arg[4], 0, 16));
+    hex_out(op->begin, (size_t)(op->end - op->begin));
+    printf(" ");
+    hex_out(mem, 8);
+    printf(" %016llx %016llx %016llx\n", (unsigned long long)rax, (unsigned long long)rsi,
+           (unsigned long long)flags);
+}
+
 /* Compatibility mode: selector 0x23 is Linux's 32-bit user code segment, 0x2b its data segment.
  * The 32-bit code touches no stack; RSP and RBP are saved around it all the same. */
 struct __attribute__((packed)) far_pointer {
@@ -329,6 +401,7 @@ int main(void) {
         else if (!strcmp(arg[0], "xs") && n == 4) do_xs(arg + 1);
         else if (!strcmp(arg[0], "cx") && n == 7) do_cx(arg + 1);
         else if (!strcmp(arg[0], "cm") && n == 4) do_cm(arg + 1);
+        else if (!strcmp(arg[0], "rmw") && n == 6) do_rmw(arg + 1);
         else {
             fprintf(stderr, "bad request: %s\n", arg[0]);
             return 2;

@@ -161,19 +161,31 @@ def msr_kernel_filter_elsewhere() -> dict[str, float]:
 
 
 SPP_TARGET = 0x300000  # spp-stores leaves 0x200000-0x3fffff to the host
-STORE64_OP, MOVQ_XMM_OP = 4, 11  # spp-stores ops (guests/README.md)
+STORE64_OP, MOVQ_XMM_OP, LOCK_ADD32_LOOP_OP = 4, 11, 33  # spp-stores ops (guests/README.md)
 STORE_BATCHES, STORE_BATCH = 40, 128
 
 
-def _spp_stores(op: int) -> dict[str, float]:
+class _AlwaysStale(dict[int, int]):
+    """The software engine's per-vCPU record of trapped writes seen, made to never match: every
+    locked write is then carried out again, as when other vCPUs write the page all the time."""
+
+    def get(self, key: int, default: Any = None) -> Any:
+        return -1
+
+
+def _spp_stores(op: int, *, loop: bool = False, always_redo: bool = False) -> dict[str, float]:
     """40 batches of 128 CPL-3 stores of `op` into an allowed sub-page of a protected page, fed
-    through the spp-stores mailbox; the figure is per store (the 41 syncs are counted in)."""
+    through the spp-stores mailbox (a loop op: one op of count 128 per batch); the figure is per
+    store (the 41 syncs are counted in)."""
     import struct
 
     from vmm.devices.ucall import SYNC
 
     m = _machine("spp-stores.bin", 16 << 20, long_mode=True)
-    m.enable_spp().protect(SPP_TARGET, 0xFFFFFFFE)  # sub-page 0 denied, the stores go to sub-page 2
+    spp = m.enable_spp()
+    spp.protect(SPP_TARGET, 0xFFFFFFFE)  # sub-page 0 denied, the stores go to sub-page 2
+    if always_redo:
+        spp.backend.atomic.seen = _AlwaysStale()
     state = {"mailbox": 0, "done": 0}
 
     def sync(call: Any) -> None:
@@ -183,9 +195,10 @@ def _spp_stores(op: int) -> dict[str, float]:
         else:
             state["done"] += 1
         n = STORE_BATCH if state["done"] < STORE_BATCHES else 0
-        for i in range(n):
-            m.memory.write(state["mailbox"] + 16 + 32 * i, struct.pack("<IIQQQ", op, 0, SPP_TARGET + 0x100, 7, 0))
-        m.memory.write_u32(state["mailbox"], n)
+        ops, count = (min(n, 1), n) if loop else (n, 0)
+        for i in range(ops):
+            m.memory.write(state["mailbox"] + 16 + 32 * i, struct.pack("<IIQQQ", op, count, SPP_TARGET + 0x100, 7, 0))
+        m.memory.write_u32(state["mailbox"], ops)
 
     m.ucall.on(SYNC, sync)
 
@@ -205,6 +218,14 @@ def spp_decoded_store() -> dict[str, float]:
     return _spp_stores(MOVQ_XMM_OP)
 
 
+def spp_locked_add() -> dict[str, float]:
+    return _spp_stores(LOCK_ADD32_LOOP_OP, loop=True)
+
+
+def spp_locked_add_redone() -> dict[str, float]:
+    return _spp_stores(LOCK_ADD32_LOOP_OP, loop=True, always_redo=True)
+
+
 VARIANTS: dict[str, Callable[[], dict[str, float]]] = {
     "pyvmm-io": pyvmm_io,
     "raw-python-io": raw_python_io,
@@ -220,6 +241,8 @@ VARIANTS: dict[str, Callable[[], dict[str, float]]] = {
     "spp-decoded-store": spp_decoded_store,
     "pyvmm-watch-hit": pyvmm_watch_hit,
     "pyvmm-watch-neighbour": pyvmm_watch_neighbour,
+    "spp-locked-add": spp_locked_add,
+    "spp-locked-add-redone": spp_locked_add_redone,
 }
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 - resets per second of a 128 MiB fuzz-parser guest whose input dirties 16 pages, with the time
   split into memory (dirty log and page copies), vCPU and VM state (the ioctls), and devices, and
   the number of ioctls one reset issues (each vCPU ioctl costs 7-10 us on the project's hosts);
+  side by side with the dirty log in per-slot bitmaps (KVM_GET_DIRTY_LOG) and in KVM's dirty
+  rings (KVM_CAP_DIRTY_LOG_RING), rounds of the two alternating;
 - save to a file and load from it of a 128 MiB guest, in seconds, next to QEMU migrating a
   paused 128 MiB guest to a file (`migrate "exec:cat > FILE"`) and back (`-incoming "exec:cat
   FILE"`), when qemu-system-x86_64 is installed. Both guests' RAM is mostly zero pages, which
@@ -48,8 +50,8 @@ class _CountingLibc:
         return getattr(self.real, name)
 
 
-def fuzz_machine() -> tuple[Machine, Any, int]:
-    m = Machine(MEM, console=io.BytesIO())
+def fuzz_machine(dirty_ring: bool = False) -> tuple[Machine, Any, int]:
+    m = Machine(MEM, console=io.BytesIO(), dirty_ring=dirty_ring)
     m.load_flat(IMAGE.read_bytes(), CpuMode.LONG)
     mailbox: list[int] = []
 
@@ -65,8 +67,8 @@ def fuzz_machine() -> tuple[Machine, Any, int]:
     return m, m.snapshot(), mailbox[0]
 
 
-def measure_resets(count: int) -> dict[str, float]:
-    m, snap, mailbox = fuzz_machine()
+def measure_resets(count: int, dirty_ring: bool = False) -> dict[str, float]:
+    m, snap, mailbox = fuzz_machine(dirty_ring)
     m.reset(snap)  # the first reset copies all of RAM and arms the dirty log
     total = mem = cpu = dev = 0.0
     dirty = 0
@@ -174,15 +176,26 @@ def measure_qemu(qemu: str) -> tuple[float, float, int]:
 
 
 def report(rounds: int, resets: int = 2000) -> None:
-    runs = [measure_resets(resets) for _ in range(rounds)]
-    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    for _ in range(rounds):
+        for with_ring in (False, True):
+            runs[with_ring].append(measure_resets(resets, with_ring))
+    med = {key: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for key, rs in runs.items()}
+    bitmap, ring = med[False], med[True]
     print(f"\nfast reset (fuzz-parser, 128 MiB, input dirtying 16 pages; {resets} resets per round)")
-    print(f"  resets per second {med['per_s']:>10.0f}   ({med['total_us']:.1f} µs each; target 2000/s)")
-    print(f"  memory            {med['mem_us']:>10.1f} µs   (dirty log, {int(med['dirty'])} pages copied back)")
-    print(f"  vCPU and VM state {med['cpu_us']:>10.1f} µs   ({int(med['ioctls'])} ioctls per reset in all)")
-    print(f"  devices           {med['dev_us']:>10.1f} µs")
-    other = med["total_us"] - med["mem_us"] - med["cpu_us"] - med["dev_us"]
-    print(f"  the rest          {other:>10.1f} µs   (finishing the last exit's instruction, checks)")
+    print(f"  {'':<22}{'dirty bitmap':>14}{'dirty ring':>14}")
+    print(f"  {'resets per second':<22}{bitmap['per_s']:>14.0f}{ring['per_s']:>14.0f}   (target 2000/s; "
+          f"ring/bitmap {ring['per_s'] / bitmap['per_s']:.2f})")  # fmt: skip
+    rows = (("µs per reset", "total_us"), ("  memory", "mem_us"), ("  vCPU and VM state", "cpu_us"),
+            ("  devices", "dev_us"))  # fmt: skip
+    for name, key in rows:
+        print(f"  {name:<22}{bitmap[key]:>11.1f} µs{ring[key]:>11.1f} µs")
+    for figures in (bitmap, ring):
+        figures["rest_us"] = figures["total_us"] - figures["mem_us"] - figures["cpu_us"] - figures["dev_us"]
+    print(f"  {'  the rest':<22}{bitmap['rest_us']:>11.1f} µs{ring['rest_us']:>11.1f} µs   (finishing the last "
+          "exit's instruction, checks)")  # fmt: skip
+    print(f"  {'ioctls per reset':<22}{int(bitmap['ioctls']):>14}{int(ring['ioctls']):>14}")
+    print(f"  {'pages copied back':<22}{int(bitmap['dirty']):>14}{int(ring['dirty']):>14}")
     print("\nsnapshot to a file and back, 128 MiB guest")
     print(f"  {'variant':<34}{'save':>9}{'load':>9}{'file':>12}")
     for name, filled in (("pyvmm, guest RAM mostly zero", False), ("pyvmm, all 128 MiB filled", True)):

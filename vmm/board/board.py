@@ -42,6 +42,7 @@ class BoardSpec(NamedTuple):
     pit_reinject: bool = True  # lost PIT ticks delivered late (QEMU kvm-pit lost_tick_policy=delay)
     cpu: CpuRequest = CpuRequest()  # -cpu: the model and its feature changes (immutable, so shared)
     devices: DeviceOptions = DeviceOptions()
+    dirty_ring: bool = False  # the dirty log in KVM's per-vCPU dirty rings, not the per-slot bitmaps
 
     def check(self) -> None:
         if not isinstance(self.mem_size, int) or self.mem_size % L.PAGE_SIZE or self.mem_size < 0x10000:
@@ -50,6 +51,18 @@ class BoardSpec(NamedTuple):
             raise ConfigError(f"memory size {self.mem_size:#x} is above the 4 GiB hole pyvmm keeps for KVM")
         if not 1 <= self.smp <= MAX_VCPUS:
             raise ConfigError(f"vCPU count {self.smp} must be between 1 and {MAX_VCPUS}")
+
+
+RING_RESERVE = 1024  # entries KVM keeps back before it reports a ring full (64, and PML's 512)
+
+
+def ring_entries_for(mem_size: int) -> int:
+    """A dirty ring that holds every page of guest RAM, and KVM's reserve: a page is logged once
+    until the ring is reset, so such a ring cannot overflow. Smaller ones do here: CPL-0 code runs
+    in KVM's emulator, which logs its stores without passing the check that ends a run on a full
+    ring (measured: 2048 pages written at CPL 0 into a 1024-entry ring overwrote entries)."""
+    need = mem_size // L.PAGE_SIZE + RING_RESERVE
+    return 1 << (need - 1).bit_length()
 
 
 class BusRegions:
@@ -97,6 +110,8 @@ class Board:
     def _build(self) -> None:
         spec = self.spec
         self.vm = self.kvm.create_vm()
+        if spec.dirty_ring:  # before any vCPU, as KVM requires
+            self.vm.enable_dirty_ring(ring_entries_for(spec.mem_size))
         self.vm.set_tss_addr()
         self.vm.set_identity_map_addr()
         self.slots = RamSlots(self.vm, self.memory)

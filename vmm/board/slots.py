@@ -5,14 +5,20 @@ for a set of pages to be trapped: those pages are then mapped through read-only 
 guest's reads and fetches run at full speed and its writes exit as MMIO. `relayout` rebuilds only
 the memslots whose extent changes, and refuses, before changing anything, a layout that needs
 more memslots than KVM has.
+
+Which pages the guest wrote comes from KVM's per-slot dirty bitmaps or, on a VM made with the
+dirty ring, from each vCPU's ring.
 """
 
 from __future__ import annotations
+
+import threading
 
 from kvm_abi import constants as kc
 from kvm_abi import ffi
 from vmm.board.memory import GuestMemory, RamRegion
 from vmm.errors import SppRequestError
+from vmm.kvm.vcpu import Vcpu
 from vmm.kvm.vm import Vm
 
 PAGE = 4096
@@ -26,6 +32,8 @@ class RamSlots:
         self.trapped: frozenset[int] = frozenset()
         self.log_dirty = False  # every slot has KVM_MEM_LOG_DIRTY_PAGES (a snapshot's fast reset)
         self._retired_dirty: set[int] = set()  # pages dirty in slots a relayout deleted
+        self._ring_lock = threading.Lock()  # a vCPU thread empties its full ring into _retired_dirty
+        self.rings_emptied = 0  # KVM_EXIT_DIRTY_RING_FULL exits served
 
     def add_region(self, region: RamRegion) -> None:
         flags = kc.KVM_MEM_LOG_DIRTY_PAGES if self.log_dirty else 0
@@ -44,11 +52,33 @@ class RamSlots:
     def harvest_dirty(self) -> set[int]:
         """The pages the guest wrote since the last harvest, from every slot's dirty log (which
         KVM clears as it is read), with those of slots deleted since."""
-        dirty = self._retired_dirty
-        self._retired_dirty = set()
-        for ms in list(self.vm.memslots.values()):
-            dirty |= self._slot_dirty(ms.slot, ms.gpa, ms.size)
+        if self.vm.dirty_ring_entries:
+            self._harvest_rings(self.vm.vcpus)
+        with self._ring_lock:
+            dirty, self._retired_dirty = self._retired_dirty, set()
+        if not self.vm.dirty_ring_entries:
+            for ms in list(self.vm.memslots.values()):
+                dirty |= self._slot_dirty(ms.slot, ms.gpa, ms.size)
         return dirty
+
+    def ring_full(self, vcpu: Vcpu) -> None:
+        """KVM_EXIT_DIRTY_RING_FULL on `vcpu` (from its own thread): empty its ring, so KVM_RUN
+        can go on; the pages wait for the next harvest."""
+        self.rings_emptied += 1
+        self._harvest_rings([vcpu])
+
+    def _harvest_rings(self, vcpus: list[Vcpu]) -> None:
+        slots = self.vm.memslots
+        pages = set()
+        for vcpu in vcpus:
+            for slot, offset in vcpu.harvest_dirty_ring():
+                ms = slots.get(slot & 0xFFFF)  # address space 0: the only one on x86 outside SMM
+                if ms is not None:
+                    pages.add(ms.gpa + offset * PAGE)
+        if pages:
+            self.vm.reset_dirty_rings()
+            with self._ring_lock:
+                self._retired_dirty |= pages
 
     def _slot_dirty(self, slot: int, gpa: int, size: int) -> set[int]:
         npages = size // PAGE
@@ -80,9 +110,12 @@ class RamSlots:
                 f"{len(trapped)} protected pages in {len(wanted)} runs exceed KVM's {self.vm.max_memslots} memslots"
             )
         # Delete before create: KVM refuses overlapping slots.
+        ring = bool(self.vm.dirty_ring_entries)
+        if ring and stale:
+            self._harvest_rings(self.vm.vcpus)  # while the ring entries' slot numbers still mean them
         for slot in stale:
             ms = self.vm.memslots[slot]
-            if ms.flags & kc.KVM_MEM_LOG_DIRTY_PAGES:  # its log goes with it: keep what it holds
+            if ms.flags & kc.KVM_MEM_LOG_DIRTY_PAGES and not ring:  # its log goes with it: keep what it holds
                 self._retired_dirty |= self._slot_dirty(slot, ms.gpa, ms.size)
             self.vm.delete_memslot(slot)
         for gpa, size, host, flags in fresh:

@@ -12,12 +12,19 @@ enable, PM1a control, and the PM timer.
   suspends to RAM through the board's `on_s3` (vmm.board.sleep; without one, the run ends with the
   sleep status); other values are ignored, as on QEMU's PIIX4.
 - PM_TMR (0x608): a free-running 24-bit counter at 3.579545 MHz from the host's monotonic clock.
+
+A snapshot keeps the registers and the counter's value with the host's wall-clock time. Restored,
+the counter goes on from that value plus the time the machine spent saved: the guest's TSC, which
+the project's hosts do not let a monitor move (KVM accepts the IA32_TSC write and the TSC offset
+attribute and changes nothing), runs on through that time too, and a kernel that calibrates one
+against the other must see both clocks agree.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from vmm import layout as L
 from vmm.devices.protocol import PortAccess, Region
@@ -42,9 +49,13 @@ class AcpiPm:
     name = "piix4-pm"
 
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, irq_line: Callable[[int, int], None] | None = None
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], int] = time.time_ns,
+        irq_line: Callable[[int, int], None] | None = None,
     ) -> None:
         self.clock = clock
+        self.wall = wall  # ns; monotonic time means nothing in another process or after a reboot
         self.irq_line = irq_line  # the SCI's line (ISA IRQ, level); None: no SCI
         self._sci = 0
         self.on_s3: Callable[[], Verdict] | None = None  # the board's suspend (vmm.board.sleep)
@@ -61,15 +72,28 @@ class AcpiPm:
             self.status |= PWRBTN_STS
         self.update_sci()
 
+    def _sci_level(self) -> int:
+        return 1 if self.control & SCI_EN and self.status & self.enable & (PWRBTN_STS | RTC_STS) else 0
+
     def update_sci(self) -> None:
         """Drive the SCI line to its level; call after any change to status, enable or SCI_EN."""
-        level = 1 if self.control & SCI_EN and self.status & self.enable & (PWRBTN_STS | RTC_STS) else 0
+        level = self._sci_level()
         if level != self._sci and self.irq_line is not None:
             self._sci = level
             self.irq_line(SCI_IRQ, level)
 
     def timer(self) -> int:
         return int((self.clock() - self.origin) * PM_TIMER_HZ) & TIMER_MASK
+
+    def save_state(self) -> dict[str, Any]:
+        return {"status": self.status, "enable": self.enable, "control": self.control, "timer": self.timer(),
+                "wall_ns": self.wall()}  # fmt: skip
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.status, self.enable, self.control = state["status"], state["enable"], state["control"]
+        self._sci = self._sci_level()  # the line's level itself comes back with the irqchip's state
+        saved_for = max(0, self.wall() - int(state["wall_ns"])) / 1e9  # a clock stepped back: no time
+        self.origin = self.clock() - (int(state["timer"]) / PM_TIMER_HZ + saved_for)
 
     def registers(self) -> bytes:
         return (

@@ -31,11 +31,12 @@ from vmm.kvm.calls import NULL, cast, ioctl, new
 from vmm.kvm.exits import Exit, IoExit, MmioExit, make_view
 
 _VIEW_TABLE_SIZE = 64  # exit reasons below this get a preallocated view
+RING_ENTRY = 16  # struct kvm_dirty_gfn: u32 flags, u32 slot (address space << 16 | id), u64 page offset
 _MAX_MSRS = 1024  # more MSRs than KVM lists as saveable on any host seen
 
 
 class Vcpu:
-    def __init__(self, fd: int, index: int, mmap_size: int, *, sync_regs: bool) -> None:
+    def __init__(self, fd: int, index: int, mmap_size: int, *, sync_regs: bool, xsave_size: int = 0) -> None:
         self.fd = fd
         self.index = index
         ptr = libc.mmap(NULL, mmap_size, constants.PROT_READ | constants.PROT_WRITE, constants.MAP_SHARED, fd, 0)
@@ -58,11 +59,23 @@ class Vcpu:
         self.exits = 0
         self.kicks = 0
         self._raw: dict[str, Any] = {}  # one reusable struct per RAW_STATE kind
+        self._raw_calls = {kind: (get, put) for kind, (_, get, put) in RAW_STATE.items()}
+        # `xsave_size`: KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) on the VM, 0 without the capability.
+        # With it, the area is read with KVM_GET_XSAVE2, which copies that many bytes (the 4 KiB
+        # struct kvm_xsave cuts off state past 4 KiB), and KVM_SET_XSAVE takes as many back.
+        self.xsave_size = xsave_size or ffi.sizeof("struct kvm_xsave")
+        if xsave_size:
+            self._raw["xsave"] = new("uint8_t[]", xsave_size)
+            self._raw_calls["xsave"] = (ioctls.KVM_GET_XSAVE2, ioctls.KVM_SET_XSAVE)
         self._msr_sets: dict[int, Any] = {}
+        self._ring_entries = 0  # the dirty ring (map_dirty_ring), 0 without one
+        self._ring_next = 0  # the next entry to look at: KVM fills them in order
         self.run: Callable[[], Exit] = self._make_run()
 
     def close(self) -> None:
         if self.fd >= 0:
+            if self._ring_entries:
+                libc.munmap(self._ring_ptr, self._ring_entries * RING_ENTRY)
             libc.munmap(self._run_ptr, self._run_size)
             os.close(self.fd)
             self.fd = -1
@@ -185,6 +198,37 @@ class Vcpu:
     def synced_rip(self) -> int | None:
         return int(self._sync_gprs.rip) if self.sync_regs else None
 
+    # --- the dirty ring ------------------------------------------------------------------
+    def map_dirty_ring(self, entries: int) -> None:
+        """Map this vCPU's dirty ring (the VM enabled KVM_CAP_DIRTY_LOG_RING with `entries`)."""
+        size = entries * RING_ENTRY
+        prot = constants.PROT_READ | constants.PROT_WRITE
+        ptr = libc.mmap(NULL, size, prot, constants.MAP_SHARED, self.fd, constants.KVM_DIRTY_LOG_PAGE_OFFSET * 4096)
+        if int(ffi.cast("uintptr_t", ptr)) == constants.MAP_FAILED:
+            raise KvmSetupError(f"cannot map the dirty ring of vCPU {self.index} (errno {ffi.errno})")
+        self._ring_ptr = ptr
+        self._ring32 = cast("uint32_t *", ptr)
+        self._ring64 = cast("uint64_t *", ptr)
+        self._ring_entries = entries
+
+    def harvest_dirty_ring(self) -> list[tuple[int, int]]:
+        """(slot, page offset in the slot) of each page KVM logged since the last harvest; the
+        entries are marked harvested, for the VM's KVM_RESET_DIRTY_RINGS to recycle. KVM
+        publishes an entry by setting its DIRTY flag last (a release store; x86 keeps the order)."""
+        ring32, ring64, mask = self._ring32, self._ring64, self._ring_entries - 1
+        dirty, harvested = constants.KVM_DIRTY_GFN_F_DIRTY, constants.KVM_DIRTY_GFN_F_RESET
+        out = []
+        i = self._ring_next
+        while True:
+            e = i & mask
+            if not ring32[4 * e] & dirty:
+                break
+            out.append((int(ring32[4 * e + 1]), int(ring64[2 * e + 1])))
+            ring32[4 * e] = harvested
+            i += 1
+        self._ring_next = i
+        return out
+
     # --- registers -----------------------------------------------------------------------
     def _get(self, ctype: str, request: int, name: str) -> Any:
         obj = new(ctype)
@@ -280,14 +324,17 @@ class Vcpu:
     def get_raw(self, kind: str) -> bytes:
         """One piece of vCPU state as the kernel's struct, byte for byte: `kind` is a key of
         `RAW_STATE` (regs, sregs, xsave, xcrs, debugregs, lapic, events)."""
-        ctype, get, _ = RAW_STATE[kind]
+        ctype = RAW_STATE[kind][0]
+        get = self._raw_calls[kind][0]
         obj = self._raw_buffer(kind, ctype)
-        ioctl(self.fd, get, obj, f"KVM_GET_{kind.upper()} on vCPU {self.index}")
+        name = "KVM_GET_XSAVE2" if get == ioctls.KVM_GET_XSAVE2 else f"KVM_GET_{kind.upper()}"
+        ioctl(self.fd, get, obj, f"{name} on vCPU {self.index}")
         return bytes(ffi.buffer(obj))
 
     def set_raw(self, kind: str, raw: bytes) -> None:
         """Put back what `get_raw(kind)` returned (into a buffer reused per kind: no allocation)."""
-        ctype, _, put = RAW_STATE[kind]
+        ctype = RAW_STATE[kind][0]
+        put = self._raw_calls[kind][1]
         obj = self._raw_buffer(kind, ctype)
         buf = ffi.buffer(obj)
         if len(raw) != len(buf):
@@ -419,4 +466,4 @@ RAW_STATE: dict[str, tuple[str, int, int]] = {
     "events": ("struct kvm_vcpu_events *", ioctls.KVM_GET_VCPU_EVENTS, ioctls.KVM_SET_VCPU_EVENTS),
 }
 
-__all__ = ["RAW_STATE", "_MAX_MSRS", "Vcpu"]
+__all__ = ["RAW_STATE", "RING_ENTRY", "_MAX_MSRS", "Vcpu"]

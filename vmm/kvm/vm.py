@@ -9,7 +9,7 @@ from kvm_abi import caps, constants, ffi, ioctls
 from kvm_abi.constants import KVM_PIT_SPEAKER_DUMMY
 from vmm.errors import KvmSetupError
 from vmm.kvm.calls import NULL, as_arg, ioctl, new, raw_ioctl
-from vmm.kvm.vcpu import Vcpu
+from vmm.kvm.vcpu import RING_ENTRY, Vcpu
 from vmm.layout import KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR
 
 
@@ -36,6 +36,10 @@ class Vm:
         self.memslots: dict[int, Memslot] = {}
         self.vcpus: list[Vcpu] = []
         self.max_memslots = self.check_extension(caps.KVM_CAP_NR_MEMSLOTS) or 32
+        # The XSAVE area's size for KVM_GET_XSAVE2 (at least 4096; more once a dynamic feature such
+        # as AMX tile data is permitted), 0 where KVM has only the 4 KiB KVM_GET_XSAVE.
+        self.xsave_size = self.check_extension(caps.KVM_CAP_XSAVE2)
+        self.dirty_ring_entries = 0  # per vCPU, once enable_dirty_ring() has run
         self._region = new("struct kvm_userspace_memory_region *")
         self._dirty_log = new("struct kvm_dirty_log *")
 
@@ -121,6 +125,33 @@ class Vm:
         log.dirty_bitmap = bitmap
         ioctl(self.fd, ioctls.KVM_GET_DIRTY_LOG, log, f"KVM_GET_DIRTY_LOG(slot {slot})")
 
+    def enable_dirty_ring(self, entries: int) -> None:
+        """KVM_CAP_DIRTY_LOG_RING (its acquire/release variant where offered): each vCPU logs the
+        pages it dirties in a ring of `entries` (a power of two) it shares with userspace, in
+        place of the per-slot bitmaps. Only before the first vCPU; KVM_GET_DIRTY_LOG is then
+        refused."""
+        if self.vcpus:
+            raise KvmSetupError("the dirty ring must be enabled before any vCPU is created")
+        ring_bytes = entries * RING_ENTRY
+        cap = caps.KVM_CAP_DIRTY_LOG_RING_ACQ_REL
+        limit = self.check_extension(cap)
+        if not limit:
+            cap = caps.KVM_CAP_DIRTY_LOG_RING
+            limit = self.check_extension(cap)
+        if not limit:
+            raise KvmSetupError("this host's KVM has no dirty ring (KVM_CAP_DIRTY_LOG_RING)")
+        if entries & (entries - 1) or not 4096 <= ring_bytes <= limit:
+            raise KvmSetupError(
+                f"a dirty ring of {entries} entries: KVM takes a power of two from 256 to {limit // RING_ENTRY}"
+            )
+        self.enable_cap(cap, ring_bytes)
+        self.dirty_ring_entries = entries
+
+    def reset_dirty_rings(self) -> int:
+        """KVM_RESET_DIRTY_RINGS: write-protect again the pages of every ring entry marked
+        harvested, and free those entries; the number of pages."""
+        return ioctl(self.fd, ioctls.KVM_RESET_DIRTY_RINGS, NULL, "KVM_RESET_DIRTY_RINGS")
+
     def check_extension(self, cap: int) -> int:
         return max(raw_ioctl(self.fd, ioctls.KVM_CHECK_EXTENSION, as_arg(cap)), 0)
 
@@ -179,7 +210,9 @@ class Vm:
     def create_vcpu(self, index: int | None = None) -> Vcpu:
         idx = len(self.vcpus) if index is None else index
         fd = ioctl(self.fd, ioctls.KVM_CREATE_VCPU, as_arg(idx), f"KVM_CREATE_VCPU({idx})")
-        vcpu = Vcpu(fd, idx, self.vcpu_mmap_size, sync_regs=self.sync_regs)
+        vcpu = Vcpu(fd, idx, self.vcpu_mmap_size, sync_regs=self.sync_regs, xsave_size=self.xsave_size)
+        if self.dirty_ring_entries:
+            vcpu.map_dirty_ring(self.dirty_ring_entries)
         self.vcpus.append(vcpu)
         return vcpu
 

@@ -41,10 +41,24 @@ def on_internal_error(ex: InternalErrorExit) -> Verdict:
     what = f"KVM internal error: {ex.suberror_name}"
     insn = ex.insn_bytes
     if insn is not None:
-        what += f" (instruction bytes {insn.hex(' ')})"
+        what += f" (instruction bytes {insn.hex(' ')}{_decoded(ex, insn)})"
     elif ex.data:
         what += " (data " + " ".join(hex(d) for d in ex.data) + ")"
     return Stop(ExitStatus.INTERNAL_ERROR, what, fatal=True)
+
+
+def _decoded(ex: InternalErrorExit, insn: bytes) -> str:
+    """", `text`" for the instruction KVM failed on, decoded in the vCPU's mode; "" when it does not
+    decode or the registers cannot be read (the run is ending: the report must still come)."""
+    from vmm.errors import KvmCallFailed
+    from vmm.x86 import decode, decoding_state
+
+    try:
+        regs, sregs = ex.vcpu.get_regs(), ex.vcpu.get_sregs()
+    except (KvmCallFailed, AttributeError):
+        return ""
+    decoded = decode(insn, decoding_state(regs, sregs))
+    return "" if decoded is None else f": {decoded.text}"
 
 
 # VMX reports a failed entry as exit reason 33/34 with bit 31 set; SVM as VMEXIT_INVALID (-1).

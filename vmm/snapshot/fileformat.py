@@ -14,9 +14,11 @@
     sections, in this order:
       META  JSON (UTF-8): spec (mem_size, smp, irqchip, platform, debug_exit, testdev, strict),
             vcpus (count), clock, memslots [[gpa, size, flags]...], devices {key: state},
-            spp {page: mask} or null, hooks {name: JSON text}
+            spp {page: mask} or null, spp_backend (software, kernel:rfc-v1, kernel:v12; absent
+            in files from before it was written: software), hooks {name: JSON text}
       VCPU  one per vCPU: u32 index, u32 MP state, then records of (16-byte ASCII name padded with
-            NULs, u32 length, bytes): the kernel's structs regs, sregs, xsave, xcrs, debugregs,
+            NULs, u32 length, bytes): the kernel's structs regs, sregs, xsave (the area of
+            KVM_GET_XSAVE2: as long as KVM_CAP_XSAVE2 said, 4096 bytes or more), xcrs, debugregs,
             events, lapic (with an irqchip), msrs and tscdline (kvm_msr_entry arrays), cpuid
             (kvm_cpuid2 with its entries)
       VMCH  records as in VCPU: pic0, pic1, ioapic (kvm_irqchip), pit2 (kvm_pit_state2); empty
@@ -63,6 +65,7 @@ class SnapshotFields(Protocol):
     spp: dict[int, int] | None
     hooks: dict[str, str]
     ram: Pages
+    spp_backend: str | None
 
 
 @dataclass
@@ -74,6 +77,7 @@ class Decoded:
     spp: dict[int, int] | None
     hooks: dict[str, str]
     ram: Pages
+    spp_backend: str | None
 
 
 def _records(items: list[tuple[str, bytes]]) -> bytes:
@@ -106,6 +110,7 @@ def encode(snap: SnapshotFields) -> bytes:
         "memslots": [list(m) for m in snap.vm.memslots],
         "devices": snap.devices,
         "spp": None if snap.spp is None else {str(p): m for p, m in snap.spp.items()},
+        "spp_backend": snap.spp_backend,
         "hooks": snap.hooks,
     }
     parts = [_section(b"META", json.dumps(meta, sort_keys=True).encode())]
@@ -216,4 +221,7 @@ def _parse(payload: bytes) -> Decoded:
             ram[gpa + i * PAGE] = body[pos + i * PAGE : pos + (i + 1) * PAGE]
         pos += count * PAGE
     spp = None if meta["spp"] is None else {int(p): int(m) for p, m in meta["spp"].items()}
-    return Decoded(meta["spec"], vcpus, vm, meta["devices"], spp, meta["hooks"], ram)
+    backend = meta.get("spp_backend") or (None if spp is None else "software")
+    if backend is not None and not isinstance(backend, str):
+        raise ValueError(f"spp_backend is {backend!r}, not a name")
+    return Decoded(meta["spec"], vcpus, vm, meta["devices"], spp, meta["hooks"], ram, backend)

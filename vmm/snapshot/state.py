@@ -21,13 +21,15 @@ from vmm.errors import SnapshotHost, SnapshotMismatch
 from vmm.snapshot.fileformat import encode, read_snapshot, write_snapshot
 from vmm.snapshot.hooks import SnapshotHooks
 from vmm.snapshot.ram import Pages, capture_ram, restore_pages, restore_ram
-from vmm.snapshot.vcpu_state import MSR_IA32_TSC_DEADLINE, VcpuSnapshot, capture_vcpu, restore_vcpu
+from vmm.snapshot.vcpu_state import MSR_IA32_TSC_DEADLINE, VcpuSnapshot, capture_vcpu, restore_vcpu, xsave_fits
 from vmm.snapshot.vm_state import VmSnapshot, capture_vm, memslot_layout, restore_clock, restore_vm
 
 
 class SppMasks(Protocol):
     """What a snapshot needs of the SPP controller (`vmm.spp.controller.Spp`)."""
 
+    @property
+    def backend_name(self) -> str: ...
     def masks(self) -> dict[int, int]: ...
     def protect_pages(self, masks: dict[int, int]) -> None: ...
 
@@ -41,6 +43,7 @@ class Snapshot:
     spp: dict[int, int] | None  # page -> mask, None when SPP was off
     hooks: dict[str, str]  # hook name -> JSON text
     ram: Pages = field(repr=False)
+    spp_backend: str | None = None  # "software", "kernel:rfc-v1" or "kernel:v12" with SPP on
 
     def save(self, path: str) -> None:
         """Write the snapshot to `path` in the documented file format (`vmm.snapshot.fileformat`)."""
@@ -53,7 +56,7 @@ class Snapshot:
     def load(path: str) -> Snapshot:
         """Read a snapshot file; every defect is one line and its own status (40-44)."""
         d = read_snapshot(path)
-        return Snapshot(d.spec, d.vcpus, d.vm, d.devices, d.spp, d.hooks, d.ram)
+        return Snapshot(d.spec, d.vcpus, d.vm, d.devices, d.spp, d.hooks, d.ram, d.spp_backend)
 
 
 def spec_of(board: Board) -> dict[str, Any]:
@@ -96,7 +99,8 @@ def capture(board: Board, spp: SppMasks | None, hooks: SnapshotHooks, msrs: MsrL
     vm = capture_vm(board.vm, irqchip=irqchip)
     devices = {key: d.save_state() for key, d in stateful_devices(board.devices)}
     return Snapshot(spec_of(board), vcpus, vm, devices, spp.masks() if spp is not None else None,
-                    hooks.save_all(), capture_ram(board.memory))  # fmt: skip
+                    hooks.save_all(), capture_ram(board.memory),
+                    spp.backend_name if spp is not None else None)  # fmt: skip
 
 
 def check_fits(board: Board, snap: Snapshot) -> None:
@@ -112,9 +116,11 @@ def check_fits(board: Board, snap: Snapshot) -> None:
             raise SnapshotMismatch(f"snapshot was taken with {key} {snap.spec[key]!r}, this machine has {mine[key]!r}")
     if len(snap.vcpus) != len(board.vcpus):
         raise SnapshotMismatch(f"snapshot holds {len(snap.vcpus)} vCPUs, this machine has {len(board.vcpus)}")
-    xsave = len(board.vcpus[0].get_raw("xsave"))
-    if any(len(v.raw["xsave"]) != xsave for v in snap.vcpus):
-        raise SnapshotHost(f"snapshot's XSAVE area is {len(snap.vcpus[0].raw['xsave'])} bytes, this host's {xsave}")
+    xsave = board.vcpus[0].xsave_size
+    for v in snap.vcpus:
+        if xsave_fits(v.raw["xsave"], xsave) is None:
+            raise SnapshotHost(f"snapshot's vCPU {v.index} has XSAVE state past this host's {xsave}-byte area "
+                               f"(its area is {len(v.raw['xsave'])} bytes)")  # fmt: skip
     keys = {key for key, _ in stateful_devices(board.devices)}
     if set(snap.devices) - keys:
         raise SnapshotMismatch(f"snapshot has state of devices this machine lacks: {sorted(set(snap.devices) - keys)}")

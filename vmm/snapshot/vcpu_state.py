@@ -5,6 +5,11 @@ pending INIT and SIPI events, which change the registers read after it. Restore 
 the dependencies KVM has: special registers (APIC base, EFER) before the MSRs, the LAPIC before
 the TSC deadline MSR (KVM ignores a deadline unless the LAPIC timer is in TSC-deadline mode), the
 MP state and pending events last.
+
+The TSC deadline is moved with the TSC: where KVM does not take the saved TSC back (the project's
+hosts accept the IA32_TSC write and leave the TSC where it is, so it runs on through the time a
+snapshot spent saved), a deadline written as saved would lie in the past and fire at once; it is
+written as far ahead of the TSC now as it was of the TSC then.
 """
 
 from __future__ import annotations
@@ -13,11 +18,15 @@ import struct
 from dataclasses import dataclass
 
 from kvm_abi import constants as kc
+from kvm_abi import ffi
 from vmm.kvm.vcpu import Vcpu
 
+MSR_IA32_TSC = 0x10
 MSR_IA32_TSC_DEADLINE = 0x6E0
 _MSR_ENTRY = struct.Struct("<IIQ")  # struct kvm_msr_entry: index, reserved, data
-_EVENTS_FLAGS = 0x18  # offset of `flags` in struct kvm_vcpu_events
+# From the declaration, not written out: 0x18, once here, is the `smi` struct, and an AP waiting
+# for its SIPI was saved as "in SMM", which KVM refuses together with INIT_RECEIVED.
+_EVENTS_FLAGS = ffi.offsetof("struct kvm_vcpu_events", "flags")
 
 # The state moved as kernel structs, in restore order; the LAPIC is there only with an irqchip.
 EARLY_KINDS = ("sregs", "regs", "xsave", "xcrs")
@@ -67,14 +76,41 @@ def _events_for_restore(events: bytes, mp_state: int) -> bytes:
 
 
 def restore_vcpu(vcpu: Vcpu, snap: VcpuSnapshot) -> None:
-    """Ten ioctls at most (nine without an irqchip): each costs 7-10 us on the project's hosts."""
+    """Ten ioctls at most (nine without an irqchip), one more with a TSC deadline armed: each costs
+    7-10 us on the project's hosts."""
     raw = snap.raw
     for kind in EARLY_KINDS:
-        vcpu.set_raw(kind, raw[kind])
+        data = raw[kind]
+        if kind == "xsave" and len(data) != vcpu.xsave_size:
+            data = xsave_fits(data, vcpu.xsave_size) or data  # checked before the restore began
+        vcpu.set_raw(kind, data)
     vcpu.set_msrs_raw(snap.msrs)
     if "lapic" in raw:
         vcpu.set_raw("lapic", raw["lapic"])
-    vcpu.set_msrs_raw(snap.late_msrs)
+    vcpu.set_msrs_raw(_deadline_for_now(vcpu, snap))
     vcpu.set_mp_state(snap.mp_state)
     for kind in LATE_KINDS:
         vcpu.set_raw(kind, raw[kind])
+
+
+def _deadline_for_now(vcpu: Vcpu, snap: VcpuSnapshot) -> bytes:
+    """The late MSRs to write: the TSC deadline, if armed, moved by how far the TSC moved since
+    the snapshot (read after the MSRs, the saved TSC among them, were written)."""
+    late = snap.late_msrs
+    if not late:
+        return late
+    index, _, deadline = _MSR_ENTRY.unpack_from(late)
+    saved_tsc = snap.msr_values().get(MSR_IA32_TSC) if deadline else None
+    if index != MSR_IA32_TSC_DEADLINE or saved_tsc is None:
+        return late
+    moved = vcpu.get_msrs([MSR_IA32_TSC])[MSR_IA32_TSC] - saved_tsc
+    return _MSR_ENTRY.pack(index, 0, (deadline + moved) & (2**64 - 1)) + late[_MSR_ENTRY.size :]
+
+
+def xsave_fits(area: bytes, size: int) -> bytes | None:
+    """A saved XSAVE area as this host's `size` bytes: a smaller one padded with zeros (the
+    components past it are absent from its header's XSTATE_BV), a larger one cut if nothing but
+    zeros lies past `size`; None if state would be lost."""
+    if len(area) <= size:
+        return area + bytes(size - len(area))
+    return area[:size] if not any(area[size:]) else None

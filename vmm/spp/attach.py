@@ -90,11 +90,18 @@ class MachineHost:
         return True
 
 
-def attach_spp(host: MachineHost, ucalls: uc.UcallPort, backend: str, abi: str | None) -> Spp:
+def attach_spp(
+    host: MachineHost, ucalls: uc.UcallPort, backend: str, abi: str | None, *, kernel_ioctl: Any = None
+) -> Spp:
+    """`kernel_ioctl`: what the kernel backend calls in place of ioctl (a stand-in for a patched
+    kernel, where none runs); the real call when None."""
     if backend == "kernel":
         from vmm.spp.kernel import attach_kernel_backend
 
-        spp: Spp = attach_kernel_backend(host, abi)
+        if kernel_ioctl is None:
+            spp: Spp = attach_kernel_backend(host, abi)
+        else:
+            spp = attach_kernel_backend(host, abi, ioctl=kernel_ioctl)
     elif backend in ("software", "auto"):
         from vmm.spp.software import SoftwareSpp
 

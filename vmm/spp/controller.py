@@ -85,6 +85,11 @@ class Spp(Participant):
     def mask(self, gpa: int) -> int:
         return self.table.get(gpa & ~(PAGE - 1))
 
+    @property
+    def backend_name(self) -> str:
+        """software, kernel:rfc-v1 or kernel:v12."""
+        return self.backend.name
+
     def masks(self) -> dict[int, int]:
         return dict(self.table.masks)
 

@@ -4,21 +4,13 @@ SPP's (a store into a trapped page) from one that would happen with nothing prot
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any, Protocol
 
 from kvm_abi import ffi
 from vmm.spp.masks import PAGE
-from vmm.x86 import CpuState, Instruction, MemoryWrite, X87Update, decode
+from vmm.x86 import CpuState, Instruction, MemoryWrite, X87Update, decode, decoding_state
 
 MAX_SPAN = 1 << 20  # bytes of operand span walked page by page
-
-# Decoding needs the mode, GPRs and segments only; the FPU fields of CpuState are not read.
-_NO_FPU = SimpleNamespace(
-    fcw=0x37F, fsw=0, ftwx=0, last_opcode=0, last_ip=0, last_dp=0, mxcsr=0x1F80,
-    fpr=[bytes(16)] * 8, xmm=[bytes(16)] * 16,
-)  # fmt: skip
-
 
 class DecodingVcpu(Protocol):
     def get_regs(self) -> Any: ...
@@ -30,8 +22,7 @@ def decode_failed_instruction(vcpu: DecodingVcpu, insn_bytes: bytes | None) -> I
     """The instruction KVM failed on, or None when KVM gave no bytes or they do not decode."""
     if not insn_bytes:
         return None
-    state = CpuState.from_kvm(vcpu.get_regs(), vcpu.get_sregs(), _NO_FPU)
-    return decode(insn_bytes, state)
+    return decode(insn_bytes, decoding_state(vcpu.get_regs(), vcpu.get_sregs()))
 
 
 def touches_trapped_page(vcpu: DecodingVcpu, insn: Instruction, trapped: frozenset[int]) -> bool:

@@ -94,14 +94,23 @@ class StopVm:
             raise UserCodeError(f"StopVm({self.reason!r}): the reason is a string")
 
 
+InjectRip = Literal["after", "instruction"]
+
+
 @dataclass(frozen=True)
 class Inject:
-    """Drop the write and raise exception `vector` in the guest (13 = #GP, 14 = #PF)."""
+    """Drop the write and raise exception `vector` in the guest (13 = #GP, 14 = #PF). `rip` is
+    where the exception is taken: "after" the instruction (trap-like), on the "instruction"
+    (fault-like, as the CPU raises #GP and #PF), or None for the backend's own (README, "What
+    each backend gives")."""
 
     vector: int = 13
     error_code: int | None = 0
+    rip: InjectRip | None = None
 
     def __post_init__(self) -> None:
+        if self.rip not in (None, "after", "instruction"):
+            raise UserCodeError(f"Inject(..., rip={self.rip!r}): rip is None, 'after' or 'instruction'")
         # Checked here, where the policy built it, so a bad one is the policy's one-line error
         # rather than a cffi overflow deep in the injection.
         vector, code = self.vector, self.error_code

@@ -53,9 +53,9 @@ from vmm.errors import ConfigError, ExitStatus, KvmCallFailed, RunError
 from vmm.kvm.calls import new, raw_ioctl
 from vmm.kvm.exits import DebugExit, Exit
 from vmm.runner.policy import PASS, Pass
-from vmm.spp.event import Backend, SppEvent, SppVerdict
+from vmm.spp.event import Backend, InjectRip, SppEvent, SppVerdict
 from vmm.spp.masks import PAGE, MaskTable, subpage_of
-from vmm.spp.verdicts import carry_out, inject_exception
+from vmm.spp.verdicts import carry_out, inject_exception, unavailable
 from vmm.verdict import Stop, Verdict
 
 SUPPORTED_ABIS = ("rfc-v1", "v12")
@@ -444,7 +444,13 @@ class _Skipped:
         self.backend.memory.write(_target(event), data)
         return None
 
-    def inject(self, event: SppEvent, vector: int, error_code: int | None) -> Verdict:
+    def inject(self, event: SppEvent, vector: int, error_code: int | None, rip: InjectRip | None) -> Verdict:
+        if rip == "instruction":
+            return unavailable(
+                event,
+                "Inject(..., rip='instruction') under rfc-v1: the kernel has already moved RIP past "
+                "the instruction and the exit does not give its length",
+            )
         # CR2 gets the guest-physical address: the linear one is not in the exit
         inject_exception(self.vcpu, vector, error_code, event.gpa)
         return None
@@ -457,7 +463,8 @@ class _OnInstruction:
     page closes again at the DEBUG exit. AllowAndUnprotect: the table loses the protection and the
     instruction re-executes (stepped as for Allow when the emulator path still sees a protected
     page). WriteInstead: its data is written through the host mapping, then RIP += insn_len.
-    Inject: the exception is raised with RIP still on the instruction (fault-like).
+    Inject: the exception is raised with RIP still on the instruction (fault-like), or after it
+    (RIP += insn_len first) with rip="after".
     """
 
     def __init__(self, backend: KernelSpp, vcpu: KernelVcpu, emulated: bool, insn_len: int | None) -> None:
@@ -498,8 +505,12 @@ class _OnInstruction:
         self.backend.memory.write(_target(event), data)
         return self.backend._skip(self.vcpu, self.insn_len, event)
 
-    def inject(self, event: SppEvent, vector: int, error_code: int | None) -> Verdict:
+    def inject(self, event: SppEvent, vector: int, error_code: int | None, rip: InjectRip | None) -> Verdict:
         self._moot_step()
+        if rip == "after":  # trap-like on request: past the instruction first
+            skipped = self.backend._skip(self.vcpu, self.insn_len, event)
+            if skipped is not None:
+                return skipped
         inject_exception(self.vcpu, vector, error_code, event.gpa)
         return None
 

@@ -29,20 +29,23 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kvm_abi import caps as kcaps
+from kvm_abi import constants as kcon
 from kvm_abi import exits as ke
 from vmm.board.memory import GuestMemory
 from vmm.errors import ExitStatus, GuestMemoryError, RunError
 from vmm.kvm.exits import DebugExit, InternalErrorExit, IntrExit, MmioExit, ShutdownExit
 from vmm.runner.policy import PASS, Pass
+from vmm.spp.atomic import AtomicWrites, RedoContext
 from vmm.spp.controller import Spp
 from vmm.spp.decoded import apply_x87, decode_failed_instruction, full_state, physical_fragments, touches_trapped_page
-from vmm.spp.event import DENY, SppEvent
+from vmm.spp.event import DENY, InjectRip, SppEvent
 from vmm.spp.host import SppHost, SppVcpu
 from vmm.spp.masks import FULL, PAGE, MaskTable
-from vmm.spp.verdicts import carry_out, inject_exception
+from vmm.spp.verdicts import carry_out, inject_exception, unavailable
 from vmm.verdict import Stop, Verdict
 from vmm.x86 import Fault, Instruction, Unsupported, emulate_store, is_covered
 
@@ -81,6 +84,7 @@ class SoftwareSpp:
         self.stepped = 0  # instructions run through the single-step fallback
         self.emulated = 0  # stores KVM could not emulate, carried out from their decoded form
         self._no_progress: dict[int, tuple[int, int]] = {}  # vCPU -> (RIP, steps there without progress)
+        self.atomic = AtomicWrites(self.memory)  # every write into a trapped page goes through its lock
 
     # --- slot layout -------------------------------------------------------------------------
     @property
@@ -113,23 +117,35 @@ class SoftwareSpp:
             first, last = (addr & (PAGE - 1)) >> 7, ((addr + length - 1) & (PAGE - 1)) >> 7
             span = (1 << (last - first + 1)) - 1
             bits = (mask >> first) & span
+            index = ex.vcpu.index
+            atomic = self.atomic
             if bits == span:
-                self._write_ram(addr, ex.data)
+                with atomic.lock:
+                    if atomic.seen.get(index, -1) == atomic.generation:
+                        # nothing written since this vCPU's last trapped write: KVM's read was current
+                        self._write_ram(addr, ex.data)
+                    else:
+                        for gpa, data in atomic.prepare(self.host.vcpu(index), [(addr, ex.data)])[0]:
+                            self._write_ram(gpa, data)
+                    atomic.generation += 1
+                    atomic.seen[index] = atomic.generation
                 return None
             # the lowest clear bit of `bits` is the first denied sub-page the store touches
             sub = first + ((~bits & span) & -(~bits & span)).bit_length() - 1
             denied = max(addr, (addr & ~(PAGE - 1)) + (sub << 7))
-            data = ex.data
-            index = ex.vcpu.index
+            vcpu = self.host.vcpu(index)
+            with atomic.lock:
+                frags, redo, look = self._denied_access(vcpu, [(addr, ex.data)])
+            data = frags[0][1]
             event = SppEvent(denied, mask, index, ex.vcpu.synced_rip(), "software", addr, length, data)
             verdict = self.spp.judge(event)
             if verdict is DENY:  # the default: nothing to carry out, the write is simply not applied
                 return None
-            return carry_out(verdict, event, _Pending(self, [(addr, data)], self.host.vcpu(index)))
-        frags: Fragments = [(addr, ex.data)]
+            return carry_out(verdict, event, _Pending(self, frags, vcpu, redo, look=look, retired=True))
+        whole: Fragments = [(addr, ex.data)]
         vcpu = self.host.vcpu(ex.vcpu.index)
-        self._collect_fragments(vcpu, frags)
-        return self.judge_write(frags, vcpu)
+        self._collect_fragments(vcpu, whole)
+        return self.judge_write(whole, vcpu)
 
     def _write_ram(self, gpa: int, data: bytes) -> None:
         for start, end, view in self._ram:
@@ -138,6 +154,36 @@ class SoftwareSpp:
                 view[off : off + len(data)] = data
                 return
         raise GuestMemoryError(f"trapped write at {gpa:#x} is outside guest RAM")
+
+    def _denied_access(self, vcpu: SppVcpu, frags: Fragments) -> tuple[Fragments, RedoContext | None, bool]:
+        """Under the atomic-writes lock: a denied access as it goes to the policies. If another
+        vCPU wrote since this one's last trapped write, a locked instruction is carried out again
+        on the current value now (its context kept for an Allow); otherwise KVM's result is
+        current, and whether the instruction is locked is looked at only if it is allowed (the
+        third value), when other vCPUs may have written while the policy ran."""
+        atomic = self.atomic
+        if atomic.racing(vcpu.index):
+            frags, redo = atomic.prepare(vcpu, frags)
+            look = False
+        else:
+            redo, look = None, True
+        atomic.seen[vcpu.index] = atomic.generation
+        return frags, redo, look
+
+    def commit(self, index: int, frags: Fragments, redo: RedoContext | None = None, look: bool = False) -> None:
+        """Write an access into trapped RAM under the atomic-writes lock; a locked instruction
+        (`redo`, or found by looking at the code when `look`: the exit's registers untouched) is
+        carried out again on the memory's value at this moment."""
+        atomic = self.atomic
+        with atomic.lock:
+            if redo is not None:
+                frags = atomic.redo_again(self.host.vcpu(index), redo)
+            elif look:
+                frags = atomic.prepare(self.host.vcpu(index), frags)[0]
+            for gpa, data in frags:
+                self.memory.write(gpa, data)
+            atomic.generation += 1
+            atomic.seen[index] = atomic.generation
 
     def judge_write(self, frags: Fragments, vcpu: SppVcpu) -> Verdict:
         """Apply a whole access if every sub-page it touches is allowed, else ask the policies."""
@@ -155,14 +201,38 @@ class SoftwareSpp:
             denied = self.table.first_denied(gpa, len(data))
             if denied is not None:
                 break
-        if denied is None:
-            for gpa, data in frags:
-                self.memory.write(gpa, data)
-            return None
+        atomic = self.atomic
+        with atomic.lock:
+            if denied is None:
+                if atomic.racing(vcpu.index):
+                    frags = atomic.prepare(vcpu, frags)[0]
+                for gpa, data in frags:
+                    self.memory.write(gpa, data)
+                atomic.generation += 1
+                atomic.seen[vcpu.index] = atomic.generation
+                return None
+            frags, redo, look = self._denied_access(vcpu, frags)
         data = b"".join(d for _, d in frags)
         page_mask = self.table.get(denied & ~(PAGE - 1))
         event = SppEvent(denied, page_mask, vcpu.index, vcpu.synced_rip(), "software", frags[0][0], len(data), data)
-        return carry_out(self.spp.judge(event), event, _Pending(self, frags, vcpu))
+        return carry_out(
+            self.spp.judge(event), event, _Pending(self, frags, vcpu, redo, look=look, retired=True)
+        )
+
+    def rewind_store(self, vcpu: SppVcpu, frags: Fragments) -> bool:
+        """Put RIP back on the plain store KVM has just retired (for a fault-like Inject): by the
+        store's length where decoding the bytes before RIP gives exactly one instruction writing
+        there, and that a store with no effect but RIP. False where it cannot."""
+        rip = vcpu.synced_rip()
+        if rip is None:
+            return False
+        with self.atomic.lock:
+            length = self.atomic.site(vcpu, rip, frags[0][0], sum(len(d) for _, d in frags)).store_length
+        if length is None:
+            return False
+        vcpu.kvm_run.s.regs.regs.rip = rip - length
+        vcpu.kvm_run.kvm_dirty_regs |= kcon.KVM_SYNC_X86_REGS  # KVM loads it at the next KVM_RUN
+        return True
 
     def _collect_fragments(self, vcpu: SppVcpu, frags: Fragments) -> None:
         """Fetch the remaining MMIO fragments of the current instruction (see module docstring)."""
@@ -208,17 +278,29 @@ class SoftwareSpp:
         effects and RIP are applied whatever the verdict (as KVM has done by the time a trapped
         write reaches the engine). NOT_EMULATED where the emulation cannot be exact."""
         state = full_state(vcpu)
-        result = emulate_store(insn, state, lambda linear, size: self._read_linear(vcpu, linear, size))
-        if isinstance(result, Unsupported):
-            return NOT_EMULATED
-        if isinstance(result, Fault):  # the CPU would fault before writing: so does the guest
-            inject_exception(vcpu, result.vector, result.error_code, 0)
-            return None
-        frags = physical_fragments(vcpu, result.writes)
-        if frags is None or any(not self.memory.contains(gpa, len(data)) for gpa, data in frags):
-            return NOT_EMULATED
+        atomic = self.atomic
+        # The read (cmpxchg16b compares memory) and the write are one step against every other
+        # vCPU's trapped writes.
+        with atomic.lock:
+            result = emulate_store(insn, state, lambda linear, size: self._read_linear(vcpu, linear, size))
+            if isinstance(result, Unsupported):
+                return NOT_EMULATED
+            if isinstance(result, Fault):  # the CPU would fault before writing: so does the guest
+                inject_exception(vcpu, result.vector, result.error_code, 0)
+                return None
+            frags = physical_fragments(vcpu, result.writes)
+            if frags is None or any(not self.memory.contains(gpa, len(data)) for gpa, data in frags):
+                return NOT_EMULATED
+            first_denied = self.table.first_denied
+            denied = next((d for gpa, data in frags if (d := first_denied(gpa, len(data))) is not None), None)
+            if denied is None:
+                for gpa, data in frags:
+                    self.memory.write(gpa, data)
+                atomic.generation += 1
+            atomic.seen[vcpu.index] = atomic.generation
         regs = vcpu.get_regs()
         rip0 = int(regs.rip)
+        before = {name: int(getattr(regs, name)) for name in (*result.gprs, "rflags", "rip")}
         for name, value in result.gprs.items():
             setattr(regs, name, value)
         regs.rflags, regs.rip = result.rflags, result.rip
@@ -226,17 +308,26 @@ class SoftwareSpp:
             apply_x87(vcpu, result.x87)
         vcpu.set_regs(regs)
         self.emulated += 1
-        denied = next((d for gpa, data in frags if (d := self.table.first_denied(gpa, len(data))) is not None), None)
         if denied is None:
-            for gpa, data in frags:
-                self.memory.write(gpa, data)
             return None
         data = b"".join(d for _, d in frags)
         event = SppEvent(
             denied, self.table.get(denied & ~(PAGE - 1)), vcpu.index, rip0, "software", frags[0][0], len(data), data,
             insn.mnemonic, insn.bytes, insn.length,
         )  # fmt: skip
-        return carry_out(self.spp.judge(event), event, _Pending(self, frags, vcpu))
+
+        def rewind() -> bool:
+            """Put the registers back as they were before the store (not the x87 stack: a
+            popping store is not undone)."""
+            if result.x87 is not None:
+                return False
+            now = vcpu.get_regs()
+            for name, value in before.items():
+                setattr(now, name, value)
+            vcpu.set_regs(now)
+            return True
+
+        return carry_out(self.spp.judge(event), event, _Pending(self, frags, vcpu, rewind=rewind))
 
     def _read_linear(self, vcpu: SppVcpu, linear: int, size: int) -> bytes:
         gpa = vcpu.translate(linear)
@@ -290,6 +381,8 @@ class SoftwareSpp:
             finally:
                 changed = _restore(self.memory, saved)
                 self.host.slots.relayout(trapped)
+                with self.atomic.lock:
+                    self.atomic.generation += 1  # the step may have written: reads since may be stale
         if isinstance(other, ShutdownExit):
             verdict = self.host.handle(other)
             return verdict if verdict is not None else Stop(ExitStatus.TRIPLE_FAULT, "triple fault", fatal=True)
@@ -322,8 +415,7 @@ class SoftwareSpp:
         self.stepped += 1
         denied = next((d for gpa, data in changed if (d := self.table.first_denied(gpa, len(data))) is not None), None)
         if denied is None:  # it wrote nothing, or only writable bytes: put those back
-            for gpa, data in changed:
-                self.memory.write(gpa, data)
+            self.commit(vcpu.index, changed)
             return None
         first, new = changed[0][0], b"".join(d for _, d in changed)
         event = SppEvent(
@@ -364,19 +456,33 @@ class SoftwareSpp:
 
 class _Pending:
     """The software engine's verdict executor: the write has not reached RAM yet, and RIP is past
-    the instruction (KVM emulated it, or it was executed with protection lifted)."""
+    the instruction (KVM emulated it, or it was executed with protection lifted). `redo` is set
+    for a locked read-modify-write: allowed after the policy ran, it is carried out again on the
+    memory's value at that moment, since other vCPUs may have written while the policy ran."""
 
-    def __init__(self, engine: SoftwareSpp, frags: Fragments, vcpu: SppVcpu) -> None:
+    def __init__(
+        self,
+        engine: SoftwareSpp,
+        frags: Fragments,
+        vcpu: SppVcpu,
+        redo: RedoContext | None = None,
+        rewind: Callable[[], bool] | None = None,
+        look: bool = False,
+        retired: bool = False,
+    ) -> None:
         self.engine = engine
         self.frags = frags
         self.vcpu = vcpu
+        self.redo = redo
+        self.look = look
+        self.retired = retired  # KVM emulated the store: RIP is past it
+        self.rewind = rewind  # puts the vCPU back on the instruction, where that can be done
 
     def deny(self, event: SppEvent) -> Verdict:
         return None
 
     def allow(self, event: SppEvent) -> Verdict:
-        for gpa, data in self.frags:
-            self.engine.memory.write(gpa, data)
+        self.engine.commit(self.vcpu.index, self.frags, self.redo, self.look)
         return None
 
     def allow_and_unprotect(self, event: SppEvent, scope: str) -> Verdict:
@@ -385,10 +491,20 @@ class _Pending:
         return None
 
     def write_instead(self, event: SppEvent, data: bytes) -> Verdict:
-        self.engine.memory.write(event.write_gpa if event.write_gpa is not None else event.gpa, data)
+        self.engine.commit(self.vcpu.index, [(event.write_gpa if event.write_gpa is not None else event.gpa, data)])
         return None
 
-    def inject(self, event: SppEvent, vector: int, error_code: int | None) -> Verdict:
+    def inject(self, event: SppEvent, vector: int, error_code: int | None, rip: InjectRip | None) -> Verdict:
+        if self.retired:
+            rewound = rip == "instruction" and self.engine.rewind_store(self.vcpu, self.frags)
+        else:
+            rewound = rip == "instruction" and self.rewind is not None and self.rewind()
+        if rip == "instruction" and not rewound:
+            return unavailable(
+                event,
+                "Inject(..., rip='instruction') under the software engine needs the instruction's start and "
+                "no effect of it but the store; here decoding gives neither for certain",
+            )
         # CR2 gets the guest-physical address, which is the virtual one under pyvmm's identity map
         inject_exception(self.vcpu, vector, error_code, event.gpa)
         return None

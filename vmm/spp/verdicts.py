@@ -14,7 +14,17 @@ from __future__ import annotations
 from typing import Any, Protocol, assert_never
 
 from vmm.errors import ExitStatus
-from vmm.spp.event import Allow, AllowAndUnprotect, Deny, Inject, SppEvent, SppVerdict, StopVm, WriteInstead
+from vmm.spp.event import (
+    Allow,
+    AllowAndUnprotect,
+    Deny,
+    Inject,
+    InjectRip,
+    SppEvent,
+    SppVerdict,
+    StopVm,
+    WriteInstead,
+)
 from vmm.verdict import Stop, Verdict
 
 # Vectors whose delivery pushes an error code (#DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP, #VC, #SX).
@@ -27,7 +37,7 @@ class Executor(Protocol):
     def allow(self, event: SppEvent) -> Verdict: ...
     def allow_and_unprotect(self, event: SppEvent, scope: str) -> Verdict: ...
     def write_instead(self, event: SppEvent, data: bytes) -> Verdict: ...
-    def inject(self, event: SppEvent, vector: int, error_code: int | None) -> Verdict: ...
+    def inject(self, event: SppEvent, vector: int, error_code: int | None, rip: InjectRip | None) -> Verdict: ...
 
 
 def carry_out(verdict: SppVerdict, event: SppEvent, executor: Executor) -> Verdict:
@@ -43,9 +53,9 @@ def carry_out(verdict: SppVerdict, event: SppEvent, executor: Executor) -> Verdi
             return executor.write_instead(event, data)
         case StopVm(reason=reason):
             return Stop(ExitStatus.SPP_STOP, f"{reason}: {event.describe()}")
-        case Inject(vector=vector, error_code=code):
+        case Inject(vector=vector, error_code=code, rip=rip):
             # delivery of these vectors pushes an error code, and of no others: VM entry checks it
-            return executor.inject(event, vector, (code or 0) if vector in ERROR_CODE_VECTORS else None)
+            return executor.inject(event, vector, (code or 0) if vector in ERROR_CODE_VECTORS else None, rip)
         case _:
             assert_never(verdict)
 
@@ -55,6 +65,11 @@ class EventVcpu(Protocol):
     def set_sregs(self, sregs: Any) -> None: ...
     def get_vcpu_events(self) -> Any: ...
     def set_vcpu_events(self, ev: Any) -> None: ...
+
+
+def unavailable(event: SppEvent, what: str) -> Stop:
+    """The end of a run whose policy asked for `what`, which this backend cannot do here."""
+    return Stop(ExitStatus.SPP_VERDICT_UNAVAILABLE, f"{what}: {event.describe()}", fatal=True)
 
 
 def inject_exception(vcpu: EventVcpu, vector: int, error_code: int | None, cr2: int) -> None:

@@ -16,7 +16,7 @@ from vmm.x86.results import (
     X87Pointers,
     X87Update,
 )
-from vmm.x86.state import CpuState, Segment
+from vmm.x86.state import CpuState, Segment, decoding_state
 
 __all__ = [
     "Access",
@@ -32,6 +32,7 @@ __all__ = [
     "X87Pointers",
     "X87Update",
     "decode",
+    "decoding_state",
     "emulate_store",
     "is_covered",
 ]

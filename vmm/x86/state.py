@@ -298,3 +298,17 @@ def _from_xsave_region(region: bytes | bytearray | memoryview) -> dict[str, Any]
         ),
         "xinuse": xstate_bv,
     }
+
+
+class _NoFpu:
+    """An FPU state for `decoding_state`: decoding reads the mode, GPRs and segments only."""
+
+    fcw, fsw, ftwx, last_opcode, last_ip, last_dp, mxcsr = X87_INIT_FCW, 0, 0, 0, 0, 0, MXCSR_INIT
+    fpr = [ZERO16] * 8
+    xmm = [ZERO16] * 16
+
+
+def decoding_state(regs: Any, sregs: Any) -> CpuState:
+    """The CpuState instruction decoding needs (mode, GPRs, segments), from kvm_regs/kvm_sregs-shaped
+    objects; its FPU fields are the reset values, not the vCPU's."""
+    return CpuState.from_kvm(regs, sregs, _NoFpu())

@@ -1,0 +1,137 @@
+"""The software engine's locked writes when another vCPU wrote in between (no KVM): two synthetic
+vCPUs on the fake host of test_spp_software_engine. vCPU 0's `lock xadd [rdi], esi` reached KVM's
+read before vCPU 1's store landed; its write exit carries what KVM computed from the old value.
+The engine carries it out again on the current value, allowed or denied, and again when a policy
+allows it after more writes landed while the policy ran."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from kvm_abi import constants as kc
+from tests.fakes import mmio_exit
+from tests.unit.test_spp_software_engine import EngineVcpu, FakeHost
+from vmm.spp.controller import Spp
+from vmm.spp.event import ALLOW, DENY, SppEvent, SppVerdict
+from vmm.spp.software import SoftwareSpp
+
+PAGE = 0x40000
+ALLOWED, DENIED = PAGE + 0x10, PAGE + 0x90
+MASK = 0xFFFFFFFD  # sub-page 1 denied
+CODE = 0x8000
+XADD = bytes.fromhex("90f00fc137")  # nop; lock xadd [rdi], esi
+
+
+class FlatVcpu(EngineVcpu):
+    def translate(self, gva: int) -> int | None:
+        return gva
+
+
+@dataclass
+class Two:
+    host: FakeHost
+    spp: Spp
+    engine: SoftwareSpp
+    events: list[SppEvent]
+    verdicts: list[SppVerdict]
+
+    def u32(self, gpa: int) -> int:
+        return int.from_bytes(self.host.memory.read(gpa, 4), "little")
+
+    def xadd_exit(self, addr: int, old: int, source: int) -> object:
+        """vCPU 0's write exit for `lock xadd [addr], esi` as KVM leaves it: computed from `old`,
+        ESI already holding `old`, RIP past the instruction."""
+        vcpu = self.host.vcpus[0]
+        regs = vcpu.kvm_run.s.regs.regs
+        regs.rip, regs.rdi, regs.rsi, regs.rflags = CODE + len(XADD), addr, old, 0x202
+        vcpu.kvm_run.kvm_dirty_regs = 0
+        data = ((old + source) & 0xFFFFFFFF).to_bytes(4, "little")
+        return self.engine.handle_mmio(mmio_exit(vcpu, addr, 4, write=True, data=data))
+
+    def other_writes(self, addr: int, value: int) -> None:
+        """vCPU 1's plain store into the page, through the engine."""
+        self.host.vcpus[1].kvm_run.s.regs.regs.rip = 0x9000
+        self.engine.handle_mmio(mmio_exit(self.host.vcpus[1], addr, 4, write=True, data=value.to_bytes(4, "little")))
+
+
+@pytest.fixture
+def two() -> Iterator[Two]:
+    host = FakeHost()
+    host.vcpus = [FlatVcpu(index=0), FlatVcpu(index=1)]
+    for v in host.vcpus:
+        s = v.sregs
+        s.cr0, s.efer = 0x80000011, 0x500
+        s.cs.l, s.cs.type, s.cs.present, s.cs.s = 1, 0xB, 1, 1
+    host.memory.write(CODE, XADD)
+    events: list[SppEvent] = []
+    verdicts: list[SppVerdict] = []
+
+    def policy(event: SppEvent) -> SppVerdict | None:
+        events.append(event)
+        return verdicts.pop(0) if verdicts else None
+
+    made: list[SoftwareSpp] = []
+
+    def make(spp: Spp) -> SoftwareSpp:
+        made.append(SoftwareSpp(host, spp))
+        return made[0]
+
+    spp = Spp(host, make)
+    spp.add_policy(policy)
+    spp.protect(PAGE, MASK)
+    yield Two(host, spp, made[0], events, verdicts)
+    host.memory.close()
+
+
+def esi_of(two: Two) -> int:
+    run = two.host.vcpus[0].kvm_run
+    assert run.kvm_dirty_regs & kc.KVM_SYNC_X86_REGS  # handed to KVM with the next entry
+    return int(run.s.regs.regs.rsi)
+
+
+def test_allowed_xadd_is_carried_out_on_what_memory_holds_now(two: Two) -> None:
+    two.other_writes(ALLOWED, 100)  # vCPU 1's store lands after vCPU 0's read of 5
+    assert two.xadd_exit(ALLOWED, old=5, source=3) is None
+    assert two.u32(ALLOWED) == 103  # not KVM's 8: vCPU 1's update is not lost
+    assert esi_of(two) == 100  # and xadd hands back what it really added to
+    assert two.engine.atomic.redone == 1
+
+
+def test_without_a_write_in_between_kvms_result_stands(two: Two) -> None:
+    two.other_writes(ALLOWED, 5)
+    two.other_writes(PAGE + 0x20, 7)
+    two.engine.atomic.seen[0] = two.engine.atomic.generation  # vCPU 0 saw the last write
+    assert two.xadd_exit(ALLOWED, old=5, source=3) is None
+    assert two.u32(ALLOWED) == 8 and two.engine.atomic.redone == 0
+    assert not two.host.vcpus[0].kvm_run.kvm_dirty_regs
+
+
+def test_denied_xadd_reads_the_current_value_and_writes_nothing(two: Two) -> None:
+    two.host.memory.write(DENIED, (100).to_bytes(4, "little"))  # what the monitor put there since
+    assert two.xadd_exit(DENIED, old=5, source=3) is None
+    assert two.u32(DENIED) == 100
+    [event] = two.events
+    assert event.data == (103).to_bytes(4, "little")  # the write as the instruction makes it now
+    assert esi_of(two) == 100
+
+
+def test_allowed_by_the_policy_after_more_writes_is_carried_out_again(two: Two) -> None:
+    two.host.memory.write(DENIED, (100).to_bytes(4, "little"))
+
+    def allow_after_a_race(event: SppEvent) -> SppVerdict:
+        two.host.memory.write(DENIED, (1000).to_bytes(4, "little"))  # lands while the policy runs
+        return ALLOW
+
+    two.spp.add_policy(allow_after_a_race)
+    assert two.xadd_exit(DENIED, old=5, source=3) is None
+    assert two.u32(DENIED) == 1003
+    assert esi_of(two) == 1000
+
+
+def test_a_denied_one_changes_nothing(two: Two) -> None:
+    two.verdicts.append(DENY)
+    two.xadd_exit(DENIED, old=5, source=3)
+    assert two.u32(DENIED) == 0 and len(two.events) == 1
