@@ -37,8 +37,8 @@ class ExitStatus(enum.IntEnum):
     DEBUG_UNSUPPORTED = 60  # a debug exit nobody asked for, or a step over a breakpoint that made no progress
     GDB_KILLED = 62  # the debugger sent kill
     MONITOR_QUIT = 64  # the monitor's quit command ended the run
-    HOST_LACKS_FEATURE = 70  # -cpu asked for a CPU feature this host's KVM cannot offer
-    SLEEP_NOT_IMPLEMENTED = 72  # ACPI S3 pyvmm cannot resume (several vCPUs, no alarm, no vector)
+    HOST_LACKS_FEATURE = 70  # -cpu asked for a CPU feature this host's KVM cannot offer (or enforce found one)
+    SLEEP_NOT_IMPLEMENTED = 72  # ACPI S3 pyvmm cannot resume (no waking vector real mode reaches)
     SPP_STEP_NO_PROGRESS = 80  # the SPP single-step fallback ended in exits but never left the instruction
     SPP_VERDICT_UNAVAILABLE = 82  # an SPP verdict asked for what the backend cannot do for this write
     OBSERVATION_UNWRITTEN = 100  # --stats-json could not be written at the end of the run (a full disk)

@@ -91,6 +91,8 @@ class Machine:
         self.control = self.runner.control
         if self.board.suspend is not None:
             self.board.suspend.should_stop = self.stop_requested
+            self.board.suspend.pause_others = self.control.others_paused
+            self.runner.power_button = self.board.suspend.press_power_button
         self.policy = ExitPolicy(
             self.board.ports, self.board.mmio, on_interrupt=self.runner.on_interrupt, strict=strict, note=self._note
         )
@@ -239,7 +241,8 @@ class Machine:
             from vmm.debug.console import MonitorConsole
 
             self.console_monitor = MonitorConsole(
-                self.vcpus, self.memory, lambda: self.spp.masks() if self.spp is not None else None
+                self.vcpus, self.memory, lambda: self.spp.masks() if self.spp is not None else None,
+                power_button=self.board.suspend,
             )
             self.runner.attach(self.console_monitor)
         return self.console_monitor
@@ -333,6 +336,13 @@ class Machine:
 
     def stop_requested(self) -> bool:
         return self.control.pending is not None
+
+    def press_power_button(self) -> None:
+        """The ACPI power button (from any thread; the CLI presses it on SIGUSR2): wakes a machine
+        suspended to RAM, else sets PWRBTN_STS. Only the pc platform has one."""
+        if self.board.suspend is None:
+            raise ConfigError("this machine has no power button (it comes with -machine pc)")
+        self.board.suspend.press_power_button()
 
     def kick(self) -> None:
         """Bring every vCPU out of KVM_RUN to its exit handlers soon (from any thread)."""

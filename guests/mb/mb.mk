@@ -81,7 +81,7 @@ $(MB_BUILD)/mb-timer.elf: $(MB_BUILD)/timer-isr.o
 $(MB_BUILD)/mb-ticks.elf: $(MB_BUILD)/ticks-isr.o $(MB_TRAP)
 $(MB_BUILD)/mb-pci.elf: $(MB_BUILD)/pci.o $(MB_TRAP)
 $(MB_BUILD)/mb-cpuid.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o $(MB_TRAP)
-$(MB_BUILD)/mb-acpi.elf: $(MB_BUILD)/acpi.o $(MB_BUILD)/acpi-resume.o $(MB_TRAP)
+$(MB_BUILD)/mb-acpi.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o $(MB_BUILD)/acpi.o $(MB_BUILD)/acpi-resume.o $(MB_TRAP)
 $(MB_BUILD)/mb-runner.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o $(MB_BUILD)/pci.o $(MB_TRAP)
 $(MB_BUILD)/mb-atomics.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
 $(MB_BUILD)/mb-flush-race.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o

@@ -23,7 +23,6 @@ ALLOWED_DATACLASSES = {
     "vmm.devices.ucall.Ucall",
     "vmm.cpu.models.Leaf",
     "vmm.cpu.models.Feature",
-    "vmm.cpu.models.Model",
     "vmm.cpu.models.CpuRequest",
     "vmm.cpu.models.ShapedCpu",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -20,6 +21,7 @@ from vmm.loaders.image import MODULE_LIMIT, read_image
 from vmm.machine import Machine, open_trace
 from vmm.numbers import parse_count, parse_int
 from vmm.runner.observe import ExitStats
+from vmm.runner.runner import POWER_BUTTON_SIGNAL
 from vmm.verdict import Stop
 
 
@@ -70,6 +72,10 @@ class RunOptions(NamedTuple):
 
 def run_image(o: RunOptions) -> int:
     from vmm.loaders import detect_format, load_kernel
+
+    # SIGUSR2 presses the power button while the machine runs; before and after, it does nothing
+    # (rather than end the process, its default)
+    signal.signal(POWER_BUTTON_SIGNAL, signal.SIG_IGN)
 
     # an image larger than RAM is refused from its size; a RAM size that is itself wrong is
     # reported by the machine, so it does not set the limit
