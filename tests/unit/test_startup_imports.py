@@ -31,6 +31,7 @@ ALLOWED_DATACLASSES = {
 NOT_IMPORTED = [
     "vmm.board.pc",
     "vmm.board.sleep",
+    "vmm.cpu.catalog",
     "vmm.devices.acpi_pm",
     "vmm.devices.fw_cfg",
     "vmm.devices.pci",

@@ -19,11 +19,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from vmm.cpu import caches
-from vmm.cpu.catalog import KVM_DEFAULTS_OFF, MODELS, VERSION_1, Model
 from vmm.errors import ConfigError, HostLacksFeature
 from vmm.numbers import parse_on_off
+
+if TYPE_CHECKING:
+    from vmm.cpu.catalog import Model
 
 Reg = str  # "eax", "ebx", "ecx", "edx"
 
@@ -131,7 +134,6 @@ def feature(name: str) -> Feature:
 
 
 # What QEMU turns off for every named model under KVM (its own list has no effect then)
-_KVM_DEFAULTS_OFF = KVM_DEFAULTS_OFF
 # 0x80000001 EDX bits that mirror 1.EDX on AMD (QEMU's CPUID_EXT2_AMD_ALIASES)
 AMD_ALIASES = 0x0183F3FF
 AMD_VENDOR_EBX = 0x68747541  # "Auth"
@@ -158,12 +160,22 @@ class CpuRequest:
     migratable: bool = True  # QEMU's `migratable` (host/max): off gives every bit KVM offers, invtsc too
 
 
+# The named models' table (vmm.cpu.catalog) loads only when a run names one, or asks for the list:
+# building it is a few ms of every start-up that `-cpu host`, the default, has no use for.
+
+
 def model_names() -> list[str]:
+    from vmm.cpu.catalog import MODELS
+
     return [*HOST_MODELS, *MODELS]
 
 
 def model_name(name: str) -> str:
     """The model a -cpu name stands for: QEMU's `NAME-v1` is the unversioned NAME on 7.2's machines."""
+    if name in HOST_MODELS:
+        return name
+    from vmm.cpu.catalog import VERSION_1
+
     return VERSION_1.get(name, name)
 
 
@@ -171,7 +183,7 @@ def parse_cpu(text: str) -> CpuRequest:
     """QEMU's -cpu MODEL[,+feat][,-feat][,feat=on|off][,vendor=...][,host-phys-bits=on]..."""
     given, *props = text.split(",")
     name = model_name(given)
-    if name not in HOST_MODELS and name not in MODELS:
+    if name not in HOST_MODELS and name not in model_names():
         raise ConfigError(f"-cpu {given}: unknown or unsupported CPU model (pyvmm info lists the models)")
     req = CpuRequest(model=name)
     changes: list[tuple[Feature, bool]] = []
@@ -273,7 +285,11 @@ def shape(supported: Table, req: CpuRequest, host_brand: str | None = None) -> S
     out = ShapedCpu({k: replace(v) for k, v in supported.items()})
     t = out.table
     host_phys = t[(0x80000008, 0)].eax & 0xFF if (0x80000008, 0) in t else None
-    model = MODELS.get(req.model)
+    model = None
+    if req.model not in HOST_MODELS:
+        from vmm.cpu.catalog import MODELS
+
+        model = MODELS.get(req.model)
     if model is not None:
         lacking = _apply_model(out, supported, model)
         if lacking and req.enforce:
@@ -354,6 +370,8 @@ def _put_caches(t: Table, model: caches.CacheModel) -> None:
 
 def _apply_model(out: ShapedCpu, supported: Table, model: Model) -> list[Feature]:
     """`model`'s definition over the table; returns its features KVM cannot offer (dropped)."""
+    from vmm.cpu.catalog import KVM_DEFAULTS_OFF
+
     t = out.table
     lacking: list[Feature] = []
     for function, index, reg in _WORDS:  # the model's feature words start empty, then get its list
@@ -361,7 +379,7 @@ def _apply_model(out: ShapedCpu, supported: Table, model: Model) -> list[Feature
             t[(function, index)].set(reg, 0)
     for name in model.features:
         f = FEATURES[name]
-        if name in _KVM_DEFAULTS_OFF:
+        if name in KVM_DEFAULTS_OFF:
             continue
         if _bit(supported, f):
             _put(t, f, True)
