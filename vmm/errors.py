@@ -37,10 +37,11 @@ class ExitStatus(enum.IntEnum):
     DEBUG_UNSUPPORTED = 60  # a debug exit nobody asked for, or a step over a breakpoint that made no progress
     GDB_KILLED = 62  # the debugger sent kill
     MONITOR_QUIT = 64  # the monitor's quit command ended the run
-    HOST_LACKS_FEATURE = 70  # -cpu asked for a CPU feature this host's KVM cannot offer
-    SLEEP_NOT_IMPLEMENTED = 72  # ACPI S3 pyvmm cannot resume (several vCPUs, no alarm, no vector)
+    HOST_LACKS_FEATURE = 70  # -cpu asked for a CPU feature this host's KVM cannot offer (or enforce found one)
+    SLEEP_NOT_IMPLEMENTED = 72  # ACPI S3 pyvmm cannot resume (no waking vector real mode reaches)
     SPP_STEP_NO_PROGRESS = 80  # the SPP single-step fallback ended in exits but never left the instruction
     SPP_VERDICT_UNAVAILABLE = 82  # an SPP verdict asked for what the backend cannot do for this write
+    OBSERVATION_UNWRITTEN = 100  # --stats-json could not be written at the end of the run (a full disk)
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     TERMINATED = 143  # SIGTERM (128 + 15), as a test runner's timeout sends it
 
@@ -134,6 +135,10 @@ class HostLacksFeature(PyvmmError):
     is the limit (a runner can tell it from a typo, status 2, and skip the test)."""
 
 
+class ObservationUnwritten(PyvmmError):
+    """What a run was asked to write at its end (`--stats-json`) did not reach its file."""
+
+
 class Interrupted(PyvmmError):
     """Ctrl-C (or SIGTERM) before or while the guest ran."""
 
@@ -159,6 +164,7 @@ STATUS_OF: dict[type[PyvmmError], ExitStatus] = {
     SnapshotHost: ExitStatus.SNAPSHOT_HOST,
     SnapshotHalfRestored: ExitStatus.SNAPSHOT_HALF_RESTORED,
     HostLacksFeature: ExitStatus.HOST_LACKS_FEATURE,
+    ObservationUnwritten: ExitStatus.OBSERVATION_UNWRITTEN,
     Interrupted: ExitStatus.INTERRUPTED,
 }
 

@@ -11,6 +11,7 @@ buses (`vmm.board.table` places every built-in one), the defaults in `vmm.runner
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 from vmm import layout as L
@@ -29,8 +30,9 @@ from vmm.inputs import InputFileError, open_output
 from vmm.kvm.exits import DirtyRingFullExit, Exit, IntrExit
 from vmm.kvm.system import Kvm
 from vmm.loaders.image import place_flat
-from vmm.runner.observe import ExitStats, ExitTrace
+from vmm.runner.observe import ExitStats
 from vmm.runner.policy import ExitPolicy, Handler
+from vmm.runner.records import ExitRecorder
 from vmm.runner.runner import Observer, Runner, RunResult
 from vmm.snapshot.hooks import SnapshotHooks
 from vmm.verdict import Stop
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from vmm.debug.watch import Watchpoints
     from vmm.msr.events import MsrExits, MsrHandler, MsrSpec
     from vmm.snapshot.dirty import DirtyTracker
-    from vmm.snapshot.state import MsrLists, Snapshot
+    from vmm.snapshot.state import MsrLists, Snapshot, SppMasks
     from vmm.snapshot.trigger import Trigger
     from vmm.spp.controller import Spp
 
@@ -89,6 +91,8 @@ class Machine:
         self.control = self.runner.control
         if self.board.suspend is not None:
             self.board.suspend.should_stop = self.stop_requested
+            self.board.suspend.pause_others = self.control.others_paused
+            self.runner.power_button = self.board.suspend.press_power_button
         self.policy = ExitPolicy(
             self.board.ports, self.board.mmio, on_interrupt=self.runner.on_interrupt, strict=strict, note=self._note
         )
@@ -96,7 +100,8 @@ class Machine:
             slots = self.board.slots
             self.policy.on_exit(DirtyRingFullExit, lambda ex: slots.ring_full(ex.vcpu))
         self.stats: ExitStats | None = None
-        self.trace: ExitTrace | None = None
+        self.trace: ExitRecorder | None = None  # vmm.runner.trace.ExitTrace
+        self.timeline: ExitRecorder | None = None  # vmm.runner.timeline.ExitTimeline
         self.spp: Spp | None = None
         self.observers: list[Observer] = []  # wrap the exit policy, after statistics and tracing
         self.snapshot_hooks = SnapshotHooks()
@@ -236,7 +241,8 @@ class Machine:
             from vmm.debug.console import MonitorConsole
 
             self.console_monitor = MonitorConsole(
-                self.vcpus, self.memory, lambda: self.spp.masks() if self.spp is not None else None
+                self.vcpus, self.memory, lambda: self.spp.masks() if self.spp is not None else None,
+                power_button=self.board.suspend,
             )
             self.runner.attach(self.console_monitor)
         return self.console_monitor
@@ -264,8 +270,9 @@ class Machine:
         self.board.mmio.remove(base, size)
 
     def _note(self, kind: str, **fields: Any) -> None:
-        if self.trace is not None:
-            self.trace.note(kind, **fields)
+        for recorder in (self.trace, self.timeline):
+            if recorder is not None:
+                recorder.note(kind, **fields)
 
     # --- loading ----------------------------------------------------------------------------
     def load_flat(
@@ -330,6 +337,13 @@ class Machine:
     def stop_requested(self) -> bool:
         return self.control.pending is not None
 
+    def press_power_button(self) -> None:
+        """The ACPI power button (from any thread; the CLI presses it on SIGUSR2): wakes a machine
+        suspended to RAM, else sets PWRBTN_STS. Only the pc platform has one."""
+        if self.board.suspend is None:
+            raise ConfigError("this machine has no power button (it comes with -machine pc)")
+        self.board.suspend.press_power_button()
+
     def kick(self) -> None:
         """Bring every vCPU out of KVM_RUN to its exit handlers soon (from any thread)."""
         self.control.kick()
@@ -343,12 +357,18 @@ class Machine:
         a result instead of raising (the CLI asks for it)."""
         if self._half_restored is not None:
             raise SnapshotHalfRestored(f"{self._half_restored}: restore a snapshot before running the machine")
-        observers = [o.wrap for o in (self.stats, self.trace) if o is not None] + self.observers
+        watching = [o for o in (self.stats, self.trace, self.timeline) if o is not None]
+        observers: list[Observer] = [o.wrap for o in watching] + self.observers
+        if watching and isinstance(watching[0], ExitRecorder):  # it wraps the policy itself
+            observers[0] = partial(watching[0].wrap, route_io=self.policy.route_io)
+        if self.spp is not None:
+            for o in watching:
+                self.spp.watch(o.on_spp)
         if self._pit_to_restart is not None:
             self._restart_pit()
-        trace = self.trace
-        if trace is not None:
-            trace.start()
+        recorders = [(what, r) for what, r in (("trace", self.trace), ("timeline", self.timeline)) if r is not None]
+        for _, r in recorders:
+            r.start()
         try:
             result = self.runner.run(
                 self.policy.handle, timeout=timeout, handle_signals=handle_signals, observers=observers,
@@ -356,9 +376,10 @@ class Machine:
             )  # fmt: skip
         finally:
             self.console.flush()
-            lost = trace.finish() if trace is not None else None
-            if lost is not None:
-                self.log.write(f"pyvmm: {lost}\n")
+            for what, r in recorders:
+                lost = r.finish(what)
+                if lost is not None:
+                    self.log.write(f"pyvmm: {lost}\n")
         summary = self.board.notices.summary()
         if summary is not None:
             self.log.write(f"pyvmm: {summary}\n")
@@ -380,7 +401,7 @@ class Machine:
             self._msrs = MsrLists()
         return capture(self.board, self._snapshot_spp(), self.snapshot_hooks, self._msrs)
 
-    def _snapshot_spp(self) -> Any:
+    def _snapshot_spp(self) -> SppMasks | None:
         """The SPP masks snapshots see: without the watchpoints' pages, which belong to the
         monitor's current watches (like handlers) and are neither saved nor put back."""
         if self.spp is None or self.watchpoints is None or not self.watchpoints.owned:
@@ -571,6 +592,9 @@ class Machine:
 
     def close(self) -> None:
         self.console.flush()
+        for recorder in (self.trace, self.timeline):
+            if recorder is not None:
+                recorder.close()  # its trailer (a timeline's closing bracket), after the last run
         if self.runner.running or self.control.running():
             return  # a vCPU thread still uses the kvm_run pages and RAM: leave them mapped
         self.board.close()
@@ -586,9 +610,10 @@ def _name_of(handler: Handler) -> str:
     return f"handler {getattr(handler, '__qualname__', None) or type(handler).__name__}"
 
 
-def open_trace(path: str) -> int:
-    """The trace file's descriptor: the trace writer writes whole lines to it with os.write."""
+def open_trace(path: str, what: str = "trace file") -> int:
+    """The descriptor of a file a run writes (a trace, a timeline, statistics): the writer writes
+    whole lines to it with os.write. `what` names it in the error."""
     try:
         return open_output(path)
     except InputFileError as e:
-        raise ConfigError(f"trace file {path!r} {e}") from None
+        raise ConfigError(f"{what} {path!r} {e}") from None

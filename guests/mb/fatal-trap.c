@@ -63,10 +63,17 @@ static uint32_t initial_apic_id(void)
 	return b >> 24;
 }
 
+/* A kernel that expects one interrupt defines its own (see fatal-trap.h). */
+__attribute__((weak)) void trap_expected(const struct trap_frame *f)
+{
+	(void)f;
+}
+
 void trap_report(const struct trap_frame *f)
 {
 	uint32_t cr2;
 
+	trap_expected(f);
 	if (__atomic_exchange_n(&reporting, 1, __ATOMIC_ACQUIRE))
 		halt();
 	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));

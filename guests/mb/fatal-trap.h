@@ -36,6 +36,13 @@ void fatal_trap_init(void);
 /* Loads the IDT that fatal_trap_init() filled on the calling CPU (an AP). */
 void fatal_trap_load(void);
 
+/*
+ * Called first by trap_report(): a kernel waiting for one interrupt defines
+ * it to take that one (it must not return for it: nothing here can resume
+ * the interrupted code); returning hands the frame on to the report.
+ */
+void trap_expected(const struct trap_frame *frame);
+
 /* Called from every stub: prints the frame and ends the run with EXIT_TRAP. */
 __attribute__((noreturn)) void trap_report(const struct trap_frame *frame);
 #endif

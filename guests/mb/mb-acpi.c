@@ -27,6 +27,40 @@
  * the kernel's own .data and .bss kept what it wrote there before sleeping
  * (QEMU writes them back from the file: see struct pm_state).
  *
+ * With `-append smp` (and -smp 2 or more) it also starts the other CPUs
+ * (ACPI MADT, INIT, SIPI, SIPI: smp.c) just before sleeping; each AP counts
+ * its start and then counts loop turns at CPL 0. Waking from S3 resets
+ * every CPU: the BSP comes back at the waking vector and the APs wait for
+ * a start-up IPI, as on real hardware. After resuming, the kernel checks
+ * that the APs' loop count stood still (they did not run on), starts them
+ * again and waits for each. The extra lines, for -smp 2:
+ *
+ *   smp: 2 cpus, 1 ap started before sleeping
+ *   (the s3 lines, up to the pattern line)
+ *   smp: the aps stood still while asleep (loop count unchanged)
+ *   smp: 1 ap started again after resuming
+ *
+ * before the exit with 0x19.
+ *
+ * With `-append sci` it does not sleep: after the mode line it sets
+ * PWRBTN_EN, routes IRQ 9 (the FADT's SCI) through the 8259s to vector
+ * 0x29 and waits in hlt; a press of the power button (QEMU's
+ * `system_powerdown`) raises the SCI, and the kernel prints
+ *
+ *   sci: waiting for the power button (PWRBTN_EN set, irq 9 at vector 0x29)
+ *   sci: vector 0x29, pm1 status: PWRBTN_STS 1, pm1 enable 0x0100
+ *
+ * and exits with 0x1a from the interrupt (nothing returns from one here).
+ *
+ * With `-append pwrbtn` it arms no alarm and leaves RTC_EN clear: only the
+ * power button wakes it (QEMU's monitor command `system_wakeup`, which QEMU
+ * reports as a power-button wake). The s3 lines then read
+ *
+ *   s3: waking vector 0x60000, no alarm (the power button wakes it), 0x10000 bytes of pattern at 0x200000
+ *   s3: sleeping
+ *   resumed from S3
+ *   s3: pattern intact, pm1 status: WAK_STS 1, RTC_STS 0, PWRBTN_STS 1
+ *
  * Steps, with what each relies on:
  * - RSDP: 16-byte boundaries in the EBDA's first KiB (segment at 0x40e),
  *   then 0xe0000-0xfffff; checksum over 20 bytes, and the extended one over
@@ -74,12 +108,14 @@
 #include "kernel.h"
 #include "serial.h"
 #include "fatal-trap.h"
+#include "smp.h"
 
 #define RESUME_STUB_ADDR  0x60000u
 #define PATTERN_ADDR      0x200000u
 #define PATTERN_SIZE      0x10000u
 #define ALARM_SECONDS     2
 #define SPINS             2000000	/* seconds of emulated CPL-0 polling */
+#define STILL_SPINS       20000	/* how long the aps' loop count must stand still */
 
 /* FADT offsets (ACPI 1.0 fields, then the ACPI 2.0 extended addresses) */
 #define FADT_FIRMWARE_CTRL  36
@@ -105,6 +141,15 @@
 #define FACS_VERSION        32
 
 /* PM1 registers */
+#define PM1_STS_PWRBTN      (1u << 8)
+#define PM1_EN_PWRBTN       (1u << 8)
+#define PIC1_CMD            0x20
+#define PIC1_DATA           0x21
+#define PIC2_CMD            0xa0
+#define PIC2_DATA           0xa1
+#define PIC1_VECTOR         0x20
+#define PIC2_VECTOR         0x28
+#define SCI_VECTOR          (PIC2_VECTOR + 1)	/* IRQ 9 */
 #define PM1_STS_RTC         (1u << 10)
 #define PM1_STS_WAK         (1u << 15)
 #define PM1_EN_RTC          (1u << 10)
@@ -154,12 +199,21 @@ struct pm_state {
 	int tmr_val_ext;
 	uint8_t s3_typ, s5_typ;
 	int print_image;	/* `-append image` */
+	int smp;		/* `-append smp` */
+	int pwrbtn;		/* `-append pwrbtn` */
 };
 
 #define PM_STATE_MAGIC  0x33536d70u	/* "pmS3" */
 #define PM_STATE_ADDR   (RESUME_STUB_ADDR + 0x800)
 
 static struct pm_state pm;
+
+/*
+ * `-append smp`: how often an AP started, and its loop turns, kept next to
+ * the stub for the same reason as struct pm_state.
+ */
+#define AP_STARTS  ((volatile uint32_t *)(RESUME_STUB_ADDR + 0xc00))
+#define AP_TURNS   ((volatile uint32_t *)(RESUME_STUB_ADDR + 0xc04))
 
 /*
  * Changed just before the kernel sleeps; `-append image` prints them after
@@ -610,6 +664,127 @@ static void enter_sleep_state(uint8_t typ)
 		cpu_relax();
 }
 
+/* --- the SCI (`-append sci`) ----------------------------------------------------------- */
+
+void trap_expected(const struct trap_frame *f)
+{
+	uint16_t sts, en;
+
+	if (f->vector != SCI_VECTOR)
+		return;
+	sts = inw(pm.pm1a_sts);
+	en = inw(pm.pm1a_en);
+	serial_puts("sci: vector ");
+	put_hex(f->vector, 2);
+	serial_puts(", pm1 status: PWRBTN_STS ");
+	serial_put_dec(!!(sts & PM1_STS_PWRBTN));
+	serial_puts(", pm1 enable ");
+	put_hex(en, 4);
+	serial_putc('\n');
+	debug_exit(0x1a);
+}
+
+/* Edge-triggered, cascaded on IRQ 2, vectors 0x20 and 0x28; only IRQ 9 (and the cascade) open. */
+static void route_sci(void)
+{
+	outb(PIC1_CMD, 0x11);
+	outb(PIC2_CMD, 0x11);
+	outb(PIC1_DATA, PIC1_VECTOR);
+	outb(PIC2_DATA, PIC2_VECTOR);
+	outb(PIC1_DATA, 1 << 2);
+	outb(PIC2_DATA, 2);
+	outb(PIC1_DATA, 0x01);
+	outb(PIC2_DATA, 0x01);
+	outb(PIC1_DATA, (uint8_t)~(1u << 2));
+	outb(PIC2_DATA, (uint8_t)~(1u << 1));
+}
+
+static int wait_for_sci(void)
+{
+	route_sci();
+	outw(pm.pm1a_sts, PM1_STS_PWRBTN);
+	outw(pm.pm1a_en, (uint16_t)(inw(pm.pm1a_en) | PM1_EN_PWRBTN));
+	serial_puts("sci: waiting for the power button (PWRBTN_EN set, irq 9 at vector 0x29)\n");
+	for (;;)
+		__asm__ volatile("sti; hlt; cli" : : : "memory");
+	return EXIT_FAILED;
+}
+
+/* --- the other CPUs (`-append smp`) --------------------------------------------------- */
+
+void ap_main(void)
+{
+	fatal_trap_load();
+	__atomic_fetch_add(AP_STARTS, 1, __ATOMIC_SEQ_CST);
+	for (;;) {
+		__atomic_fetch_add(AP_TURNS, 1, __ATOMIC_RELAXED);
+		cpu_relax();
+	}
+}
+
+/* Starts every AP and waits until `total` starts have been counted; 0 if they were not. */
+static int start_aps(uint32_t total)
+{
+	int spins = SPINS;
+
+	smp_start_aps(smp_apic_id());
+	while (*AP_STARTS != total && --spins > 0)
+		cpu_relax();
+	if (spins == 0) {
+		serial_puts("smp: only ");
+		serial_put_dec(*AP_STARTS);
+		serial_puts(" ap starts of ");
+		serial_put_dec(total);
+		serial_putc('\n');
+		return 0;
+	}
+	return 1;
+}
+
+static int find_cpus(void)
+{
+	if (smp_find_cpus() != SMP_FOUND || smp_ncpus < 2) {
+		serial_puts("smp: no ACPI MADT with two or more cpus\n");
+		return 0;
+	}
+	return 1;
+}
+
+static int start_aps_before_sleeping(void)
+{
+	*AP_STARTS = 0;
+	*AP_TURNS = 0;
+	if (!find_cpus() || !start_aps(smp_ncpus - 1))
+		return 0;
+	serial_puts("smp: ");
+	serial_put_dec(smp_ncpus);
+	serial_puts(" cpus, ");
+	serial_put_dec(smp_ncpus - 1);
+	serial_puts(smp_ncpus == 2 ? " ap started before sleeping\n" : " aps started before sleeping\n");
+	return 1;
+}
+
+static int restart_aps_after_resuming(void)
+{
+	uint32_t turns = *AP_TURNS;
+	int spins = STILL_SPINS;
+
+	while (--spins > 0)
+		cpu_relax();
+	if (*AP_TURNS != turns) {
+		serial_puts("smp: an ap kept running while asleep\n");
+		return 0;
+	}
+	serial_puts("smp: the aps stood still while asleep (loop count unchanged)\n");
+	/* smp.c's variables are in .bss, which QEMU has cleared: the MADT is read again. */
+	if (!find_cpus() || !start_aps(2 * (smp_ncpus - 1)))
+		return 0;
+	serial_puts("smp: ");
+	serial_put_dec(smp_ncpus - 1);
+	serial_puts(smp_ncpus == 2 ? " ap started again after resuming\n" : " aps started again after resuming\n");
+	return 1;
+}
+
 static int suspend(const struct mb_info *info)
 {
 	volatile uint32_t *vector = (volatile uint32_t *)(pm.facs + FACS_WAKING_VECTOR);
@@ -631,20 +806,29 @@ static int suspend(const struct mb_info *info)
 	}
 	pm.magic = PM_STATE_MAGIC;
 	pm.print_image = cmdline_has(info, "image");
+	pm.smp = cmdline_has(info, "smp");
+	pm.pwrbtn = cmdline_has(info, "pwrbtn");
+	if (pm.smp && !start_aps_before_sleeping())
+		return EXIT_FAILED;
 	*(struct pm_state *)PM_STATE_ADDR = pm;
 	data_marker = 0x22222222u;
 	bss_marker = 0x33333333u;
 	fill_pattern();
-	if (!arm_rtc_alarm(ALARM_SECONDS))
+	if (!pm.pwrbtn && !arm_rtc_alarm(ALARM_SECONDS))
 		return EXIT_FAILED;
-	outw(pm.pm1a_sts, PM1_STS_WAK | PM1_STS_RTC);
-	outw(pm.pm1a_en, (uint16_t)(inw(pm.pm1a_en) | PM1_EN_RTC));
+	outw(pm.pm1a_sts, PM1_STS_WAK | PM1_STS_RTC | PM1_STS_PWRBTN);
+	if (!pm.pwrbtn)
+		outw(pm.pm1a_en, (uint16_t)(inw(pm.pm1a_en) | PM1_EN_RTC));
 
 	serial_puts("s3: waking vector ");
 	put_hex(RESUME_STUB_ADDR, 0);
-	serial_puts(", rtc alarm in ");
-	serial_put_dec(ALARM_SECONDS);
-	serial_puts(" s, ");
+	if (pm.pwrbtn) {
+		serial_puts(", no alarm (the power button wakes it), ");
+	} else {
+		serial_puts(", rtc alarm in ");
+		serial_put_dec(ALARM_SECONDS);
+		serial_puts(" s, ");
+	}
 	put_hex(PATTERN_SIZE, 0);
 	serial_puts(" bytes of pattern at ");
 	put_hex(PATTERN_ADDR, 0);
@@ -688,9 +872,15 @@ void resume_main(void)
 	serial_put_dec(!!(sts & PM1_STS_WAK));
 	serial_puts(", RTC_STS ");
 	serial_put_dec(!!(sts & PM1_STS_RTC));
+	if (pm.pwrbtn) {
+		serial_puts(", PWRBTN_STS ");
+		serial_put_dec(!!(sts & PM1_STS_PWRBTN));
+	}
 	serial_putc('\n');
-	outw(pm.pm1a_sts, PM1_STS_WAK | PM1_STS_RTC);
+	outw(pm.pm1a_sts, PM1_STS_WAK | PM1_STS_RTC | PM1_STS_PWRBTN);
 	*(volatile uint32_t *)(pm.facs + FACS_WAKING_VECTOR) = 0;
+	if (pm.smp && !restart_aps_after_resuming())
+		debug_exit(EXIT_FAILED);
 	debug_exit((sts & PM1_STS_WAK) ? 0x19 : EXIT_FAILED);
 }
 
@@ -730,6 +920,8 @@ int kmain(uint32_t magic, const struct mb_info *info)
 	if (!check_pm_timer() || !enable_acpi_mode((const uint8_t *)fadt))
 		return EXIT_FAILED;
 
+	if (cmdline_has(info, "sci"))
+		return wait_for_sci();
 	if (cmdline_has(info, "s5")) {
 		serial_puts("s5: SLP_TYPa ");
 		serial_put_dec(pm.s5_typ);

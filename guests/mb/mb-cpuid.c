@@ -47,7 +47,20 @@
  *
  * `-append topology` prints, per CPU, only what the machine and not the
  * host defines for every model: the APIC ids and counts of leaf 1 ebx
- * 31:16 and the 0xb / 0x1f subleaves.
+ * 31:16, the 0xb / 0x1f subleaves and AMD's 0x8000001e (APIC id, core and
+ * node ids), when the maximum extended leaf includes it.
+ *
+ * `-append caches` prints, per CPU, what a kernel reads to name the CPU and
+ * size its caches: the brand string (0x80000002-4), the cache descriptors of
+ * leaf 2, the deterministic cache
+ * parameters of leaf 4 and of 0x8000001d (every subleaf up to the first of
+ * cache type 0, which is printed too; each only when the maximum leaf
+ * includes it) and the AMD cache and TLB descriptions of 0x80000005 and
+ * 0x80000006. For `-cpu max` and `-cpu host` these come from the host's
+ * CPU, so the two monitors can be compared there on one host. Leaf 4
+ * eax bits 31:26 (cores per package) and bits 25:14 (logical CPUs sharing
+ * the cache) and 0x8000001d eax 25:14 follow the topology and are printed
+ * as they are.
  */
 #include "kernel.h"
 #include "serial.h"
@@ -64,6 +77,7 @@ struct regs {
 static volatile uint32_t arrived;
 static volatile uint32_t turn;
 static int topology_only;
+static int caches_only;
 
 static struct regs cpuid(uint32_t leaf, uint32_t subleaf)
 {
@@ -102,6 +116,20 @@ static void print(uint32_t leaf, uint32_t subleaf, struct regs mask)
 }
 
 static const struct regs ALL = { ~0u, ~0u, ~0u, ~0u };
+
+/* 4 or 0x8000001d: subleaves until the cache type (eax 4:0) is 0, which is printed too. */
+static void print_cache_leaf(uint32_t leaf)
+{
+	uint32_t n;
+
+	for (n = 0; n < MAX_SUBLEAVES; n++) {
+		struct regs r = cpuid(leaf, n);
+
+		put_leaf(leaf, n, r);
+		if ((r.a & 0x1f) == 0)
+			break;
+	}
+}
 
 /* 0xb or 0x1f: subleaves until the level type (ecx 15:8) is 0, which is printed too. */
 static void print_topology_leaf(uint32_t leaf)
@@ -156,6 +184,18 @@ static void print_cpu(void)
 {
 	uint32_t max = cpuid(0, 0).a, max_ext = cpuid(0x80000000, 0).a, leaf;
 
+	if (caches_only) {
+		for (leaf = 0x80000002; leaf <= max_ext && leaf <= 0x80000006; leaf++)
+			print(leaf, 0, ALL);
+		if (max >= 2)
+			print(2, 0, ALL);
+		if (max >= 4)
+			print_cache_leaf(4);
+		if (max_ext >= 0x8000001d)
+			print_cache_leaf(0x8000001d);
+		print_names(max_ext);
+		return;
+	}
 	if (topology_only) {
 		struct regs r = cpuid(1, 0);
 
@@ -178,6 +218,8 @@ static void print_cpu(void)
 		print_topology_leaf(0xb);
 	if (max >= 0x1f)
 		print_topology_leaf(0x1f);
+	if (topology_only && max_ext >= 0x8000001e)
+		print(0x8000001e, 0, ALL);
 	if (!topology_only)
 		print_names(max_ext);
 }
@@ -228,6 +270,7 @@ int kmain(uint32_t magic, const struct mb_info *info)
 	if (!kernel_init(magic))
 		return EXIT_BAD_MAGIC;
 	topology_only = cmdline_has(info, "topology");
+	caches_only = cmdline_has(info, "caches");
 	if (smp_find_cpus() != SMP_FOUND) {
 		serial_puts("cpuid: no usable ACPI MADT\n");
 		return EXIT_MISSING;

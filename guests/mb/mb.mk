@@ -19,7 +19,7 @@ MB_BUILD := $(BUILD)/mb
 # Multiboot kernels linked as ELF at 1 MiB: start.o + NAME.o + kernel.o.
 MB_ELF_KERNELS  := mb-info mb-modules mb-fwcfg mb-rtc mb-exitcodes mb-smp mb-timer \
                    mb-smp-spp mb-pci mb-cpuid mb-acpi mb-runner \
-                   mb-trap-selftest mb-iret-probe mb-atomics mb-flush-race mb-ticks
+                   mb-trap-selftest mb-iret-probe mb-atomics mb-flush-race mb-ticks mb-exit-counts
 # Multiboot kernels linked by a script of their own (low.ld: below 64 KiB),
 # from one source: mb-low with text at 0x8000 and data at 0xb000; mb-low-a000
 # with text at 0xa000 and data at 0xd000, clear of the 0x9000-0x95ff that
@@ -81,10 +81,11 @@ $(MB_BUILD)/mb-timer.elf: $(MB_BUILD)/timer-isr.o
 $(MB_BUILD)/mb-ticks.elf: $(MB_BUILD)/ticks-isr.o $(MB_TRAP)
 $(MB_BUILD)/mb-pci.elf: $(MB_BUILD)/pci.o $(MB_TRAP)
 $(MB_BUILD)/mb-cpuid.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o $(MB_TRAP)
-$(MB_BUILD)/mb-acpi.elf: $(MB_BUILD)/acpi.o $(MB_BUILD)/acpi-resume.o $(MB_TRAP)
+$(MB_BUILD)/mb-acpi.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o $(MB_BUILD)/acpi.o $(MB_BUILD)/acpi-resume.o $(MB_TRAP)
 $(MB_BUILD)/mb-runner.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o $(MB_BUILD)/pci.o $(MB_TRAP)
 $(MB_BUILD)/mb-atomics.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
 $(MB_BUILD)/mb-flush-race.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
+$(MB_BUILD)/mb-exit-counts.elf: $(MB_BUILD)/smp.o $(MB_BUILD)/smp-ap.o
 
 $(MB_ELF_KERNELS:%=$(MB_BUILD)/%.elf): $(MB_BUILD)/%.elf: $(MB_BUILD)/start.o $(MB_BUILD)/%.o \
 		$(MB_BUILD)/kernel.o $(LIB32) mb/kernel.ld

@@ -161,6 +161,7 @@ enum smp_find_result smp_find_cpus(void)
 	const struct acpi_rsdp *rsdp;
 	const struct acpi_madt *madt;
 
+	smp_ncpus = 0;	/* a second call (after resuming from S3) reads the MADT afresh */
 	rsdp = find_rsdp();
 	if (!rsdp)
 		return SMP_NO_RSDP;

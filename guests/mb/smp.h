@@ -35,7 +35,7 @@ extern uint32_t smp_ncpus;
 extern uint32_t smp_apic_ids[MAX_CPUS];
 extern uint32_t smp_lapic_addr;
 
-/* Reads the MADT into the variables above. Call once, on the BSP. */
+/* Reads the MADT into the variables above, on the BSP (again if need be: it starts afresh). */
 enum smp_find_result smp_find_cpus(void);
 
 /* The calling CPU's APIC id (after smp_find_cpus() has succeeded). */

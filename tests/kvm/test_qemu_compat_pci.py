@@ -2,7 +2,8 @@
 
 The kernel enumerates bus 0 through configuration mechanism #1, sizes pci-testdev's BARs and runs
 its six tests; by default it prints the host bridge and pci-testdev, the two functions a test
-kernel drives (QEMU's PIIX functions at 00:01.x are left out of the comparison on purpose)."""
+kernel drives; with `-append all` every function on bus 0, QEMU's PIIX3/PIIX4 functions at 00:01.x
+included, as an `lspci` would list them."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ class DeviceCase(Case):
 
 PCI = DeviceCase("mb-pci", "mb-pci.elf", devices=("pci-testdev",))
 NO_TESTDEV = DeviceCase("mb-pci-empty", "mb-pci.elf")
+ALL = DeviceCase("mb-pci-all", "mb-pci.elf", append="all", devices=("pci-testdev",))
+ALL_NO_TESTDEV = DeviceCase("mb-pci-all-empty", "mb-pci.elf", append="all")
+PIIX_LINES = [
+    "00:00.0 8086:1237 class 06.00.00 rev 0x02 header 0x00 subsystem 1af4:1100",
+    "00:01.0 8086:7000 class 06.01.00 rev 0x00 header 0x80 subsystem 1af4:1100",
+    "00:01.1 8086:7010 class 01.01.80 rev 0x00 header 0x00 subsystem 1af4:1100",
+    "00:01.3 8086:7113 class 06.80.00 rev 0x03 header 0x00 subsystem 1af4:1100",
+]
 
 TESTS = [
     ("mmio", 0, "mmio-no-eventfd", 0x800, 0xFA, 16),
@@ -57,7 +66,17 @@ def test_pci_testdev_under_qemu() -> None:
     ]
 
 
-@pytest.mark.parametrize("case", [PCI, NO_TESTDEV], ids=lambda c: c.id)
+def test_every_function_under_qemu() -> None:
+    r = run_qemu(ALL_NO_TESTDEV)
+    assert lines(r) == [*PIIX_LINES, "pci: 4 functions on bus 0", "no pci-testdev (1b36:0005) on bus 0"]
+    assert lines(run_qemu(ALL))[:6] == [
+        *PIIX_LINES,
+        "00:02.0 1b36:0005 class 00.ff.00 rev 0x00 header 0x00 subsystem 1af4:1100",
+        "pci: 5 functions on bus 0",
+    ]
+
+
+@pytest.mark.parametrize("case", [PCI, NO_TESTDEV, ALL, ALL_NO_TESTDEV], ids=lambda c: c.id)
 def test_pyvmm_matches_qemu(case: DeviceCase) -> None:
     want = run_qemu(case)
     got = run_pyvmm(case)

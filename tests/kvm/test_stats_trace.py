@@ -1,4 +1,4 @@
-"""`--stats` counts exits per reason; `--trace` writes one JSON line per exit, ending with the stop."""
+"""`--stats` counts exits per reason; `--trace` writes a start line, one JSON line per exit, and the stop."""
 
 from __future__ import annotations
 
@@ -30,20 +30,26 @@ def test_stats_and_trace(tmp_path: Path) -> None:
     assert int(rows["HLT"]) == 1
 
     records = [json.loads(line) for line in trace_path.read_text().splitlines()]
+    start, records = records[0], records[1:]
+    assert start.keys() == {"event", "mono_ns"} and start["event"] == "start"
     for r in records:
-        assert {"vcpu", "reason", "rip", "t"} <= r.keys(), r
+        assert {"vcpu", "mono_ns"} <= r.keys(), r
+        assert ("reason" in r) != ("event" in r), r
         assert r["vcpu"] == 0
-    times = [r["t"] for r in records]
-    assert times == sorted(times)
+    exits = [r for r in records if "reason" in r]
+    assert all({"rip", "handler_ns"} <= r.keys() for r in exits)
+    times = [r["mono_ns"] for r in records]
+    assert times == sorted(times) and times[0] >= start["mono_ns"]
 
-    io = [r for r in records if r["reason"] == "IO"]
+    io = [r for r in exits if r["reason"] == "IO"]
     assert len(io) == IO_EXITS
     assert all("port" in r and "value" in r for r in io)
     # the THR writes, in order, are exactly what the guest printed
     sent = bytes(r["value"] for r in io if r["port"] == L.COM1_PORT and r["write"])
     assert sent == MESSAGE
 
-    last = records[-1]
-    assert last["reason"] == "HLT"
-    assert last["stop"] == {"status": 0, "reason": "guest halted"}
-    assert all("stop" not in r for r in records[:-1])
+    # the exit whose handler ended the run, then the stop it decided
+    assert records[-2]["reason"] == "HLT"
+    assert records[-1] == {"mono_ns": records[-1]["mono_ns"], "vcpu": 0, "event": "stop",
+                           "stop": {"status": 0, "reason": "guest halted"}}  # fmt: skip
+    assert all(r.get("event") != "stop" for r in records[:-1])

@@ -23,16 +23,37 @@ def supported() -> Table:
         Leaf(0xD, 0, 1, 7, 0x340, 0x340, 0),
         Leaf(0x80000000, 0, 0, 0x80000021, AMD[0], AMD[1], AMD[2]),
         Leaf(0x80000001, 0, 0, 0x00A10F11, 0x40000000, 0x1 | 1 << 22, 0x2FD3FBFF),
-        Leaf(0x80000008, 0, 0, 0x3030, 0x5, 0x7001, 0),
+        Leaf(0x80000007, 0, 0, 0, 0, 0, 1 << 8),  # invtsc
+        Leaf(0x80000008, 0, 0, 0x3030, 0x10000005, 0x7001, 0),  # clzero, xsaveerptr, bit 28
         Leaf(0x80000021, 0, 0, 0x45, 0, 0, 0),
     ]
     return {(leaf.function, leaf.index): leaf for leaf in leaves}
 
 
-def test_host_and_max_are_the_supported_table() -> None:
+def test_host_and_max_are_what_kvm_offers_of_the_features_qemu_names() -> None:
     for model in ("host", "max"):
-        got = shape(supported(), parse_cpu(model))
-        assert got.table == supported() and got.warnings == []
+        got = shape(supported(), parse_cpu(model), host_brand="AMD EPYC 7B13")
+        t, kvm = got.table, supported()
+        assert got.warnings == []
+        for key in [(0, 0), (1, 0), (7, 0), (0xB, 0), (0xD, 0), (0x80000021, 0)]:
+            assert t[key] == kvm[key]
+        assert t[(0x80000001, 0)].ecx == 0x1  # lahf-lm; topoext (bit 22) is never turned on by itself
+        assert t[(0x80000008, 0)].ebx == 0x5  # clzero, xsaveerptr; bit 28, unknown to QEMU 7.2, clear
+        assert t[(0x80000007, 0)].edx == 0  # no invtsc: QEMU's max is migratable
+        assert brand(t) == b"AMD EPYC 7B13"
+
+
+def test_max_not_migratable_is_every_bit_kvm_offers_but_topoext() -> None:
+    t = shape(supported(), parse_cpu("max,migratable=off")).table
+    assert t[(0x80000008, 0)].ebx == 0x10000005  # bit 28 too, which QEMU 7.2 has no name for
+    assert t[(0x80000001, 0)].ecx == 0x1 and t[(0x80000007, 0)].edx == 1 << 8
+
+
+def brand(t: Table) -> bytes:
+    return b"".join(
+        w.to_bytes(4, "little") for f in (0x80000002, 0x80000003, 0x80000004) for w in
+        (t[(f, 0)].eax, t[(f, 0)].ebx, t[(f, 0)].ecx, t[(f, 0)].edx)
+    ).rstrip(b"\0")  # fmt: skip
 
 
 def test_qemu64_is_qemus_definition_on_the_host_vendor_minus_what_kvm_lacks() -> None:
@@ -41,11 +62,7 @@ def test_qemu64_is_qemus_definition_on_the_host_vendor_minus_what_kvm_lacks() ->
     assert t[(0, 0)].eax == 0xD and (t[(0, 0)].ebx, t[(0, 0)].ecx, t[(0, 0)].edx) == AMD
     assert t[(1, 0)].eax == 0x00060FB1  # family 15, model 107, stepping 1
     assert t[(0x80000000, 0)].eax == 0x8000000A and (0x80000021, 0) not in t
-    brand = b"".join(
-        w.to_bytes(4, "little") for f in (0x80000002, 0x80000003, 0x80000004) for w in
-        (t[(f, 0)].eax, t[(f, 0)].ebx, t[(f, 0)].ecx, t[(f, 0)].edx)
-    ).rstrip(b"\0")  # fmt: skip
-    assert brand == b"QEMU Virtual CPU version 2.5+"
+    assert brand(t) == b"QEMU Virtual CPU version 2.5+"
     assert t[(0x80000008, 0)].eax == 0x3028  # 48 virtual, 40 physical address bits
     assert t[(7, 0)].ebx == 0 and t[(0x80000001, 0)].ebx == 0
     assert got.warnings == ["warning: host doesn't support requested feature: CPUID.01H:ECX.pni [bit 0]"]
@@ -64,7 +81,7 @@ def test_feature_changes_in_order_and_vendor_and_phys_bits() -> None:
 
 @pytest.mark.parametrize(
     ("text", "name", "where"),
-    [("max,+la57", "la57", "CPUID.07H.0:ECX.la57 [bit 16]"), ("qemu64,svm=on", "svm", "CPUID.80000001H:ECX.svm")],
+    [("max,+la57", "la57", "CPUID.07H:ECX.la57 [bit 16]"), ("qemu64,svm=on", "svm", "CPUID.80000001H:ECX.svm")],
 )
 def test_a_feature_kvm_cannot_offer_is_one_line_naming_it(text: str, name: str, where: str) -> None:
     with pytest.raises(HostLacksFeature, match=re.escape(f"cannot offer {name} ({where}")):
@@ -74,12 +91,14 @@ def test_a_feature_kvm_cannot_offer_is_one_line_naming_it(text: str, name: str, 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("Skylake-Server", "-cpu Skylake-Server: unknown or unsupported CPU model"),
+        ("Skylake-Server-v4", "-cpu Skylake-Server-v4: unknown or unsupported CPU model"),
+        ("EPYC-Genoa", "-cpu EPYC-Genoa: unknown or unsupported CPU model"),
         ("max,+bogus", "unknown CPU feature 'bogus'"),
         ("max,vendor=HygonGenuine", "vendor=HygonGenuine"),
         ("max,x2apic=maybe", "the value is on or off"),
         ("max,phys-bits=99", "outside"),
-        ("max,enforce=on", "-cpu enforce=on is not supported"),
+        ("max,pmu=off", "-cpu pmu=off is not supported"),
+        ("max,enforce=maybe", "the value is on or off"),
     ],
 )
 def test_bad_requests_are_config_errors(text: str, message: str) -> None:

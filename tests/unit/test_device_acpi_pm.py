@@ -46,3 +46,18 @@ def test_sci_en_from_boot_and_sleep_requests() -> None:
     assert port_access(pm, 0x604, 2)[0] & 1 << 13 == 0  # SLP_EN reads 0
     assert port_access(pm, 0x604, 2, 1 | 1 << 10 | 1 << 13)[1] == Stop(ExitStatus.SLEEP_NOT_IMPLEMENTED, S3_REASON)
     assert port_access(pm, 0x604, 2, 1 | 0 << 10 | 1 << 13)[1] == Stop(ExitStatus.OK, POWER_OFF_REASON)
+
+
+def test_the_power_button_and_the_sci_level() -> None:
+    lines: list[tuple[int, int]] = []
+    pm = AcpiPm(irq_line=lambda irq, level: lines.append((irq, level)))
+    pm.press_power_button()  # PWRBTN_EN clear: QEMU sets nothing, no SCI
+    assert pm.read(0, 2) == 0 and lines == []
+    port_access(pm, 0x602, 2, 1 << 8)  # PWRBTN_EN
+    pm.press_power_button()
+    assert pm.read(0, 2) == 1 << 8 and lines == [(9, 1)]  # the SCI is ISA IRQ 9, a level
+    port_access(pm, 0x600, 2, 1 << 8)  # the guest clears PWRBTN_STS: the line drops
+    assert pm.read(0, 2) == 0 and lines == [(9, 1), (9, 0)]
+    pm.press_power_button()
+    port_access(pm, 0x604, 2, 0)  # SCI_EN cleared: no SCI while the event stays pending
+    assert lines == [(9, 1), (9, 0), (9, 1), (9, 0)] and pm.read(0, 2) == 1 << 8

@@ -9,7 +9,7 @@ from tests.fakes import FakeIo, FakeMmio, port_access
 from vmm.board.board import BusRegions
 from vmm.board.bus import AddressSpace
 from vmm.devices.notices import GuestNotices
-from vmm.devices.pci import PciHost
+from vmm.devices.pci import PciHost, add_piix
 from vmm.devices.pci_testdev import IO_ADDRESS, MMIO_ADDRESS, PciTestdev
 
 
@@ -112,3 +112,19 @@ def test_testdev_tests_as_qemu_defines_them() -> None:
     assert b.io(IO_ADDRESS + 12, 4) == 1
     b.io(IO_ADDRESS, 1, 3)  # 3 selects nothing
     assert b.io(IO_ADDRESS + 4, 4) == 0
+
+
+def test_the_piix_functions_as_qemus_pc_machine_has_them() -> None:
+    host = PciHost()
+    add_piix(host, 0x600)
+    ids = {devfn: (f.config_read(0, 4), f.config_read(8, 4), f.config_read(0xC, 4) >> 16 & 0xFF)
+           for devfn, f in host.functions.items()}  # fmt: skip
+    assert ids == {
+        0x00: (0x12378086, 0x06000002, 0x00),
+        0x08: (0x70008086, 0x06010000, 0x80),  # multi-function: enumerators look at 01.1-01.7
+        0x09: (0x70108086, 0x01018000, 0x00),
+        0x0B: (0x71138086, 0x06800003, 0x00),
+    }
+    pm = host.functions[0x0B]
+    assert pm.config_read(0x40, 4) == 0x601 and pm.config_read(0x80, 1) == 1  # PMBA: the FADT's block
+    assert all(host.functions[0x09].config_read(0x10 + 4 * i, 4) == 0 for i in range(6))  # no IDE BARs

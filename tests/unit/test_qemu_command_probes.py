@@ -57,6 +57,9 @@ def test_machine_and_cpu_lists() -> None:
     lines = cpus.stdout.decode().splitlines()
     assert cpus.returncode == 0 and lines[0] == "Available CPUs:"
     assert any(ln.startswith("x86 qemu64 ") for ln in lines) and any("x2apic" in ln for ln in lines)
+    # two of QEMU 7.2's own lines, as `qemu-system-x86_64 -cpu help` prints them
+    assert "x86 Skylake-Client        (alias configured by machine type)" in lines
+    assert "x86 Cascadelake-Server-v1  Intel Xeon Processor (Cascadelake)" in lines
 
 
 def test_a_disk_image_argument_is_refused() -> None:

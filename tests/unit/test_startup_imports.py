@@ -23,7 +23,6 @@ ALLOWED_DATACLASSES = {
     "vmm.devices.ucall.Ucall",
     "vmm.cpu.models.Leaf",
     "vmm.cpu.models.Feature",
-    "vmm.cpu.models.Model",
     "vmm.cpu.models.CpuRequest",
     "vmm.cpu.models.ShapedCpu",
 }
@@ -32,6 +31,7 @@ ALLOWED_DATACLASSES = {
 NOT_IMPORTED = [
     "vmm.board.pc",
     "vmm.board.sleep",
+    "vmm.cpu.catalog",
     "vmm.devices.acpi_pm",
     "vmm.devices.fw_cfg",
     "vmm.devices.pci",

@@ -94,7 +94,8 @@ def main() -> int:
     ap.add_argument(
         "--group", type=int, nargs="*",
         help="run only these groups (0, 1, 2, 3 = boot time, 4 = start-up, 5 = snapshots, 6 and 7 = MSR exits, "
-        "8 = decoded and locked SPP stores, 9 = write watchpoints, 11 = instruction counts under callgrind)",
+        "8 = decoded and locked SPP stores, 9 = write watchpoints, 10 = --trace cost per exit, "
+        "11 = instruction counts under callgrind)",
     )  # fmt: skip
     args = ap.parse_args()
     for req in (BASELINE, *(GUESTS / f"{g}.bin" for g in ("io-bench", "mmio-bench", "user-loop", "msr-bench"))):
@@ -146,6 +147,10 @@ def main() -> int:
         from vmm.bench.snapshot import report as snapshot_report
 
         snapshot_report(args.rounds)
+    if not args.group or 10 in args.group:
+        from vmm.bench.tracing import report as tracing_report
+
+        tracing_report(args.rounds)
     if not args.group or 11 in args.group:
         from vmm.bench.instructions import report as instructions_report
 

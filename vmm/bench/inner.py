@@ -46,6 +46,17 @@ def pyvmm_io() -> dict[str, float]:
     return _run_machine(_machine("io-bench.bin"), 1)
 
 
+def pyvmm_io_traced() -> dict[str, float]:
+    """The same with `--trace`'s recorder and writer thread, to /dev/null: what tracing adds."""
+    import os
+
+    from vmm.runner.trace import ExitTrace
+
+    m = _machine("io-bench.bin")
+    m.trace = ExitTrace(os.open(os.devnull, os.O_WRONLY))
+    return _run_machine(m, 1)  # the run's end writes what the writer still holds
+
+
 def _raw_loop(m: Any, done: Callable[[Any], bool]) -> dict[str, float]:
     """The floor for Python: KVM_RUN in a bare loop through the same cffi declaration."""
     from kvm_abi import ffi, ioctls, libc
@@ -228,6 +239,7 @@ def spp_locked_add_redone() -> dict[str, float]:
 
 VARIANTS: dict[str, Callable[[], dict[str, float]]] = {
     "pyvmm-io": pyvmm_io,
+    "pyvmm-io-traced": pyvmm_io_traced,
     "raw-python-io": raw_python_io,
     "raw-python-mmio": raw_python_mmio,
     "pyvmm-spp-allowed": pyvmm_spp_allowed,

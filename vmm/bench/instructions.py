@@ -31,6 +31,7 @@ GUESTS_BY_PATH = {"io": ("io-bench.bin", 200_000), "mmio": ("mmio-bench.bin", 10
 PATHS = {
     "raw-python-io": "io",
     "pyvmm-io": "io",
+    "pyvmm-io-traced": "io",  # with --trace's recorder and writer thread
     "raw-python-mmio": "mmio",
     "pyvmm-spp-allowed": "mmio",
     "pyvmm-spp-denied": "mmio",
@@ -96,6 +97,7 @@ def report() -> None:
     for name, n in counts.items():
         ref = counts["raw-python-io" if PATHS[name] == "io" else "raw-python-mmio"]
         print(f"  {name:<26}{n:>14,.0f}{n / ref:>9.2f}x")
+    print(f"  --trace adds {counts['pyvmm-io-traced'] - counts['pyvmm-io']:,.0f} instructions per port exit")
     base, pyvmm = start_up()
     print("\nstart-up instructions (callgrind; a whole process)")
     print(f"  {'python -c pass':<26}{base:>14,}{1:>9.2f}x")

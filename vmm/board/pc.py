@@ -28,7 +28,7 @@ from vmm.devices.fw_cfg import (
     e820_table,
 )
 from vmm.devices.i8042 import I8042, PortA
-from vmm.devices.pci import PciHost, RegionMapper
+from vmm.devices.pci import PciHost, RegionMapper, add_piix
 from vmm.devices.pci_testdev import PciTestdev
 from vmm.devices.post import DmaPageRegisters, PostPorts
 from vmm.devices.protocol import Device
@@ -49,7 +49,7 @@ def pc_devices(opts: DeviceOptions, p: Peripherals) -> list[Device]:
         PostPorts(),
         DmaPageRegisters(),
         make_pci(opts, p.bar_regions),
-        AcpiPm(),
+        AcpiPm(irq_line=p.irq_line),
     ]
 
 
@@ -60,6 +60,7 @@ PCI_TESTDEV_SLOT = 2
 
 def make_pci(opts: DeviceOptions, bar_regions: RegionMapper) -> PciHost:
     host = PciHost()
+    add_piix(host, L.PM_BASE)
     if opts.pci_testdev:
         host.add(PCI_TESTDEV_SLOT, PciTestdev())
     host.attach(bar_regions)

@@ -37,13 +37,17 @@ def machine_help() -> str:
 
 
 def cpu_help() -> str:
-    """`-cpu help`, in QEMU's shape: the models, then the feature names."""
-    from vmm.cpu.models import FEATURES, MODELS
+    """`-cpu help`, in QEMU's shape: the models in QEMU's order (each unversioned name an alias of
+    its -v1, as on 7.2's machines), host and max, then the feature names."""
+    from vmm.cpu.catalog import MODELS
+    from vmm.cpu.models import FEATURES
 
     lines = ["Available CPUs:"]
-    lines.append(f"x86 {'host':<22}everything the host's KVM offers")
-    lines.append(f"x86 {'max':<22}everything the host's KVM offers")
-    lines += [f"x86 {name:<22}{m.model_id}" for name, m in MODELS.items()]
+    names = {name: "(alias configured by machine type)" for name in MODELS}
+    names.update({f"{name}-v1": m.model_id for name, m in MODELS.items()})
+    lines += [f"x86 {name:<20}  {names[name]}" for name in sorted(names)]
+    lines.append(f"x86 {'host':<20}  processor with all supported host features")
+    lines.append(f"x86 {'max':<20}  Enables all features supported by the accelerator in the current host")
     lines += ["", "Recognized CPUID flags:", "  " + " ".join(sorted(FEATURES))]
     return "\n".join(lines) + "\n"
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from vmm.cpu.catalog import MODELS
 from vmm.cpu.cpuid import table_from_kvm
-from vmm.cpu.models import FEATURES, HOST_MODELS, MODELS, Table, feature_offered
+from vmm.cpu.models import FEATURES, HOST_MODELS, Table, feature_offered
 from vmm.kvm.system import Kvm
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, BinaryIO, NamedTuple
 
 from vmm import layout as L
@@ -15,13 +16,14 @@ from vmm.cli.qemu_options import machine_from_options, split_commas
 from vmm.cli.userfile import call_entry, load_user_file
 from vmm.cpu.models import CpuRequest
 from vmm.cpu.modes import CpuMode
-from vmm.errors import ConfigError, ExitStatus
+from vmm.errors import ConfigError, ExitStatus, ObservationUnwritten
 from vmm.inputs import InputFileError, check_output, open_output
 from vmm.kvm.exits import ShutdownExit
 from vmm.loaders.image import read_image
 from vmm.machine import Machine, open_trace
 from vmm.numbers import parse_count, parse_int
-from vmm.runner.observe import ExitStats, ExitTrace
+from vmm.runner.observe import ExitStats
+from vmm.runner.runner import POWER_BUTTON_SIGNAL
 from vmm.verdict import Stop
 
 
@@ -47,7 +49,9 @@ class RunOptions(NamedTuple):
     handler_files: Sequence[str] = ()
     timeout: float | None = None
     stats: bool = False
+    stats_json: str | None = None
     trace_path: str | None = None
+    timeline_path: str | None = None
     strict: bool = False
     quiet: bool = False
     spp_regions: Sequence[str] = ()
@@ -71,6 +75,10 @@ class RunOptions(NamedTuple):
 def run_image(o: RunOptions) -> int:
     from vmm.loaders import detect_format, load_kernel
 
+    # SIGUSR2 presses the power button while the machine runs; before and after, it does nothing
+    # (rather than end the process, its default)
+    signal.signal(POWER_BUTTON_SIGNAL, signal.SIG_IGN)
+
     # the RAM size and vCPU count first: a wrong one must not set the limit an image is read to
     # (-m 0 read a 3 GiB sparse image whole before it was refused); then an image larger than
     # RAM is refused from its size
@@ -80,7 +88,8 @@ def run_image(o: RunOptions) -> int:
     kind = detect_format(image)
     regions = spp_requests(o)
     irqchip = o.irqchip if o.irqchip is not None else (kind != "flat" or o.smp > 1)
-    with run_outputs(o) as (trace_fd, console):
+    with run_outputs(o) as outputs:
+        console = outputs.console
         # A kernel gets the PC platform (its firmware tables go into RAM first, so an image that
         # covers them wins); so does a flat binary that asks for PC devices or several CPUs.
         default_exit = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)
@@ -99,26 +108,53 @@ def run_image(o: RunOptions) -> int:
                 spp.protect_pages(regions)
                 for arg in o.policies:
                     load_policy(arg, spp, m.snapshot_hooks)
-            return run_loaded(m, o, trace_fd)
+            return run_loaded(m, o, outputs)
+
+
+class RunOutputs:
+    """The files a run writes besides the guest's console: descriptors opened (and so checked)
+    before the machine is built. A plain class: it is made at every start-up (see
+    tests/unit/test_startup_imports.py)."""
+
+    __slots__ = ("console", "stats_json", "timeline", "trace")
+
+    def __init__(self) -> None:
+        self.trace: int | None = None
+        self.timeline: int | None = None
+        self.stats_json: int | None = None
+        self.console: BinaryIO | None = None
+
+    def descriptors(self) -> list[int]:
+        return [fd for fd in (self.trace, self.timeline, self.stats_json) if fd is not None]
 
 
 @contextmanager
-def run_outputs(o: RunOptions) -> Iterator[tuple[int | None, BinaryIO | None]]:
-    """The trace's descriptor and COM1's stream for a run, closed when it ends."""
-    trace_fd = open_trace(o.trace_path) if o.trace_path else None
+def run_outputs(o: RunOptions) -> Iterator[RunOutputs]:
+    """The trace's, timeline's and statistics' descriptors and COM1's stream for a run, closed
+    when it ends."""
+    outputs = RunOutputs()
     try:
-        console = open_console(o.serial)
+        if o.trace_path:
+            outputs.trace = open_trace(o.trace_path)
+        if o.timeline_path:
+            outputs.timeline = open_trace(o.timeline_path, "--timeline")
+        if o.stats_json:
+            outputs.stats_json = open_trace(o.stats_json, "--stats-json")
+        outputs.console = open_console(o.serial)
     except BaseException:
-        if trace_fd is not None:
-            os.close(trace_fd)
+        for fd in outputs.descriptors():
+            os.close(fd)
         raise
     try:
-        yield trace_fd, console
+        yield outputs
     finally:
-        if trace_fd is not None:
-            os.close(trace_fd)
-        if console is not None and o.serial.startswith("file:"):
-            console.close()
+        for fd in outputs.descriptors():
+            os.close(fd)
+        if outputs.console is not None and o.serial.startswith("file:"):
+            # the console flushed everything at the end of the run and reported a failure then;
+            # what a failed stream still holds would only fail again here
+            with suppress(OSError):
+                outputs.console.close()
 
 
 def open_console(serial: str) -> BinaryIO | None:
@@ -141,7 +177,7 @@ def triple_fault_without_reboot(ex: ShutdownExit) -> Stop:
     return Stop(ExitStatus.OK, "guest triple-faulted (KVM_EXIT_SHUTDOWN); -no-reboot ends the run", fatal=True)
 
 
-def run_loaded(m: Machine, o: RunOptions, trace_fd: int | None) -> int:
+def run_loaded(m: Machine, o: RunOptions, outputs: RunOutputs) -> int:
     """The part of a run after the machine is built: handlers, observers, the snapshot point,
     the run itself and what it prints."""
     from vmm.snapshot.hooks import register_module_hooks
@@ -167,10 +203,16 @@ def run_loaded(m: Machine, o: RunOptions, trace_fd: int | None) -> int:
         module = load_user_file(path, "handlers")
         call_entry(module, path, "handlers", "setup", m)
         register_module_hooks(m.snapshot_hooks, f"handlers:{path}", module)
-    if o.stats:
-        m.stats = ExitStats()
-    if trace_fd is not None:
-        m.trace = ExitTrace(trace_fd)
+    if o.stats or outputs.stats_json is not None:
+        m.stats = ExitStats(len(m.vcpus))
+    if outputs.trace is not None:
+        from vmm.runner.trace import ExitTrace  # json and the writer load only for a traced run
+
+        m.trace = ExitTrace(outputs.trace)
+    if outputs.timeline is not None:
+        from vmm.runner.timeline import ExitTimeline
+
+        m.timeline = ExitTimeline(outputs.timeline, len(m.vcpus))
     trigger = m.snapshot_at(o.snapshot_at) if o.snapshot_at else None
     result = m.run(timeout=o.timeout, handle_signals=True)
     if trigger is not None and trigger.fired():
@@ -181,14 +223,31 @@ def run_loaded(m: Machine, o: RunOptions, trace_fd: int | None) -> int:
             result = m.run(timeout=o.timeout, handle_signals=True)
     if result.report:
         err.write(f"pyvmm: {result.reason}\n{result.report}\n")
-    if m.stats is not None:
+    m.console.flush()  # the guest's last line, if it did not end one
+    if m.console.failure is not None:
+        err.write(f"pyvmm: the console output could not be written ({m.console.failure}); "
+                  f"{m.console.dropped} bytes of guest output dropped\n")  # fmt: skip
+        if o.serial == "stdio":
+            quiet_stdout()
+    if m.stats is not None and o.stats:
         err.write(m.stats.render() + "\n")
+    if m.stats is not None and outputs.stats_json is not None:
+        assert o.stats_json is not None
+        write_stats_json(outputs.stats_json, o.stats_json, m.stats)
     if not o.quiet or (result.status != ExitStatus.OK and result.status % 2 == 0):
         err.write(
             f"pyvmm: {result.reason}; exit status {result.status} after {result.exits} exits "
             f"in {result.seconds:.3f} s\n"
         )
     return result.status
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered for a closed pipe would otherwise be a
+    BrokenPipeError traceback when the interpreter flushes it on the way out."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def check_snapshot_options(o: RunOptions) -> None:
@@ -210,7 +269,8 @@ def check_snapshot_options(o: RunOptions) -> None:
 def restore_snapshot(o: RunOptions) -> int:
     """`pyvmm restore FILE`: the machine as the snapshot left it, run on with the options given."""
     check_snapshot_options(o)
-    with run_outputs(o) as (trace_fd, console):
+    with run_outputs(o) as outputs:
+        console = outputs.console
         smp = o.smp if o.smp > 0 else None
         mem = o.mem if o.mem > 0 else None
         with Machine.from_snapshot(o.image, mem_size=mem, smp=smp, console=console,
@@ -221,7 +281,20 @@ def restore_snapshot(o: RunOptions) -> int:
                 spp = m.enable_spp()
                 for arg in o.policies:
                     load_policy(arg, spp, m.snapshot_hooks)
-            return run_loaded(m, o, trace_fd)
+            return run_loaded(m, o, outputs)
+
+
+def write_stats_json(fd: int, path: str, stats: ExitStats) -> None:
+    """The statistics as one JSON document; a file that cannot take them is one line, status 100."""
+    import json
+
+    data = (json.dumps(stats.as_json(), indent=1) + "\n").encode()
+    try:
+        done = os.write(fd, data)
+    except OSError as e:
+        raise ObservationUnwritten(f"--stats-json {path!r} could not be written: {e.strerror}") from None
+    if done != len(data):
+        raise ObservationUnwritten(f"--stats-json {path!r}: only {done} of {len(data)} bytes written (disk full?)")
 
 
 def restore_options_from_cli(snapshot: str, kw: dict[str, Any]) -> RunOptions:

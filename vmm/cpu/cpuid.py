@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vmm.cpu.models import CpuRequest, Leaf, ShapedCpu, Table, for_vcpu, shape
+from vmm.cpu.models import HOST_MODELS, CpuRequest, Leaf, ShapedCpu, Table, for_vcpu, shape
 from vmm.kvm.calls import new
 
 
@@ -31,8 +31,24 @@ def to_kvm(leaves: Sequence[Leaf]) -> Any:
     return cpuid
 
 
+def host_brand(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The host CPU's brand string, which QEMU copies into `-cpu host` and `max`. Linux shows it
+    as "model name" (the 48 bytes of CPUID 0x80000002-4 less the padding spaces at either end;
+    KVM_GET_SUPPORTED_CPUID has zeros there)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() == "model name":
+                    return value.strip()
+    except OSError:
+        return None
+    return None
+
+
 def shaped_cpu(supported: Any, request: CpuRequest) -> ShapedCpu:
-    return shape(table_from_kvm(supported), request)
+    brand = host_brand() if request.model in HOST_MODELS and request.model_id is None else None
+    return shape(table_from_kvm(supported), request, brand)
 
 
 def cpuid_for_vcpu(shaped: ShapedCpu | Any, apic_id: int, ncpus: int = 1) -> Any:

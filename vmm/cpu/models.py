@@ -19,9 +19,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
+from vmm.cpu import caches
 from vmm.errors import ConfigError, HostLacksFeature
 from vmm.numbers import parse_on_off
+
+if TYPE_CHECKING:
+    from vmm.cpu.catalog import Model
 
 Reg = str  # "eax", "ebx", "ecx", "edx"
 
@@ -51,8 +56,11 @@ W1_EDX, W1_ECX = (1, 0, "edx"), (1, 0, "ecx")
 W7_EBX, W7_ECX, W7_EDX = (7, 0, "ebx"), (7, 0, "ecx"), (7, 0, "edx")
 WX_EDX, WX_ECX = (0x80000001, 0, "edx"), (0x80000001, 0, "ecx")
 WD1_EAX = (0xD, 1, "eax")
+W6_EAX = (6, 0, "eax")
+WX7_EDX, WX8_EBX = (0x80000007, 0, "edx"), (0x80000008, 0, "ebx")
 
-# QEMU's names, bit by bit (target/i386/cpu.c feature_word_info); None where QEMU has none
+# QEMU 7.2's names, bit by bit (target/i386/cpu.c feature_word_info); None where 7.2 has none (so
+# `max` leaves those bits clear, as QEMU 7.2 does, even where KVM offers them)
 _WORDS: dict[tuple[int, int, str], list[str | None]] = {
     W1_EDX: ["fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", None, "sep", "mtrr", "pge",
              "mca", "cmov", "pat", "pse36", "pn", "clflush", None, "ds", "acpi", "mmx", "fxsr", "sse", "sse2",
@@ -60,17 +68,17 @@ _WORDS: dict[tuple[int, int, str], list[str | None]] = {
     W1_ECX: ["pni", "pclmulqdq", "dtes64", "monitor", "ds-cpl", "vmx", "smx", "est", "tm2", "ssse3", "cid",
              None, "fma", "cx16", "xtpr", "pdcm", None, "pcid", "dca", "sse4.1", "sse4.2", "x2apic", "movbe",
              "popcnt", "tsc-deadline", "aes", "xsave", None, "avx", "f16c", "rdrand", "hypervisor"],
-    W7_EBX: ["fsgsbase", "tsc-adjust", "sgx", "bmi1", "hle", "avx2", None, "smep", "bmi2", "erms", "invpcid",
-             "rtm", None, None, "mpx", None, "avx512f", "avx512dq", "rdseed", "adx", "smap", "avx512ifma",
-             "pcommit", "clflushopt", "clwb", "intel-pt", "avx512pf", "avx512er", "avx512cd", "sha-ni",
+    W7_EBX: ["fsgsbase", "tsc-adjust", "sgx", "bmi1", "hle", "avx2", None, "smep", "bmi2", "erms",
+             "invpcid", "rtm", None, None, "mpx", None, "avx512f", "avx512dq", "rdseed", "adx", "smap",
+             "avx512ifma", "pcommit", "clflushopt", "clwb", "intel-pt", "avx512pf", "avx512er", "avx512cd", "sha-ni",
              "avx512bw", "avx512vl"],
     W7_ECX: [None, "avx512vbmi", "umip", "pku", None, "waitpkg", "avx512vbmi2", None, "gfni", "vaes",
              "vpclmulqdq", "avx512vnni", "avx512bitalg", None, "avx512-vpopcntdq", None, "la57", None, None,
              None, None, None, "rdpid", None, "bus-lock-detect", "cldemote", None, "movdiri", "movdir64b", None,
              "sgxlc", "pks"],
     W7_EDX: [None, None, "avx512-4vnniw", "avx512-4fmaps", "fsrm", None, None, None, "avx512-vp2intersect",
-             None, "md-clear", None, None, None, "serialize", None, "tsx-ldtrk", None, "pconfig", "arch-lbr",
-             None, None, "amx-bf16", "avx512-fp16", "amx-tile", "amx-int8", "spec-ctrl", "stibp", "flush-l1d",
+             None, "md-clear", None, None, None, "serialize", None, "tsx-ldtrk", None, None, "arch-lbr",
+             None, None, "amx-bf16", "avx512-fp16", "amx-tile", "amx-int8", "spec-ctrl", "stibp", None,
              "arch-capabilities", "core-capability", "ssbd"],
     WX_EDX: [None, None, None, None, None, None, None, None, None, None, None, "syscall", None, None, None,
              None, None, None, None, None, "nx", None, "mmxext", None, None, "fxsr-opt", "pdpe1gb", "rdtscp",
@@ -80,12 +88,21 @@ _WORDS: dict[tuple[int, int, str], list[str | None]] = {
              "nodeid-msr", None, "tbm", "topoext", "perfctr-core", "perfctr-nb", None, None, None, None, None,
              None, None],
     WD1_EAX: ["xsaveopt", "xsavec", "xgetbv1", "xsaves"] + [None] * 28,
+    W6_EAX: [None, None, "arat"] + [None] * 29,
+    WX7_EDX: [None] * 8 + ["invtsc"] + [None] * 23,
+    WX8_EBX: ["clzero", None, "xsaveerptr", None, None, None, None, None, None, "wbnoinvd", None, None, "ibpb",
+              None, "ibrs", "amd-stibp", None, None, None, None, None, None, None, None, "amd-ssbd",
+              "virt-ssbd", "amd-no-ssb", None, None, None, None, None],
 }  # fmt: skip
+
+# The order of QEMU's feature words (its FeatureWord enumeration), in which it reports them
+_WARNING_ORDER = [W1_EDX, W1_ECX, W7_EBX, W7_ECX, W7_EDX, WX_EDX, WX_ECX, WX7_EDX, WX8_EBX, WD1_EAX, W6_EAX]
 
 # QEMU's other spellings of the same features
 _ALIASES = {"sse4-1": "sse4.1", "sse4-2": "sse4.2", "sse4_1": "sse4.1", "sse4_2": "sse4.2", "i64": "lm",
             "ds_cpl": "ds-cpl", "lahf_lm": "lahf-lm", "tsc_deadline": "tsc-deadline",
-            "sha": "sha-ni", "pclmuldq": "pclmulqdq", "ffxsr": "fxsr-opt"}  # fmt: skip
+            "sha": "sha-ni", "pclmuldq": "pclmulqdq", "ffxsr": "fxsr-opt", "sse3": "pni", "xd": "nx",
+            "perfctr_core": "perfctr-core", "fxsr_opt": "fxsr-opt"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -95,9 +112,9 @@ class Feature:
     bit: int
 
     def describe(self) -> str:
-        function, index, reg = self.word
-        sub = f".{index}" if function in (7, 0xD) else ""
-        return f"CPUID.{function:02X}H{sub}:{reg.upper()}.{self.name} [bit {self.bit}]"
+        """As QEMU names a feature in its warnings (no subleaf: "CPUID.07H:EBX.smep [bit 7]")."""
+        function, _, reg = self.word
+        return f"CPUID.{function:02X}H:{reg.upper()}.{self.name} [bit {self.bit}]"
 
 
 FEATURES: dict[str, Feature] = {
@@ -116,57 +133,12 @@ def feature(name: str) -> Feature:
     return FEATURES[key]
 
 
-@dataclass(frozen=True)
-class Model:
-    """One of QEMU's named models, as target/i386/cpu.c defines it (the parts a guest sees)."""
-
-    name: str
-    level: int
-    xlevel: int
-    family: int
-    model: int
-    stepping: int
-    model_id: str
-    features: tuple[str, ...]
-    phys_bits: int = 40  # QEMU's default for named models (0x80000008 EAX[7:0])
-    virt_bits: int = 48
-
-
-_PPRO = ("fpu", "de", "pse", "tsc", "msr", "mce", "cx8", "pge", "cmov", "pat", "fxsr", "mmx", "sse", "sse2",
-         "pae", "sep", "apic")  # fmt: skip
-# What QEMU turns on, and off, for every named model under KVM (kvm_default_props; the hypervisor bit)
-_KVM_DEFAULTS = ("x2apic", "hypervisor")
-_KVM_DEFAULTS_OFF = ("svm", "monitor", "acpi")
+# What QEMU turns off for every named model under KVM (its own list has no effect then)
 # 0x80000001 EDX bits that mirror 1.EDX on AMD (QEMU's CPUID_EXT2_AMD_ALIASES)
 AMD_ALIASES = 0x0183F3FF
 AMD_VENDOR_EBX = 0x68747541  # "Auth"
 INTEL_VENDOR_EBX = 0x756E6547  # "Genu"
-# The caches QEMU describes for named models in 0x80000005/6 (its legacy AMD cache info), as QEMU
-# 7.2 reports them: L1 TLBs and caches, then L2 TLB, L2 and L3
-LEGACY_AMD_CACHES = {
-    0x80000005: (0x01FF01FF, 0x01FF01FF, 0x40020140, 0x40020140),
-    0x80000006: (0x00000000, 0x42004200, 0x02008140, 0x00808140),
-}
 
-MODELS: dict[str, Model] = {
-    "qemu64": Model(
-        "qemu64", 0xD, 0x8000000A, 15, 107, 1, "QEMU Virtual CPU version 2.5+",
-        (*_PPRO, "mtrr", "clflush", "mca", "pse36", "pni", "cx16", "lm", "syscall", "nx", "lahf-lm", "svm",
-         *_KVM_DEFAULTS),
-    ),
-    "kvm64": Model(
-        "kvm64", 0xD, 0x80000008, 15, 6, 1, "Common KVM processor",
-        (*_PPRO, "vme", "mtrr", "clflush", "mca", "pse36", "pni", "cx16", "lm", "syscall", "nx", *_KVM_DEFAULTS),
-    ),
-    "qemu32": Model(
-        "qemu32", 4, 0x80000004, 6, 6, 3, "QEMU Virtual CPU version 2.5+", (*_PPRO, "pni", *_KVM_DEFAULTS),
-        phys_bits=36, virt_bits=32,
-    ),
-    "kvm32": Model(
-        "kvm32", 5, 0x80000008, 15, 6, 1, "Common 32-bit KVM processor",
-        (*_PPRO, "vme", "mtrr", "clflush", "mca", "pse36", "pni", *_KVM_DEFAULTS), phys_bits=36, virt_bits=32,
-    ),
-}  # fmt: skip
 HOST_MODELS = ("host", "max")
 VENDORS = ("GenuineIntel", "AuthenticAMD")
 
@@ -183,17 +155,36 @@ class CpuRequest:
     level: int | None = None
     xlevel: int | None = None
     model_id: str | None = None
+    enforce: bool = False  # QEMU's `enforce`: a model feature KVM lacks is an error, not a warning
+    check: bool = True  # QEMU's `check`: warn about each model feature dropped
+    migratable: bool = True  # QEMU's `migratable` (host/max): off gives every bit KVM offers, invtsc too
+
+
+# The named models' table (vmm.cpu.catalog) loads only when a run names one, or asks for the list:
+# building it is a few ms of every start-up that `-cpu host`, the default, has no use for.
 
 
 def model_names() -> list[str]:
+    from vmm.cpu.catalog import MODELS
+
     return [*HOST_MODELS, *MODELS]
+
+
+def model_name(name: str) -> str:
+    """The model a -cpu name stands for: QEMU's `NAME-v1` is the unversioned NAME on 7.2's machines."""
+    if name in HOST_MODELS:
+        return name
+    from vmm.cpu.catalog import VERSION_1
+
+    return VERSION_1.get(name, name)
 
 
 def parse_cpu(text: str) -> CpuRequest:
     """QEMU's -cpu MODEL[,+feat][,-feat][,feat=on|off][,vendor=...][,host-phys-bits=on]..."""
-    name, *props = text.split(",")
-    if name not in HOST_MODELS and name not in MODELS:
-        raise ConfigError(f"-cpu {name}: unknown or unsupported CPU model (pyvmm info lists the models)")
+    given, *props = text.split(",")
+    name = model_name(given)
+    if name not in HOST_MODELS and name not in model_names():
+        raise ConfigError(f"-cpu {given}: unknown or unsupported CPU model (pyvmm info lists the models)")
     req = CpuRequest(model=name)
     changes: list[tuple[Feature, bool]] = []
     for p in props:
@@ -204,7 +195,7 @@ def parse_cpu(text: str) -> CpuRequest:
             continue
         key, eq, value = p.partition("=")
         if not eq:
-            raise ConfigError(f"-cpu {text}: {p!r} is neither +feature, -feature nor key=value")
+            value = "on"  # QEMU's older syntax: a bare name turns it on (`,enforce`, `,x2apic`)
         if key == "vendor":
             if value not in VENDORS:
                 raise ConfigError(f"-cpu vendor={value}: pyvmm knows {' and '.join(VENDORS)}")
@@ -219,7 +210,13 @@ def parse_cpu(text: str) -> CpuRequest:
             req = replace(req, xlevel=_number(key, value, 0x80000000, 0x800000FF))
         elif key == "model-id":
             req = replace(req, model_id=value)
-        elif key in ("enforce", "check", "migratable", "kvm", "pmu") and value in ("on", "off"):
+        elif key == "enforce":
+            req = replace(req, enforce=_on_off(key, value))
+        elif key == "check":
+            req = replace(req, check=_on_off(key, value))
+        elif key == "migratable":
+            req = replace(req, migratable=_on_off(key, value))
+        elif key in ("kvm", "pmu") and value in ("on", "off"):
             raise ConfigError(f"-cpu {key}={value} is not supported")
         else:
             changes.append((feature(key), _on_off(key, value)))
@@ -280,15 +277,32 @@ class ShapedCpu:
     warnings: list[str] = field(default_factory=list)
 
 
-def shape(supported: Table, req: CpuRequest) -> ShapedCpu:
+def shape(supported: Table, req: CpuRequest, host_brand: str | None = None) -> ShapedCpu:
     """The table for `req` from KVM's `supported` one. HostLacksFeature for an explicit +feature
-    KVM does not offer; a model's own features KVM lacks are dropped with a warning, as QEMU."""
+    KVM does not offer; a model's own features KVM lacks are dropped with a warning, as QEMU does
+    by default (with `enforce`, HostLacksFeature). `host` and `max` get `host_brand` (the host
+    CPU's brand string) as their model id, as QEMU gives them the host's."""
     out = ShapedCpu({k: replace(v) for k, v in supported.items()})
     t = out.table
     host_phys = t[(0x80000008, 0)].eax & 0xFF if (0x80000008, 0) in t else None
-    model = MODELS.get(req.model)
+    model = None
+    if req.model not in HOST_MODELS:
+        from vmm.cpu.catalog import MODELS
+
+        model = MODELS.get(req.model)
     if model is not None:
-        _apply_model(out, supported, model)
+        lacking = _apply_model(out, supported, model)
+        if lacking and req.enforce:
+            f, more = lacking[0], len(lacking) - 1
+            also = f" and {more} more of its features" if more else ""
+            raise HostLacksFeature(f"-cpu {req.model},enforce: this host's KVM cannot offer {f.name} "
+                                   f"({f.describe()}){also}")  # fmt: skip
+        if req.check:
+            out.warnings += [f"warning: host doesn't support requested feature: {f.describe()}" for f in lacking]
+    else:
+        _host_features(t, req.migratable)
+        if host_brand:
+            _brand(t, host_brand)
     for f, on in req.changes:
         if on and not _bit(supported, f):
             raise HostLacksFeature(f"-cpu {req.model}: this host's KVM cannot offer {f.name} ({f.describe()})")
@@ -314,31 +328,68 @@ def shape(supported: Table, req: CpuRequest) -> ShapedCpu:
     if phys is not None and (0x80000008, 0) in t:
         leaf = t[(0x80000008, 0)]
         leaf.eax = (leaf.eax & ~0xFF) | phys
+    _put_caches(t, caches.CACHE_MODELS[model.caches if model is not None else "legacy"])
     _trim(t)
     return out
 
 
-def _apply_model(out: ShapedCpu, supported: Table, model: Model) -> None:
+# What `host` and `max` leave out of what KVM offers: topoext always (QEMU never turns it on by
+# itself: it needs a cache topology to match), invtsc unless `migratable=off` (a migratable CPU
+# cannot promise an invariant TSC)
+_NEVER_AUTOMATIC, _UNMIGRATABLE = ("topoext",), ("invtsc",)
+
+
+def _host_features(t: Table, migratable: bool) -> None:
+    """`host`/`max`: what KVM offers. Migratable (QEMU's default): only the features QEMU 7.2 has a
+    name for, as QEMU then asks for each known feature and nothing else (bits KVM offers that QEMU
+    does not know stay clear), and no invtsc; with `migratable=off` every bit KVM offers."""
+    if migratable:
+        for word, names in _WORDS.items():
+            leaf = t.get(word[:2])
+            if leaf is not None:
+                known = sum(1 << bit for bit, name in enumerate(names) if name is not None)
+                leaf.set(word[2], leaf.get(word[2]) & known)
+    for name in _NEVER_AUTOMATIC + (_UNMIGRATABLE if migratable else ()):
+        _put(t, FEATURES[name], False)
+
+
+def _put_caches(t: Table, model: caches.CacheModel) -> None:
+    """Leaves 2, 4, 0x80000005, 0x80000006 and 0x8000001D as QEMU fills them for `model` (see
+    vmm.cpu.caches), with the topology fields of leaf 4 and 0x8000001D left to `for_vcpu`."""
+    for key in [k for k in t if k[0] in (2, 4, 0x8000001D)]:
+        del t[key]
+    amd = t[(0, 0)].ebx == AMD_VENDOR_EBX
+    t[(2, 0)] = Leaf(2, 0, 0, *((0, 0, 0, 0) if amd else caches.leaf2(model.cpuid2)))
+    for function, hierarchy in ((4, None if amd else model.cpuid4), (0x8000001D, model.amd)):
+        subleaves = [caches.deterministic(c) for c in hierarchy.caches()] if hierarchy is not None else []
+        for index, regs in enumerate([*subleaves, (0, 0, 0, 0)]):
+            t[(function, index)] = Leaf(function, index, SIGNIFICANT_INDEX, *regs)
+    t[(0x80000005, 0)] = Leaf(0x80000005, 0, 0, *caches.amd_80000005(model.amd))
+    t[(0x80000006, 0)] = Leaf(0x80000006, 0, 0, *caches.amd_80000006(model.amd))
+
+
+def _apply_model(out: ShapedCpu, supported: Table, model: Model) -> list[Feature]:
+    """`model`'s definition over the table; returns its features KVM cannot offer (dropped)."""
+    from vmm.cpu.catalog import KVM_DEFAULTS_OFF
+
     t = out.table
-    for f in FEATURES.values():  # the model's feature words start empty, then get its list
-        _put(t, f, False)
+    lacking: list[Feature] = []
+    for function, index, reg in _WORDS:  # the model's feature words start empty, then get its list
+        if (function, index) in t:
+            t[(function, index)].set(reg, 0)
     for name in model.features:
         f = FEATURES[name]
-        if name in _KVM_DEFAULTS_OFF:
+        if name in KVM_DEFAULTS_OFF:
             continue
         if _bit(supported, f):
             _put(t, f, True)
         else:
-            out.warnings.append(f"warning: host doesn't support requested feature: {f.describe()}")
+            lacking.append(f)
+    lacking.sort(key=lambda f: (_WARNING_ORDER.index(f.word), f.bit))  # QEMU warns word by word
     # the model's values for what its definition does not list: nothing of the host's
-    for function in (0x80000001, 0x80000007, 0x80000008):
+    for function in (0x80000001, 0x80000007):
         if (function, 0) in t:
             t[(function, 0)].ebx = 0
-    if (0x80000007, 0) in t:
-        t[(0x80000007, 0)].edx = 0
-    for function, words in LEGACY_AMD_CACHES.items():
-        if (function, 0) in t:
-            t[(function, 0)] = Leaf(function, 0, 0, *words)
     t[(0, 0)].eax = model.level
     if (0x80000000, 0) in t:
         t[(0x80000000, 0)].eax = model.xlevel
@@ -356,6 +407,7 @@ def _apply_model(out: ShapedCpu, supported: Table, model: Model) -> None:
     if not _bit(t, FEATURES["xsave"]):  # no XSAVE: no state components to describe
         for key in [k for k in t if k[0] == 0xD]:
             t[key] = Leaf(0xD, key[1], t[key].flags)
+    return lacking
 
 
 def _trim(t: Table) -> None:
@@ -399,6 +451,11 @@ def for_vcpu(table: Table, apic_id: int, ncpus: int) -> list[Leaf]:
             t[(function, index)] = Leaf(function, index, SIGNIFICANT_INDEX, shift, count, kind << 8 | index, apic_id)
         end = len(levels)
         t[(function, end)] = Leaf(function, end, SIGNIFICANT_INDEX, 0, 0, end, apic_id)
+    if (0x8000001E, 0) in t:  # AMD's topology leaf: APIC id, core id (one thread per core), node 0 of 1
+        t[(0x8000001E, 0)] = Leaf(0x8000001E, 0, 0, apic_id, apic_id & ((1 << core_shift) - 1), 0, 0)
+    for key, leaf in t.items():  # the caches' sharing counts
+        if key[0] in (4, 0x8000001D):
+            leaf.eax = caches.topology_fields(key[0], leaf.eax, ncpus)
     return sorted(t.values(), key=lambda leaf: (leaf.function, leaf.index))
 
 

@@ -10,6 +10,8 @@ unix:PATH,server`, and the same commands as a library call (`Machine.monitor_com
                            FMT = [count][x|d|u|c|i][b|h|w|g], as QEMU's (i: instructions);
                            ADDR a number or $reg ($pc, $rip, $rsp, ...)
     stop, cont (c)         hold every vCPU outside KVM_RUN until cont
+    system_wakeup          wake a machine suspended to RAM, as QEMU's (a power-button wake)
+    system_powerdown       press the ACPI power button (PWRBTN_STS)
     quit (q)               end the run (status 64)
     help
 
@@ -28,7 +30,7 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from vmm.errors import ConfigError, ExitStatus, PyvmmError
 from vmm.gdb import registers as R
@@ -62,8 +64,22 @@ def parse_monitor_address(spec: str) -> tuple[str, str | None]:
     raise ConfigError(f"-monitor {spec!r}: use stdio, none or unix:PATH,server,nowait")
 
 
+class PowerButton(Protocol):
+    """The pc platform's ACPI power button (vmm.board.sleep.Suspend)."""
+
+    def press_power_button(self) -> None: ...
+    def wake_up(self) -> bool: ...
+
+
 class MonitorConsole(Participant):
-    def __init__(self, vcpus: Sequence[Any], memory: Any, spp_masks: Callable[[], dict[int, int] | None]) -> None:
+    def __init__(
+        self,
+        vcpus: Sequence[Any],
+        memory: Any,
+        spp_masks: Callable[[], dict[int, int] | None],
+        power_button: PowerButton | None = None,
+    ) -> None:
+        self.power_button = power_button
         self.vcpus = list(vcpus)
         self.memory = memory
         self.spp_masks = spp_masks
@@ -94,6 +110,14 @@ class MonitorConsole(Participant):
             self.hold = False
             self._wake()
             return ""
+        if cmd in ("system_wakeup", "system_powerdown"):
+            # answered here, not by a vCPU thread: while the machine sleeps none is free to answer
+            if self.power_button is None:
+                return "this machine has no power button (-machine pc has one)\n"
+            if cmd == "system_powerdown":
+                self.power_button.press_power_button()
+                return ""
+            return "" if self.power_button.wake_up() else "Unable to wake up: guest is not in suspended state\n"
         if cmd == "info" and words[1:] == ["exits"]:
             return "".join(f"vCPU {v.index}: {v.exits} exits\n" for v in self.vcpus)
         if cmd == "cpu" and len(words) == 2 and words[1].isdigit():

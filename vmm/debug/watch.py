@@ -196,6 +196,10 @@ class MasksWithoutWatches:
         self.spp = spp
         self.watches = watches
 
+    @property
+    def backend_name(self) -> str:
+        return str(self.spp.backend_name)
+
     def masks(self) -> dict[int, int]:
         return {p: m for p, m in self.spp.masks().items() if p not in self.watches.owned}
 

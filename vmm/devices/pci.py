@@ -69,10 +69,12 @@ class PciFunction:
         revision: int,
         bars: Sequence[Bar] = (),
         command: int = 0,
+        header_type: int = 0,  # bit 7: the device has several functions
     ) -> None:
         self.config = bytearray(256)
         struct.pack_into("<HH", self.config, VENDOR_ID, vendor, device)
         self.config[REVISION] = revision
+        self.config[HEADER_TYPE] = header_type
         self.config[CLASS_PROG : CLASS_PROG + 3] = class_code.to_bytes(3, "little")
         struct.pack_into("<HH", self.config, SUBSYSTEM_VENDOR, QEMU_SUBSYSTEM_VENDOR, QEMU_SUBSYSTEM)
         self.bars: list[Bar | None] = [*bars, *([None] * (BAR_COUNT - len(bars)))]
@@ -162,6 +164,49 @@ class I440fxHostBridge(PciFunction):
 
     def __init__(self) -> None:
         super().__init__(0x8086, 0x1237, 0x060000, 0x02)
+
+
+# QEMU's pc machine has the PIIX3 south bridge at 00:01 (function 0 ISA bridge, 1 IDE) and the
+# PIIX4 power management function at 00:01.3, whatever -nodefaults says: their headers as QEMU 7.2
+# shows them. pyvmm emulates no IDE and no SMBus: those functions' BARs are not implemented.
+PIIX_SLOT = 1
+PMBA, PMREGMISC = 0x40, 0x80  # PIIX4 PM: the PM I/O base (bit 0: I/O space) and its enable bit
+
+
+class Piix3IsaBridge(PciFunction):
+    """00:01.0: 8086:7000 rev 0, class 06.01.00, multi-function."""
+
+    name = "PIIX3"
+
+    def __init__(self) -> None:
+        super().__init__(0x8086, 0x7000, 0x060100, 0x00, header_type=0x80)
+
+
+class Piix3Ide(PciFunction):
+    """00:01.1: 8086:7010 rev 0, class 01.01.80 (an ISA-compatible IDE controller that can bus-master)."""
+
+    name = "piix3-ide"
+
+    def __init__(self) -> None:
+        super().__init__(0x8086, 0x7010, 0x010180, 0x00)
+
+
+class Piix4Pm(PciFunction):
+    """00:01.3: 8086:7113 rev 3, class 06.80.00, with PMBA pointing at the ACPI PM block (the
+    FADT's PM1a event block) and its decoding on, as firmware leaves it."""
+
+    name = "piix4-pm"
+
+    def __init__(self, pm_base: int) -> None:
+        super().__init__(0x8086, 0x7113, 0x068000, 0x03)
+        struct.pack_into("<I", self.config, PMBA, pm_base | 1)
+        self.config[PMREGMISC] = 1
+
+
+def add_piix(host: PciHost, pm_base: int) -> None:
+    host.add(PIIX_SLOT, Piix3IsaBridge(), 0)
+    host.add(PIIX_SLOT, Piix3Ide(), 1)
+    host.add(PIIX_SLOT, Piix4Pm(pm_base), 3)
 
 
 class PciHost:

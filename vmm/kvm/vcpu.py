@@ -198,6 +198,12 @@ class Vcpu:
     def synced_rip(self) -> int | None:
         return int(self._sync_gprs.rip) if self.sync_regs else None
 
+    @property
+    def sync_gprs(self) -> Any:
+        """The general registers KVM writes into the kvm_run page at every exit (`.rip`, `.rax`
+        ...), or None without sync regs: for observers that read RIP at every exit."""
+        return self._sync_gprs if self.sync_regs else None
+
     # --- the dirty ring ------------------------------------------------------------------
     def map_dirty_ring(self, entries: int) -> None:
         """Map this vCPU's dirty ring (the VM enabled KVM_CAP_DIRTY_LOG_RING with `entries`)."""

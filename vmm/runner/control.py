@@ -138,12 +138,15 @@ class RunControl:
         with self._cond:
             if self.outcome is None:
                 self.outcome = Outcome(vcpu, stop, report)
+                self._cond.notify_all()  # the supervisor may be waiting for it (wait)
             self.request_stop(stop)
 
     def wait(self, timeout: float | None) -> bool:
-        """On the supervising thread: wait until every loop has ended; False if `timeout` passed."""
+        """On the supervising thread: wait until every loop has ended and recorded how; False if
+        `timeout` passed. (A loop leaves, then records: waiting for the leaving alone let a run
+        end with no outcome when the supervisor woke in between.)"""
         with self._cond:
-            return self._cond.wait_for(lambda: not self.running(), timeout=timeout)
+            return self._cond.wait_for(lambda: not self.running() and self.outcome is not None, timeout=timeout)
 
     def wait_for_stop(self, timeout: float | None) -> bool:
         """Wait until a stop is pending (or every loop ended); False if `timeout` passed."""

@@ -35,7 +35,8 @@ STOP_GRACE = 0.75  # seconds a vCPU thread gets to leave after a stop before the
 # thread: the trace writer, the SPP watchdog, the gdb stub); the main thread's wait is then not
 # interrupted, and without a bound Ctrl-C would wait for the run to end by itself.
 SIGNAL_POLL = 0.2
-_SUPERVISOR_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGALRM}
+POWER_BUTTON_SIGNAL = signal.SIGUSR2  # with handled signals: press the machine's power button
+_SUPERVISOR_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGALRM, POWER_BUTTON_SIGNAL}
 Handle = Callable[[Exit], Verdict]
 Observer = Callable[[Handle], Handle]  # wraps the exit policy: statistics, tracing
 
@@ -63,6 +64,7 @@ class Runner:
         self._by_index = {v.index: v for v in self.vcpus}
         self._masked: set[int] = set()  # vCPUs whose KVM_RUN signal mask is set
         self.running = False
+        self.power_button: Callable[[], None] | None = None  # what SIGUSR2 presses, with handled signals
         self._ctx: RunContext | None = None  # the run under way
         self._started: list[Participant] = []  # participants told the run started: told it ends
 
@@ -228,7 +230,8 @@ class Runner:
     @contextmanager
     def _signals(self, enabled: bool) -> Iterator[None]:
         """Ctrl-C and SIGTERM end the run through a stop, on the supervising (main) thread; a
-        second Ctrl-C interrupts the supervisor at once."""
+        second Ctrl-C interrupts the supervisor at once. SIGUSR2 presses the power button, where
+        the machine has one."""
         if not enabled or threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -240,11 +243,17 @@ class Runner:
         def on_sigterm(signum: int, frame: Any) -> None:
             self.control.request_stop(Stop(ExitStatus.TERMINATED, "terminated (SIGTERM)"))
 
+        def on_power_button(signum: int, frame: Any) -> None:
+            if self.power_button is not None:
+                self.power_button()
+
         old_int = signal.signal(signal.SIGINT, on_sigint)
         old_term = signal.signal(signal.SIGTERM, on_sigterm)
+        old_button = signal.signal(POWER_BUTTON_SIGNAL, on_power_button)
         try:
             yield
         finally:
+            signal.signal(POWER_BUTTON_SIGNAL, old_button)
             signal.signal(signal.SIGTERM, old_term)
             signal.signal(signal.SIGINT, old_int)
 

@@ -44,6 +44,8 @@ class Spp(Participant):
         self.policies: list[Policy] = []
         self.events: list[SppEvent] = []  # every violation judged, in order
         self.keep_events = 10_000  # older events are dropped beyond this many
+        # called with (event, verdict) after each judgement, on the vCPU thread: statistics, timeline
+        self.watchers: list[Callable[[SppEvent, SppVerdict], None]] = []
         self._lock = threading.Lock()
         self._pending: set[int] = set()
         self._applied = threading.Condition(self._lock)
@@ -189,6 +191,16 @@ class Spp(Participant):
         if len(self.events) >= self.keep_events:
             del self.events[: self.keep_events // 2]
         self.events.append(event)
+        verdict = self._ask_policies(event)
+        for watch in self.watchers:
+            watch(event, verdict)
+        return verdict
+
+    def watch(self, watcher: Callable[[SppEvent, SppVerdict], None]) -> None:
+        if watcher not in self.watchers:
+            self.watchers.append(watcher)
+
+    def _ask_policies(self, event: SppEvent) -> SppVerdict:
         for policy in self.policies:
             try:
                 verdict = policy(event)

@@ -85,6 +85,9 @@ class SoftwareSpp:
         self.emulated = 0  # stores KVM could not emulate, carried out from their decoded form
         self._no_progress: dict[int, tuple[int, int]] = {}  # vCPU -> (RIP, steps there without progress)
         self.atomic = AtomicWrites(self.memory)  # every write into a trapped page goes through its lock
+        # With one vCPU nothing can write between KVM's read of a locked instruction's operand and
+        # its write: KVM's result is always current, and the trapped-write path skips the lock.
+        self._alone = len(host.vcpus) == 1
 
     # --- slot layout -------------------------------------------------------------------------
     @property
@@ -117,6 +120,9 @@ class SoftwareSpp:
             first, last = (addr & (PAGE - 1)) >> 7, ((addr + length - 1) & (PAGE - 1)) >> 7
             span = (1 << (last - first + 1)) - 1
             bits = (mask >> first) & span
+            if bits == span and self._alone:
+                self._write_ram(addr, ex.data)
+                return None
             index = ex.vcpu.index
             atomic = self.atomic
             if bits == span:
@@ -134,8 +140,11 @@ class SoftwareSpp:
             sub = first + ((~bits & span) & -(~bits & span)).bit_length() - 1
             denied = max(addr, (addr & ~(PAGE - 1)) + (sub << 7))
             vcpu = self.host.vcpu(index)
-            with atomic.lock:
-                frags, redo, look = self._denied_access(vcpu, [(addr, ex.data)])
+            if self._alone:
+                frags, redo, look = [(addr, ex.data)], None, False
+            else:
+                with atomic.lock:
+                    frags, redo, look = self._denied_access(vcpu, [(addr, ex.data)])
             data = frags[0][1]
             event = SppEvent(denied, mask, index, ex.vcpu.synced_rip(), "software", addr, length, data)
             verdict = self.spp.judge(event)
