@@ -494,9 +494,14 @@ static uint32_t pm_timer(void)
 	return inl(pm.pm_tmr) & (pm.tmr_val_ext ? 0xffffffffu : 0xffffffu);
 }
 
-static int check_pm_timer(void)
+/*
+ * One PM-timer interval over 65535 ticks of PIT channel 2 (mode 0: OUT2 rises at 0), in PM ticks.
+ * The poll has no pause: a PAUSE can be a pause-loop exit, and the host may then run something
+ * else for milliseconds, which the interval would count.
+ */
+static int pm_ticks_over_pit(uint32_t *ticks)
 {
-	uint32_t t0, t1, ticks, ratio100;
+	uint32_t t0, t1;
 	uint8_t p61 = inb(PORT_61);
 	int spins = SPINS;
 
@@ -507,15 +512,33 @@ static int check_pm_timer(void)
 	outb(PIT_CH2, 0xff);
 	t0 = pm_timer();
 	while (!(inb(PORT_61) & PORT_61_OUT2) && --spins > 0)
-		cpu_relax();
+		;
 	t1 = pm_timer();
 	outb(PORT_61, p61);
-	if (spins == 0) {
-		serial_puts("acpi: pit channel 2 never reached 0 (OUT2 in port 0x61)\n");
-		return 0;
+	*ticks = (t1 - t0) & (pm.tmr_val_ext ? 0xffffffffu : 0xffffffu);
+	return spins > 0;
+}
+
+static int check_pm_timer(void)
+{
+	uint32_t ticks = 0, ratio100 = 0;
+	int attempt;
+
+	/* A vCPU the host did not run for a while sees OUT2 late, so an interval can only come out
+	 * too long: the shortest of a few is the measurement. */
+	for (attempt = 0; attempt < 5; attempt++) {
+		uint32_t t;
+
+		if (!pm_ticks_over_pit(&t)) {
+			serial_puts("acpi: pit channel 2 never reached 0 (OUT2 in port 0x61)\n");
+			return 0;
+		}
+		if (attempt == 0 || t < ticks)
+			ticks = t;
+		ratio100 = (uint32_t)((uint64_t)ticks * 100 / 65535);
+		if (ratio100 >= 225 && ratio100 <= 375)
+			break;
 	}
-	ticks = (t1 - t0) & (pm.tmr_val_ext ? 0xffffffffu : 0xffffffu);
-	ratio100 = (uint32_t)((uint64_t)ticks * 100 / 65535);
 	if (ratio100 < 225 || ratio100 > 375) {
 		serial_puts("acpi: pm timer ran ");
 		serial_put_dec(ticks);

@@ -28,7 +28,7 @@ import os
 import queue
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
@@ -264,17 +264,21 @@ class MonitorConsole(Participant):
         return bytes(out)
 
     # --- where commands come from -------------------------------------------------------------------
+    def _converse(self, lines: Iterable[str], out: TextIO) -> None:
+        """A prompt, then for each line read its answer and the next prompt, until the input ends."""
+        out.write(PROMPT)
+        out.flush()
+        for line in lines:
+            out.write(self.execute(line.strip()))
+            out.write(PROMPT)
+            out.flush()
+
     def serve_stream(self, stdin: TextIO, stdout: TextIO) -> threading.Thread:
         """Read commands from `stdin` (until EOF) on a thread of its own; answers go to `stdout`."""
 
         def loop() -> None:
             with contextlib.suppress(OSError, ValueError):
-                stdout.write(PROMPT)
-                stdout.flush()
-                for line in stdin:
-                    stdout.write(self.execute(line.strip()))
-                    stdout.write(PROMPT)
-                    stdout.flush()
+                self._converse(stdin, stdout)
 
         t = threading.Thread(target=loop, name="pyvmm-monitor", daemon=True)
         t.start()
@@ -300,12 +304,7 @@ class MonitorConsole(Participant):
                     return
                 with conn, contextlib.suppress(OSError, UnicodeDecodeError):
                     stream = conn.makefile("rw", encoding="utf-8", newline="\n")
-                    stream.write(PROMPT)
-                    stream.flush()
-                    for line in stream:
-                        stream.write(self.execute(line.strip()))
-                        stream.write(PROMPT)
-                        stream.flush()
+                    self._converse(stream, stream)
 
         threading.Thread(target=loop, name="pyvmm-monitor", daemon=True).start()
         return listener
