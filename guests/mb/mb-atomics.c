@@ -10,7 +10,7 @@
  * The BSP finds the CPUs (ACPI MADT), installs the trap library (own GDT,
  * one TSS per CPU, IDT) and prints
  *
- *   mb-atomics: 4 cpus, 3000 iterations each, counters at 0x00106000
+ *   mb-atomics: 4 cpus, 3000 iterations each, counters at 0x00104000
  *
  * then sends ucall SYNC stage 0 with args[1] = the counters' page (4 KiB,
  * nothing else on it) so the host can protect it before any CPU writes

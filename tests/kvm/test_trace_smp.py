@@ -16,7 +16,7 @@ from conftest import GUESTS, pyvmm
 pytestmark = pytest.mark.kvm
 
 ATOMICS = GUESTS / "mb" / "mb-atomics.elf"
-COUNTERS = "0x00106000"  # the counters' page mb-atomics prints; protected, every write allowed
+COUNTERS = "0x00104000"  # the counters' page mb-atomics prints; protected, every write allowed
 ALLOW = "from vmm.spp.event import Allow\n\n\ndef policy(event):\n    return Allow()\n"
 
 
@@ -47,6 +47,9 @@ def test_four_vcpus_trace_is_whole_and_complete(tmp_path: Path) -> None:
     assert len(exits) == sum(_stats(stderr).values()) > 1000  # the MMIO count varies from run to run
     per_vcpu = Counter(r["vcpu"] for r in exits)
     assert sorted(per_vcpu) == [0, 1, 2, 3]
+    page = int(COUNTERS, 16)
+    trapped = [r for r in exits if r["reason"] == "MMIO" and page <= r.get("address", -1) < page + 0x1000]
+    assert {r["vcpu"] for r in trapped} == {0, 1, 2, 3}  # every vCPU's locked writes reached the trace
     for v in range(4):  # each vCPU's own records are in time order, with a monotonic stamp
         stamps = [r["mono_ns"] for r in exits if r["vcpu"] == v]
         assert stamps == sorted(stamps)
