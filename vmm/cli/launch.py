@@ -13,7 +13,6 @@ from typing import Any, BinaryIO, NamedTuple
 from vmm import layout as L
 from vmm.board.board import BoardSpec
 from vmm.cli.qemu_options import machine_from_options, split_commas
-from vmm.cli.userfile import call_entry, load_user_file
 from vmm.cpu.models import CpuRequest
 from vmm.cpu.modes import CpuMode
 from vmm.errors import ConfigError, ExitStatus, ObservationUnwritten
@@ -199,6 +198,8 @@ def run_loaded(m: Machine, o: RunOptions, outputs: RunOutputs) -> int:
         for text in o.msr_exits:
             indices, reads, writes = parse_msr_exit(text)
             m.on_msr(indices, reads=reads, writes=writes)
+    if o.handler_files:
+        from vmm.cli.userfile import call_entry, load_user_file  # importlib's machinery: only for user files
     for path in o.handler_files:
         module = load_user_file(path, "handlers")
         call_entry(module, path, "handlers", "setup", m)
