@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 import os.path
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
