@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 
 from vmm import layout as L
 from vmm.board.board import BoardSpec
@@ -21,12 +21,13 @@ from vmm.kvm.exits import ShutdownExit
 from vmm.loaders.image import read_image
 from vmm.machine import Machine, open_trace
 from vmm.numbers import parse_count, parse_int
+from vmm.record import TupleRecord
 from vmm.runner.observe import ExitStats
 from vmm.runner.runner import POWER_BUTTON_SIGNAL
 from vmm.verdict import Stop
 
 
-class RunOptions(NamedTuple):
+class RunOptions(TupleRecord):
     image: str
     mode: CpuMode | None = None  # None: long mode for a flat binary; kernels carry their own
     load: int | None = None
