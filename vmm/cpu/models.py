@@ -34,7 +34,7 @@ Reg = str  # "eax", "ebx", "ecx", "edx"
 class Leaf(Record):
     """One CPUID entry (KVM's struct kvm_cpuid_entry2 without its padding)."""
 
-    __slots__ = ("eax", "ebx", "ecx", "edx", "flags", "function", "index")
+    __slots__ = ("function", "index", "flags", "eax", "ebx", "ecx", "edx")  # noqa: RUF023 (the repr's order)
 
     def __init__(self, function: int, index: int, flags: int, eax: int = 0, ebx: int = 0, ecx: int = 0,
                  edx: int = 0) -> None:  # fmt: skip
@@ -109,7 +109,7 @@ _ALIASES = {"sse4-1": "sse4.1", "sse4-2": "sse4.2", "sse4_1": "sse4.1", "sse4_2"
 
 
 class Feature(FrozenRecord):
-    __slots__ = ("bit", "name", "word")
+    __slots__ = ("name", "word", "bit")  # noqa: RUF023 (the repr's order)
     name: str
     word: tuple[int, int, str]
     bit: int
@@ -152,19 +152,8 @@ VENDORS = ("GenuineIntel", "AuthenticAMD")
 class CpuRequest(FrozenRecord):
     """What `-cpu` asked for, checked for spelling but not yet against the host."""
 
-    __slots__ = (
-        "changes",
-        "check",
-        "enforce",
-        "host_phys_bits",
-        "level",
-        "migratable",
-        "model",
-        "model_id",
-        "phys_bits",
-        "vendor",
-        "xlevel",
-    )  # fmt: skip
+    __slots__ = ("model", "changes", "vendor", "host_phys_bits", "phys_bits", "level", "xlevel", "model_id",  # noqa: RUF023
+                 "enforce", "check", "migratable")  # fmt: skip
     model: str
     changes: tuple[tuple[Feature, bool], ...]  # in order; the last word on a feature wins
     vendor: str | None
