@@ -16,7 +16,7 @@ from kvm_abi import exits as ke
 from kvm_abi import ffi
 from kvm_abi.constants import KVM_PIO_PAGE_OFFSET
 from vmm.board.bus import AddressSpace
-from vmm.kvm.exits import Exit, IoExit, MmioExit, make_view
+from vmm.kvm.exits import Exit, IoExit, MmioExit, make_run, make_view
 from vmm.runner.policy import ExitPolicy
 
 PIO_DATA = KVM_PIO_PAGE_OFFSET * 4096
@@ -78,6 +78,7 @@ class SyntheticVcpu:
     index: int = 0
     page: Any = field(default_factory=lambda: ffi.new("char[]", (KVM_PIO_PAGE_OFFSET + 1) * 4096))
     sync_regs: bool = True
+    exits: int = 0
     sregs: Any = field(default_factory=lambda: ffi.new("struct kvm_sregs *"))
     events: Any = field(default_factory=lambda: ffi.new("struct kvm_vcpu_events *"))
 
@@ -112,13 +113,19 @@ class SyntheticVcpu:
         self.events = ev
 
     def view(self, reason: int) -> Exit:
-        """The exit view of `reason` over this page, as Vcpu.run would return it."""
-        self.kvm_run.exit_reason = reason
-        v = make_view(self, self.kvm_run, reason)
-        load = getattr(v, "load", None)
-        if load is not None:
-            load()
-        return v
+        """The exit view of `reason` over this page, as Vcpu.run returns it: the run function
+        `make_run` builds, entered through a stand-in for KVM_RUN that sets the reason."""
+        run = self.kvm_run
+
+        def enter() -> int:
+            run.exit_reason = reason
+            return 0
+
+        def failed() -> Exit:
+            raise AssertionError("the stand-in KVM_RUN never fails")
+
+        views = [make_view(self, run, r) for r in range(64)]
+        return make_run(self, run, views, enter, failed)()
 
 
 def io_exit(

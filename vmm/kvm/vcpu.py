@@ -22,13 +22,14 @@ import os
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from kvm_abi import constants, ffi, ioctls, libc
 from kvm_abi import exits as ke
 from vmm.errors import KvmCallFailed, KvmSetupError
 from vmm.kvm.calls import NULL, cast, ioctl, new
-from vmm.kvm.exits import Exit, IoExit, MmioExit, make_view
+from vmm.kvm.exits import Exit, make_run, make_view
 
 _VIEW_TABLE_SIZE = 64  # exit reasons below this get a preallocated view
 RING_ENTRY = 16  # struct kvm_dirty_gfn: u32 flags, u32 slot (address space << 16 | id), u64 page offset
@@ -90,29 +91,8 @@ class Vcpu:
         contract). A closure over everything it touches: this is the hot path of every exit, and
         local names cost less than attribute lookups. IO and MMIO exits come back decoded (as
         kvm-ioctls' VcpuExit::IoOut carries its port and data): every one of them is read."""
-        ioctl, fd, request, null = libc.ioctl, self.fd, ioctls.KVM_RUN, NULL
-        run_struct, views, limit = self.kvm_run, self._views, _VIEW_TABLE_SIZE
-        failed = self._failed_run
-        io, mmio = views[ke.KVM_EXIT_IO], views[ke.KVM_EXIT_MMIO]
-        assert isinstance(io, IoExit) and isinstance(mmio, MmioExit)
-        io_reason, io_load, mmio_reason, mmio_load = ke.KVM_EXIT_IO, io.load, ke.KVM_EXIT_MMIO, mmio.load
-
-        def run() -> Exit:
-            if ioctl(fd, request, null) < 0:
-                return failed()
-            self.exits += 1
-            reason = run_struct.exit_reason
-            if reason == io_reason:
-                io_load()
-                return io
-            if reason == mmio_reason:
-                mmio_load()
-                return mmio
-            if reason < limit:
-                return views[reason]
-            return make_view(self, run_struct, reason)
-
-        return run
+        enter = partial(libc.ioctl, self.fd, ioctls.KVM_RUN, NULL)  # called in C: no Python frame
+        return make_run(self, self.kvm_run, self._views, enter, self._failed_run)
 
     def _failed_run(self) -> Exit:
         err = ffi.errno
