@@ -88,6 +88,8 @@ class SoftwareSpp:
         # With one vCPU nothing can write between KVM's read of a locked instruction's operand and
         # its write: KVM's result is always current, and the trapped-write path skips the lock.
         self._alone = len(host.vcpus) == 1
+        # The monitor's own writes into trapped pages (devices, ucall results) take the same lock.
+        self.memory.trapped_writer = self.monitor_write
 
     # --- slot layout -------------------------------------------------------------------------
     @property
@@ -127,13 +129,11 @@ class SoftwareSpp:
             atomic = self.atomic
             if bits == span:
                 with atomic.lock:
-                    if atomic.seen.get(index, -1) == atomic.generation:
-                        # nothing written since this vCPU's last trapped write: KVM's read was current
-                        self._write_ram(addr, ex.data)
-                    else:
-                        for gpa, data in atomic.prepare(self.host.vcpu(index), [(addr, ex.data)])[0]:
-                            self._write_ram(gpa, data)
-                    atomic.generation += 1
+                    frags: Fragments = [(addr, ex.data)]
+                    if atomic.seen.get(index, -1) != atomic.generation:
+                        # written since this vCPU's last trapped write: KVM's read may be stale
+                        frags = atomic.prepare(self.host.vcpu(index), frags)[0]
+                    atomic.write(frags)
                     atomic.seen[index] = atomic.generation
                 return None
             # the lowest clear bit of `bits` is the first denied sub-page the store touches
@@ -155,6 +155,22 @@ class SoftwareSpp:
         vcpu = self.host.vcpu(ex.vcpu.index)
         self._collect_fragments(vcpu, whole)
         return self.judge_write(whole, vcpu)
+
+    def monitor_write(self, gpa: int, data: bytes | bytearray | memoryview) -> bool:
+        """GuestMemory's hook: a write of the monitor's own that touches a trapped page is made
+        under the atomic-writes lock as one generation, so a guest's locked instruction there that
+        read before it is carried out again after it, as for another vCPU's write. False for
+        writes elsewhere (the caller writes them)."""
+        trapped = self.trapped
+        first, last = gpa & ~(PAGE - 1), gpa + len(data) - 1
+        if not trapped or not any(first <= p <= last for p in trapped):
+            return False
+        if self._alone and self.host.control.current_vcpu() is None:
+            # another thread than the one vCPU's: its locked instructions can race this from now on
+            self._alone = False
+        with self.atomic.lock:
+            self.atomic.write([(gpa, bytes(data))])
+        return True
 
     def _write_ram(self, gpa: int, data: bytes) -> None:
         for start, end, view in self._ram:
@@ -189,9 +205,7 @@ class SoftwareSpp:
                 frags = atomic.redo_again(self.host.vcpu(index), redo)
             elif look:
                 frags = atomic.prepare(self.host.vcpu(index), frags)[0]
-            for gpa, data in frags:
-                self.memory.write(gpa, data)
-            atomic.generation += 1
+            atomic.write(frags)
             atomic.seen[index] = atomic.generation
 
     def judge_write(self, frags: Fragments, vcpu: SppVcpu) -> Verdict:
@@ -215,9 +229,7 @@ class SoftwareSpp:
             if denied is None:
                 if atomic.racing(vcpu.index):
                     frags = atomic.prepare(vcpu, frags)[0]
-                for gpa, data in frags:
-                    self.memory.write(gpa, data)
-                atomic.generation += 1
+                atomic.write(frags)
                 atomic.seen[vcpu.index] = atomic.generation
                 return None
             frags, redo, look = self._denied_access(vcpu, frags)
@@ -303,9 +315,7 @@ class SoftwareSpp:
             first_denied = self.table.first_denied
             denied = next((d for gpa, data in frags if (d := first_denied(gpa, len(data))) is not None), None)
             if denied is None:
-                for gpa, data in frags:
-                    self.memory.write(gpa, data)
-                atomic.generation += 1
+                atomic.write(frags)
             atomic.seen[vcpu.index] = atomic.generation
         regs = vcpu.get_regs()
         rip0 = int(regs.rip)
@@ -391,7 +401,7 @@ class SoftwareSpp:
                 changed = _restore(self.memory, saved)
                 self.host.slots.relayout(trapped)
                 with self.atomic.lock:
-                    self.atomic.generation += 1  # the step may have written: reads since may be stale
+                    self.atomic.unknown_change()  # the step may have written: reads since may be stale
         if isinstance(other, ShutdownExit):
             verdict = self.host.handle(other)
             return verdict if verdict is not None else Stop(ExitStatus.TRIPLE_FAULT, "triple fault", fatal=True)
@@ -536,5 +546,5 @@ def _restore(memory: GuestMemory, saved: dict[tuple[int, int], bytes]) -> Fragme
                 j += 1
             changed.append((start + i, now[i:j]))
             i = j
-        memory.write(start, old)
+        memory.write_direct(start, old)
     return changed
