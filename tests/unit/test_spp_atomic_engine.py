@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from kvm_abi import constants as kc
+from kvm_abi import ffi
 from tests.fakes import mmio_exit
 from tests.unit.test_spp_software_engine import EngineVcpu, FakeHost
 from vmm.spp.controller import Spp
+from vmm.spp.decoded import decode_failed_instruction
 from vmm.spp.event import ALLOW, DENY, SppEvent, SppVerdict
 from vmm.spp.software import SoftwareSpp
 
@@ -239,3 +242,46 @@ def test_monitor_writes_elsewhere_take_no_lock(two: Two) -> None:
     generation = two.engine.atomic.generation
     two.host.memory.write(PAGE + 2 * 4096, b"x" * 8)
     assert two.engine.atomic.generation == generation and two.host.memory.read(PAGE + 2 * 4096, 8) == b"x" * 8
+
+
+# --- a denied cmpxchg16b that a policy allows after another write landed -----------------------
+CX16 = bytes.fromhex("f0480fc70f")  # lock cmpxchg16b [rdi]
+
+
+class XsaveVcpu(FlatVcpu):
+    """What the decoded-store path reads besides the registers: an empty XSAVE area, no XCRs."""
+
+    def get_xsave(self) -> Any:
+        return ffi.new("struct kvm_xsave *")
+
+    def get_xcrs(self) -> Any:
+        return ffi.new("struct kvm_xcrs *")
+
+
+def test_an_allowed_cmpxchg16b_compares_again_with_what_memory_holds_then(two: Two) -> None:
+    vcpu = XsaveVcpu(index=0)
+    vcpu.sregs = two.host.vcpus[0].sregs
+    two.host.vcpus[0] = vcpu
+    a, b, c = (0x1111_2222_3333_4444_5555_6666_7777_8888, 0xAAAA_BBBB_CCCC_DDDD_EEEE_FFFF_0000_1111, 0x99)
+    two.host.memory.write(DENIED, a.to_bytes(16, "little"))
+    regs = vcpu.get_regs()
+    regs.rip, regs.rdi, regs.rflags = OTHER_CODE, DENIED, 0x202
+    regs.rax, regs.rdx, regs.rbx, regs.rcx = a & (2**64 - 1), a >> 64, b & (2**64 - 1), b >> 64
+    vcpu.set_regs(regs)
+    two.host.memory.write(OTHER_CODE, CX16)
+
+    def allow_after_a_write(event: SppEvent) -> SppVerdict:
+        assert event.data == b.to_bytes(16, "little")  # judged: it would swap in B
+        two.host.memory.write(DENIED, c.to_bytes(16, "little"))  # lands while the policy runs
+        return ALLOW
+
+    two.spp.add_policy(allow_after_a_write)
+    insn = decode_failed_instruction(vcpu, CX16)
+    assert insn is not None and insn.mnemonic == "cmpxchg16b"
+    assert two.engine.emulate_decoded(vcpu, insn) is None
+    # compared again when allowed: memory no longer holds A, so nothing is swapped in, and
+    # RDX:RAX get what memory holds now, ZF clear, as the CPU does on a failed compare
+    assert int.from_bytes(two.host.memory.read(DENIED, 16), "little") == c
+    after = vcpu.get_regs()
+    assert (after.rax, after.rdx) == (c & (2**64 - 1), c >> 64)
+    assert not after.rflags & 0x40 and after.rip == OTHER_CODE + len(CX16)

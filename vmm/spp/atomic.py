@@ -246,7 +246,7 @@ class AtomicWrites:
         mask = (1 << (8 * length)) - 1
         outcomes: set[tuple[LockedOp, int] | None] = set()
         locked_models: set[LockedOp] = set()
-        for op, model in site.readings:
+        for op, _ in site.readings:
             if op is not None and op.size == length:
                 carries = {
                     c
@@ -255,16 +255,18 @@ class AtomicWrites:
                 }
                 outcomes.update((op, c) for c in carries)
                 if carries:
-                    locked_models.add(dataclasses.replace(op))
+                    locked_models.add(op)
         for op, model in site.readings:
             if op is not None and op.size == length:
                 continue
-            if model is None or model.size != length:
-                outcomes.add(None)
-            elif model not in locked_models and any(
-                explains(model, v & mask, written, gprs, rflags, c)
-                for v in held
-                for c in (_CARRIES if model.needs_carry else _NO_CARRY)
+            # not a model of ours: it cannot be excluded; else it counts if it explains the exit
+            if model is None or model.size != length or (
+                model not in locked_models
+                and any(
+                    explains(model, v & mask, written, gprs, rflags, c)
+                    for v in held
+                    for c in (_CARRIES if model.needs_carry else _NO_CARRY)
+                )
             ):
                 outcomes.add(None)
         if len(outcomes) == 1:

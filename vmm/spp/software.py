@@ -195,13 +195,23 @@ class SoftwareSpp:
         atomic.seen[vcpu.index] = atomic.generation
         return frags, redo, look
 
-    def commit(self, index: int, frags: Fragments, redo: RedoContext | None = None, look: bool = False) -> None:
+    def commit(
+        self,
+        index: int,
+        frags: Fragments,
+        redo: RedoContext | None = None,
+        look: bool = False,
+        again: Callable[[], Fragments] | None = None,
+    ) -> None:
         """Write an access into trapped RAM under the atomic-writes lock; a locked instruction
-        (`redo`, or found by looking at the code when `look`: the exit's registers untouched) is
-        carried out again on the memory's value at this moment."""
+        (`redo`, or found by looking at the code when `look`: the exit's registers untouched; or a
+        decoded one the engine carries out `again`) is carried out again on the memory's value
+        at this moment."""
         atomic = self.atomic
         with atomic.lock:
-            if redo is not None:
+            if again is not None:
+                frags = again()
+            elif redo is not None:
                 frags = atomic.redo_again(self.host.vcpu(index), redo)
             elif look:
                 frags = atomic.prepare(self.host.vcpu(index), frags)[0]
@@ -346,7 +356,28 @@ class SoftwareSpp:
             vcpu.set_regs(now)
             return True
 
-        return carry_out(self.spp.judge(event), event, _Pending(self, frags, vcpu, rewind=rewind))
+        again = None
+        if insn.mnemonic == "cmpxchg16b":
+
+            def again() -> Fragments:
+                """Under the lock, for an Allow after the policy ran (other vCPUs, or the monitor,
+                may have written since): the compare made again against memory now, from the
+                registers before the instruction, and its registers applied again."""
+                redone = emulate_store(insn, state, lambda linear, size: self._read_linear(vcpu, linear, size))
+                if isinstance(redone, (Unsupported, Fault)):
+                    return frags  # it succeeded on these pages a moment ago: cannot happen
+                writes = physical_fragments(vcpu, redone.writes)
+                if writes is None:
+                    return frags
+                now = vcpu.get_regs()
+                for name in {*result.gprs, *redone.gprs}:  # what the first run set, back as this one leaves it
+                    setattr(now, name, redone.gprs.get(name, before.get(name, 0)))
+                now.rflags = redone.rflags
+                vcpu.set_regs(now)
+                return writes
+
+        pending = _Pending(self, frags, vcpu, rewind=rewind, again=again)
+        return carry_out(self.spp.judge(event), event, pending)
 
     def _read_linear(self, vcpu: SppVcpu, linear: int, size: int) -> bytes:
         gpa = vcpu.translate(linear)
@@ -488,8 +519,10 @@ class _Pending:
         rewind: Callable[[], bool] | None = None,
         look: bool = False,
         retired: bool = False,
+        again: Callable[[], Fragments] | None = None,
     ) -> None:
         self.engine = engine
+        self.again = again  # a decoded store that reads memory (cmpxchg16b): carried out again when allowed
         self.frags = frags
         self.vcpu = vcpu
         self.redo = redo
@@ -501,7 +534,7 @@ class _Pending:
         return None
 
     def allow(self, event: SppEvent) -> Verdict:
-        self.engine.commit(self.vcpu.index, self.frags, self.redo, self.look)
+        self.engine.commit(self.vcpu.index, self.frags, self.redo, self.look, self.again)
         return None
 
     def allow_and_unprotect(self, event: SppEvent, scope: str) -> Verdict:
