@@ -164,10 +164,10 @@ class AtomicWrites:
         state = decoding_state(regs, sregs)
         base = 0 if state.bitness == 64 else int(sregs.cs.base)
         start = max(rip - MAX_INSN, 0)
-        pieces = _read_linear(vcpu, self.memory, base + start, rip - start)
+        pieces = read_linear(vcpu, self.memory, base + start, rip - start)
         if pieces is None and (base + start) // PAGE != (base + rip - 1) // PAGE:
             start = rip - ((base + rip) & (PAGE - 1))  # the page before RIP's is not mapped: RIP's alone
-            pieces = _read_linear(vcpu, self.memory, base + start, rip - start)
+            pieces = read_linear(vcpu, self.memory, base + start, rip - start)
         if not pieces:
             return Site((), (), None)
         code = b"".join(b for _, b in pieces)
@@ -310,7 +310,7 @@ def _pure_store(insn: Instruction) -> bool:
     return insn.mnemonic in _PURE_STORES or (insn.mnemonic.startswith("set") and len(insn.memory) == 1)
 
 
-def _read_linear(vcpu: DecodingVcpu, memory: GuestMemory, linear: int, size: int) -> list[tuple[int, bytes]] | None:
+def read_linear(vcpu: DecodingVcpu, memory: GuestMemory, linear: int, size: int) -> list[tuple[int, bytes]] | None:
     """The bytes at `linear` as (gpa, bytes) per page, or None where a page is unmapped or not RAM."""
     out: list[tuple[int, bytes]] = []
     while size > 0:

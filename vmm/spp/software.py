@@ -39,7 +39,7 @@ from vmm.board.memory import GuestMemory
 from vmm.errors import ExitStatus, GuestMemoryError, RunError
 from vmm.kvm.exits import DebugExit, InternalErrorExit, IntrExit, MmioExit, ShutdownExit
 from vmm.runner.policy import PASS, Pass
-from vmm.spp.atomic import AtomicWrites, RedoContext
+from vmm.spp.atomic import AtomicWrites, RedoContext, read_linear
 from vmm.spp.controller import Spp
 from vmm.spp.decoded import apply_x87, decode_failed_instruction, full_state, physical_fragments, touches_trapped_page
 from vmm.spp.event import DENY, InjectRip, SppEvent
@@ -379,6 +379,19 @@ class SoftwareSpp:
         pending = _Pending(self, frags, vcpu, rewind=rewind, again=again)
         return carry_out(self.spp.judge(event), event, pending)
 
+    def _instruction_at_rip(self, vcpu: SppVcpu) -> Instruction | None:
+        """The instruction at the vCPU's RIP, decoded from guest memory (up to 15 bytes, fewer
+        where the next page is not mapped), or None."""
+        regs, sregs = vcpu.get_regs(), vcpu.get_sregs()
+        long_mode = bool(int(sregs.efer) & 0x400 and int(sregs.cs.l))
+        linear = int(regs.rip) + (0 if long_mode else int(sregs.cs.base))
+        pieces = read_linear(vcpu, self.memory, linear, 15)
+        if pieces is None:
+            pieces = read_linear(vcpu, self.memory, linear, PAGE - (linear & (PAGE - 1)))
+        if not pieces:
+            return None
+        return decode_failed_instruction(vcpu, b"".join(data for _, data in pieces)[:15])
+
     def _read_linear(self, vcpu: SppVcpu, linear: int, size: int) -> bytes:
         gpa = vcpu.translate(linear)
         if gpa is None or (linear & (PAGE - 1)) + size > PAGE:
@@ -399,7 +412,14 @@ class SoftwareSpp:
         stuck = last_exits == vcpu.exits - 1 and rip is not None and rip == last_rip
         if self.table.masks and stuck and vcpu.runnable():
             self._watch.pop(i, None)
-            return self.step_with_pages_writable(vcpu, "KVM_RUN made no progress at this instruction")
+            engine_vcpu = self.host.vcpu(i)
+            insn = self._instruction_at_rip(engine_vcpu)
+            if insn is not None and is_covered(insn) and touches_trapped_page(engine_vcpu, insn, self.trapped):
+                # sgdt/sidt (what KVM retries): carried out from its decoded form, no step
+                done = self.emulate_decoded(engine_vcpu, insn)
+                if not isinstance(done, _NotEmulated):
+                    return done
+            return self.step_with_pages_writable(engine_vcpu, "KVM_RUN made no progress at this instruction", insn)
         self._watch[i] = (rip, vcpu.exits)
         return None
 
