@@ -50,7 +50,7 @@ from vmm.x86.state import GPR_NAMES
 MAX_INSN: Final = 15
 PAGE: Final = 4096
 _BIT_TESTS: Final = frozenset({Kind.BTS, Kind.BTR, Kind.BTC})
-LOG: Final = 4096  # generations of overwritten bytes kept (a vCPU that wrote longer ago: see `held`)
+LOG: Final = 1024  # generations of overwritten bytes kept (a vCPU that wrote longer ago: see `held`)
 _CARRIES: Final = (0, 1)
 _NO_CARRY: Final = (0,)
 

@@ -169,7 +169,11 @@ class SoftwareSpp:
             # another thread than the one vCPU's: its locked instructions can race this from now on
             self._alone = False
         with self.atomic.lock:
-            self.atomic.write([(gpa, bytes(data))])
+            if len(data) > PAGE:  # an image or a table: not worth logging byte for byte
+                self.memory.write_direct(gpa, data)
+                self.atomic.unknown_change()
+            else:
+                self.atomic.write([(gpa, bytes(data))])
         return True
 
     def _write_ram(self, gpa: int, data: bytes) -> None:
