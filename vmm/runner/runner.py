@@ -19,11 +19,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any
 
 from vmm.errors import ExitStatus, PyvmmError, UserCodeError, status_of
 from vmm.kvm.exits import Exit, IntrExit, IoExit
 from vmm.kvm.vcpu import Vcpu
+from vmm.record import TupleRecord
 from vmm.runner.control import KICK_SIGNAL, RunControl
 from vmm.runner.participant import Participant, RunContext
 from vmm.runner.report import guest_state
@@ -41,7 +42,7 @@ Handle = Callable[[Exit], Verdict]
 Observer = Callable[[Handle], Handle]  # wraps the exit policy: statistics, tracing
 
 
-class RunResult(NamedTuple):
+class RunResult(TupleRecord):
     status: int
     reason: str
     exits: int
