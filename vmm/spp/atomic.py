@@ -110,10 +110,13 @@ class AtomicWrites:
 
     def write(self, frags: Fragments) -> None:
         """Under `lock`: write `frags` into RAM as one generation, logging what they overwrote."""
-        memory = self.memory
-        self.log.append(tuple((gpa, memory.read(gpa, len(data))) for gpa, data in frags))
+        view = self.memory.view
+        entry = []
         for gpa, data in frags:
-            memory.write_direct(gpa, data)
+            span = view(gpa, len(data))
+            entry.append((gpa, bytes(span)))
+            span[:] = data
+        self.log.append(tuple(entry))
         self.generation += 1
 
     def unknown_change(self) -> None:
