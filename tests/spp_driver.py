@@ -48,6 +48,7 @@ TARGET = 0x300000  # the guest keeps everything of its own out of 0x200000-0x3ff
     EXEC_PAGE_STORE,
     LOAD_SEGMENT_FROM_GDT_AT,
 ) = range(1, 28)
+LOCK_ADD32_LOOP = 33  # `count` times lock addl value, (addr)
 FAR_CALL_FAULT_NO_IDT = 37
 
 OP = struct.Struct("<IIQQQ")

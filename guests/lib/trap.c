@@ -8,6 +8,7 @@
 #include "debugcon.h"
 #include "exit.h"
 #include "format.h"
+#include "idt.h"
 #include "trap.h"
 
 #define IO_BITMAP_BYTES  (65536 / 8)
@@ -50,25 +51,6 @@ static uint8_t ist_stack[TRAP_MAX_CPUS][3][KSTACK_SIZE]
 #define GDT_FIXED 5	/* null, kernel code, kernel data, user code, user data */
 static uint64_t gdt[GDT_FIXED + TRAP_MAX_CPUS * (TRAP_TSS_DESC_SIZE / 8)] __attribute__((aligned(16)));
 
-#ifdef __x86_64__
-struct idt_gate {
-	uint16_t offset_low;
-	uint16_t selector;
-	uint8_t ist;
-	uint8_t type_attr;
-	uint16_t offset_mid;
-	uint32_t offset_high;
-	uint32_t zero;
-} __attribute__((packed));
-#else
-struct idt_gate {
-	uint16_t offset_low;
-	uint16_t selector;
-	uint8_t zero;
-	uint8_t type_attr;
-	uint16_t offset_high;
-} __attribute__((packed));
-#endif
 #define IDT_ENTRIES TRAP_VECTORS
 
 static struct idt_gate idt[IDT_ENTRIES] __attribute__((aligned(16)));

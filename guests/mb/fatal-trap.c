@@ -1,17 +1,8 @@
 /* The IDT of the multiboot kernels and its one handler. See trap.h. */
 #include "exit.h"
+#include "idt.h"
 #include "serial.h"
 #include "fatal-trap.h"
-
-struct idt_gate {
-	uint16_t offset_low;
-	uint16_t selector;
-	uint8_t zero;
-	uint8_t type_attr;
-	uint16_t offset_high;
-} __attribute__((packed));
-
-#define GATE_INTERRUPT32 0x8e	/* present, DPL 0, 32-bit interrupt gate (IF cleared on entry) */
 
 static struct idt_gate idt[TRAP_VECTORS] __attribute__((aligned(8)));
 

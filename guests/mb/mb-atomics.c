@@ -25,6 +25,8 @@
  *   spinlock (xchg) ... spin_counter++ (a plain load and store) ... unlock
  *   xchgl of a token of its own (rank << 16 | round, plus 1) into swap,
  *   adding up the values it gets back
+ *   lock adcl $2, adc_counter with CF = the round's low bit (adds 2 or 3)
+ *   lock sbbl $2, sbb_counter with CF = the round's low bit (takes 2 or 3)
  *
  * then returns to CPL 0. The BSP waits for the others, prints
  *
@@ -33,6 +35,8 @@
  *   lock cmpxchg 12000 (retries R)
  *   spinlock 12000
  *   xchg 12000 (sum S of S)
+ *   lock adc 30000
+ *   lock sbb 30000                 (what it took away)
  *   expected 12000
  *   traps cpu=0 total=0          (the trap library's two lines per CPU)
  *   trap-last cpu=0 none
@@ -42,7 +46,11 @@
  * where the xchg line counts the exchanges and compares the values got
  * back plus swap's final value with the tokens put in plus its initial 0:
  * an exchange that is not atomic hands one value to two CPUs and loses
- * another. The run ends through isa-debug-exit: 0x18 (status 49) if all
+ * another. The adc and sbb rounds check that the carry each one read is
+ * used: N * (2 * ITER + ITER / 2). Their steps are 2 and 3, not 1: a
+ * monitor that has to tell a lost carry-in from the values the counter
+ * held cannot when two of those values differ by one (see README.md). The
+ * run ends through isa-debug-exit: 0x18 (status 49) if all
  * five totals are N * ITER and the sums agree, EXIT_FAILED (status 251) if not or if a CPU did not
  * finish. R depends on the interleaving; everything else is fixed. Any
  * exception is counted (the trap-last lines name it); an unexpected one
@@ -83,7 +91,11 @@ struct counters {
 	volatile uint32_t lock;			/* 512 */
 	uint8_t pad4[124];
 	volatile uint32_t swap;			/* 640 */
-	uint8_t pad5[PAGE_SIZE - 644];
+	uint8_t pad5[124];
+	volatile uint32_t adc;			/* 768 */
+	uint8_t pad6[124];
+	volatile uint32_t sbb;			/* 896 */
+	uint8_t pad7[PAGE_SIZE - 900];
 };
 
 _Static_assert(sizeof(struct counters) == PAGE_SIZE, "the counters fill one page");
@@ -179,6 +191,12 @@ static uintptr_t work(uintptr_t rank)
 		swaps[rank] = i;
 	}
 
+	/* bt copies the round's low bit into CF, the carry (borrow) the locked adc (sbb) adds in */
+	for (i = 0; i < iterations; i++)
+		__asm__ volatile("btl $0, %1\n\tlock adcl $2, %0" : "+m"(counters.adc) : "r"(i) : "memory", "cc");
+	for (i = 0; i < iterations; i++)
+		__asm__ volatile("btl $0, %1\n\tlock sbbl $2, %0" : "+m"(counters.sbb) : "r"(i) : "memory", "cc");
+
 	retries[rank] = retried;
 	return 0;
 }
@@ -210,7 +228,7 @@ static void put_total(const char *what, uint32_t value)
 
 int kmain(uint32_t magic, const struct mb_info *info)
 {
-	uint32_t bsp_rank, wanted, i, total_retries = 0, expected, total_swaps = 0;
+	uint32_t bsp_rank, wanted, i, total_retries = 0, expected, total_swaps = 0, carried;
 	uint64_t put_in = 0, got_back = 0;
 	int spins = DONE_SPINS, ok;
 
@@ -295,13 +313,17 @@ int kmain(uint32_t magic, const struct mb_info *info)
 	serial_puts(" of ");
 	serial_put_hex(put_in, 16);
 	serial_puts(")\n");
+	carried = ncpus * (2 * iterations + iterations / 2);
+	put_total("lock adc", counters.adc);
+	put_total("lock sbb", 0u - counters.sbb);
 	put_total("expected", expected);
 	for (i = 0; i < ncpus; i++)
 		trap_print(serial_putc, i);
 
 	ok = counters.add == expected && counters.xadd == expected &&
 	     counters.cmpxchg == expected && counters.spin == expected &&
-	     total_swaps == expected && got_back == put_in;
+	     total_swaps == expected && got_back == put_in &&
+	     counters.adc == carried && 0u - counters.sbb == carried;
 	serial_puts(ok ? "mb-atomics: ok\n" : "mb-atomics: MISMATCH\n");
 	return ok ? 0x18 : EXIT_FAILED;
 }

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "exit.h"
+#include "idt.h"
 #include "fatal-trap.h"
 #include "io.h"
 #include "kernel.h"
@@ -68,16 +69,6 @@
 
 enum timer { PIT, LAPIC, DEADLINE };
 static const char *const timer_names[] = { "pit", "lapic", "deadline" };
-
-struct idt_gate {
-	uint16_t offset_low;
-	uint16_t selector;
-	uint8_t zero;
-	uint8_t type_attr;
-	uint16_t offset_high;
-} __attribute__((packed));
-
-#define GATE_INTERRUPT32 0x8e	/* present, DPL 0, 32-bit interrupt gate */
 
 static struct idt_gate idt[TRAP_VECTORS] __attribute__((aligned(8)));
 static enum timer timer;

@@ -12,6 +12,7 @@
  * mode, or the local APIC off).
  */
 #include "exit.h"
+#include "idt.h"
 #include "io.h"
 #include "kernel.h"
 #include "serial.h"
@@ -29,16 +30,6 @@
 #define PIT_DIVISOR 1193	/* 1.193182 MHz / 1193: 1000.15 Hz */
 
 #define TICKS      10
-
-struct idt_gate {
-	uint16_t offset_low;
-	uint16_t selector;
-	uint8_t zero;
-	uint8_t type_attr;
-	uint16_t offset_high;
-} __attribute__((packed));
-
-#define GATE_INTERRUPT32 0x8e	/* present, DPL 0, 32-bit interrupt gate (IF cleared on entry) */
 
 static struct idt_gate idt[IDT_ENTRIES] __attribute__((aligned(8)));
 static volatile uint32_t ticks;

@@ -291,12 +291,17 @@ RMW(xchg_w, "xchgw %%si, (%%rdi)")
 RMW(cmpxchg_l, "lock cmpxchgl %%esi, (%%rdi)")
 RMW(cmpxchg_q, "lock cmpxchgq %%rsi, (%%rdi)")
 RMW(cmpxchg_b, "lock cmpxchgb %%sil, (%%rdi)")
+RMW(adc_l, "lock adcl %%esi, (%%rdi)")
+RMW(adc_imm_b, "lock adcb $0x85, (%%rdi)")
+RMW(sbb_q, "lock sbbq %%rsi, (%%rdi)")
+RMW(sbb_imm_w, "lock sbbw $-3, (%%rdi)")
 static const struct rmw_op rmw_ops[] = {
     RMW_ENTRY(add_l),  RMW_ENTRY(add_imm_b), RMW_ENTRY(sub_q),  RMW_ENTRY(sub_imm_w), RMW_ENTRY(and_l),
     RMW_ENTRY(or_b),   RMW_ENTRY(xor_q),     RMW_ENTRY(inc_l),  RMW_ENTRY(dec_w),     RMW_ENTRY(neg_b),
     RMW_ENTRY(not_q),  RMW_ENTRY(bts_imm_l), RMW_ENTRY(btr_l),  RMW_ENTRY(btc_q),     RMW_ENTRY(xadd_l),
     RMW_ENTRY(xadd_b), RMW_ENTRY(xadd_q),    RMW_ENTRY(xchg_l), RMW_ENTRY(xchg_w),    RMW_ENTRY(cmpxchg_l),
-    RMW_ENTRY(cmpxchg_q), RMW_ENTRY(cmpxchg_b), {0, 0, 0, 0}};
+    RMW_ENTRY(cmpxchg_q), RMW_ENTRY(cmpxchg_b), RMW_ENTRY(adc_l),  RMW_ENTRY(adc_imm_b), RMW_ENTRY(sbb_q),
+    RMW_ENTRY(sbb_imm_w), {0, 0, 0, 0}};
 
 static void do_rmw(char **arg) {
     const struct rmw_op *op = rmw_ops;

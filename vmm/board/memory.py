@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from kvm_abi import constants as c
 from kvm_abi import ffi, libc
@@ -45,6 +46,10 @@ class GuestMemory:
         # pages the monitor itself wrote (devices, loaders, SPP verdicts) while a snapshot's
         # dirty tracking is on: KVM's dirty log sees only the guest's own writes
         self.written: set[int] | None = None
+        # The SPP software engine's hook for the monitor's writes into pages it traps: it makes
+        # them under the engine's lock, so they are atomic against a guest's locked instructions
+        # there (True: written). Views handed out by `view` are the caller's to keep short.
+        self.trapped_writer: Callable[[int, bytes | bytearray | memoryview], bool] | None = None
 
     def add_ram(self, gpa: int, size: int) -> RamRegion:
         if gpa % 4096 or size % 4096 or size <= 0:
@@ -115,10 +120,17 @@ class GuestMemory:
         return bytes(self._span(gpa, length))
 
     def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None:
+        hook = self.trapped_writer
+        if hook is not None and hook(gpa, data):
+            return
+        self.view(gpa, len(data))[:] = data
+
+    def write_direct(self, gpa: int, data: bytes | bytearray | memoryview) -> None:
+        """`write` without the SPP engine's hook: the engine's own writes, made under its lock."""
         self.view(gpa, len(data))[:] = data
 
     def fill(self, gpa: int, length: int, byte: int = 0) -> None:
-        self.view(gpa, length)[:] = bytes([byte]) * length
+        self.write(gpa, bytes([byte]) * length)
 
     def read_u8(self, gpa: int) -> int:
         return self._span(gpa, 1)[0]
@@ -133,10 +145,10 @@ class GuestMemory:
         return int(struct.unpack("<Q", self._span(gpa, 8))[0])
 
     def write_u32(self, gpa: int, value: int) -> None:
-        struct.pack_into("<I", self.view(gpa, 4), 0, value & 0xFFFFFFFF)
+        self.write(gpa, struct.pack("<I", value & 0xFFFFFFFF))
 
     def write_u64(self, gpa: int, value: int) -> None:
-        struct.pack_into("<Q", self.view(gpa, 8), 0, value & 0xFFFFFFFFFFFFFFFF)
+        self.write(gpa, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
 
     def read_cstring(self, gpa: int, limit: int = 4096) -> str:
         """A NUL-terminated string the guest points at; it must end within `limit` bytes of RAM."""

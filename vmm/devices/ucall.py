@@ -116,13 +116,13 @@ class UcallPort:
                 verdict = None
             else:
                 verdict = handler(call)
-            buf = self.memory.view(gpa, SIZE)
-            struct.pack_into("<4Q", buf, ARGS_OFFSET, *(a & 0xFFFFFFFFFFFFFFFF for a in call.args))
-            struct.pack_into("<i", buf, RESULT_OFFSET, call.result)
+            # through `write`, not a view: a struct on a page SPP traps is written under its lock
+            self.memory.write(gpa + ARGS_OFFSET, struct.pack("<4Q", *(a & 0xFFFFFFFFFFFFFFFF for a in call.args)))
+            self.memory.write(gpa + RESULT_OFFSET, struct.pack("<i", call.result))
             return verdict
         except GuestMemoryError as e:
             # the struct itself is a ucall the guest can be answered through
-            struct.pack_into("<i", self.memory.view(gpa, SIZE), RESULT_OFFSET, -errno.EFAULT)
+            self.memory.write(gpa + RESULT_OFFSET, struct.pack("<i", -errno.EFAULT))
             return self._reject(gpa, str(e))
 
     def save_state(self) -> dict[str, Any]:

@@ -17,6 +17,14 @@ guest cannot write a read-only slot), so it makes the instructions atomic where 
   again on the current value under the lock (`vmm.x86.locked.redo`), its register results put
   into the kvm_run sync-regs area (no ioctl); any other instruction keeps KVM's result, which is
   a legitimate interleaving for a plain store or an unlocked read-modify-write.
+- Every such write also logs the bytes it overwrote (`log`, one entry per generation), so the
+  values a trapped location held since a vCPU's previous trapped write are known (`held`). KVM
+  read one of them. An instruction is kept as the one that wrote only if it explains KVM's exit
+  from one of them (vmm.x86.locked.explains); that tells adc's and sbb's carry-in, which KVM's
+  result overwrote, and it throws out a longer "locked" reading whose F0 byte really ends the
+  instruction before (`f0 44 01 17` read as lock add [rdi], r10d where `01 17`, add [rdi], edx,
+  wrote). Where the readings that remain would write different things, nothing tells which is
+  true: KVM's result stands and `ambiguous` counts it.
 
 A single lock rather than one per page: the GIL runs one vCPU thread's Python at a time anyway,
 so finer locks would buy no parallelism, and one lock makes "anything written since" a single
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -35,12 +44,15 @@ from vmm.board.memory import GuestMemory
 from vmm.spp.decoded import DecodingVcpu
 from vmm.x86 import decode, decoding_state
 from vmm.x86.decode import Access, Instruction
-from vmm.x86.locked import Kind, LockedOp, Redone, classify, redo
+from vmm.x86.locked import Kind, LockedOp, Redone, classify, explains, redo
 from vmm.x86.state import GPR_NAMES
 
 MAX_INSN: Final = 15
 PAGE: Final = 4096
 _BIT_TESTS: Final = frozenset({Kind.BTS, Kind.BTR, Kind.BTC})
+LOG: Final = 1024  # generations of overwritten bytes kept (a vCPU that wrote longer ago: see `held`)
+_CARRIES: Final = (0, 1)
+_NO_CARRY: Final = (0,)
 
 
 Fragments = list[tuple[int, bytes]]  # (gpa, bytes) of one access, in the order the guest made it
@@ -54,6 +66,7 @@ class RedoContext:
     frags: tuple[tuple[int, bytes], ...]
     gprs: dict[str, int]
     rflags: int
+    carry: int = 0  # adc's and sbb's carry-in
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +78,11 @@ class Site:
 
     code: tuple[tuple[int, bytes], ...]  # (gpa, bytes) pieces, one per page the code is on
     views: tuple[tuple[memoryview, int, bytes], ...]  # the same as (RAM view, offset, bytes), to check them
-    op: LockedOp | None
+    op: LockedOp | None  # the longest locked reading that needs no carry: the choice without a log
     store_length: int | None = None  # the length of a plain store with no other effect, if that is what it is
+    # every reading that ends at RIP and writes there, longest first: (the locked operation, or
+    # None; the read-modify-write it is with or without the prefix, or None for one that is not)
+    readings: tuple[tuple[LockedOp | None, LockedOp | None], ...] = ()
 
 
 class AtomicWrites:
@@ -78,6 +94,10 @@ class AtomicWrites:
         self._sites: dict[int, Site] = {}
         self.redone = 0  # locked instructions carried out again on the current value
         self.lookups = 0  # site decodes (cache misses)
+        self.ambiguous = 0  # racing locked writes whose reading (or carry) nothing could tell: KVM's result
+        # the bytes each generation's write overwrote, as ((gpa, old bytes), ...); None where a
+        # generation changed memory the log cannot say how (the single-step fallback)
+        self.log: deque[tuple[tuple[int, bytes], ...] | None] = deque(maxlen=LOG)
 
     def racing(self, index: int) -> bool:
         """Whether a trapped write landed since vCPU `index`'s previous one (under `lock`)."""
@@ -87,6 +107,50 @@ class AtomicWrites:
         """vCPU `index` has written (or been refused) a trapped write (under `lock`)."""
         self.generation += 1
         self.seen[index] = self.generation
+
+    def write(self, frags: Fragments) -> None:
+        """Under `lock`: write `frags` into RAM as one generation, logging what they overwrote."""
+        view = self.memory.view
+        entry = []
+        for gpa, data in frags:
+            span = view(gpa, len(data))
+            entry.append((gpa, bytes(span)))
+            span[:] = data
+        self.log.append(tuple(entry))
+        self.generation += 1
+
+    def unknown_change(self) -> None:
+        """Under `lock`: memory may have changed in a way the log cannot tell (a single step)."""
+        self.log.append(None)
+        self.generation += 1
+
+    def held(self, frags: Fragments, since: int) -> list[int] | None:
+        """Under `lock`: the values the bytes of `frags` held from generation `since` until now
+        (little-endian ints, newest first, each once per change), or None where the log does not
+        reach back that far."""
+        back = self.generation - since
+        if since < 0 or back > len(self.log):
+            return None
+        ranges = [(gpa, len(data)) for gpa, data in frags]
+        value = bytearray(b"".join(self.memory.read(gpa, n) for gpa, n in ranges))
+        out = [int.from_bytes(value, "little")]
+        log = self.log
+        for k in range(1, back + 1):
+            entry = log[-k]
+            if entry is None:
+                return None
+            changed = False
+            for wgpa, old in entry:
+                pos = 0
+                for gpa, n in ranges:
+                    lo, hi = max(gpa, wgpa), min(gpa + n, wgpa + len(old))
+                    if lo < hi:
+                        value[pos + lo - gpa : pos + hi - gpa] = old[lo - wgpa : hi - wgpa]
+                        changed = True
+                    pos += n
+            if changed:
+                out.append(int.from_bytes(value, "little"))
+        return out
 
     # --- which instruction wrote ---------------------------------------------------------------
     def site(self, vcpu: DecodingVcpu, rip: int, gpa: int, length: int) -> Site:
@@ -103,41 +167,42 @@ class AtomicWrites:
         state = decoding_state(regs, sregs)
         base = 0 if state.bitness == 64 else int(sregs.cs.base)
         start = max(rip - MAX_INSN, 0)
-        pieces = _read_linear(vcpu, self.memory, base + start, rip - start)
+        pieces = read_linear(vcpu, self.memory, base + start, rip - start)
         if pieces is None and (base + start) // PAGE != (base + rip - 1) // PAGE:
             start = rip - ((base + rip) & (PAGE - 1))  # the page before RIP's is not mapped: RIP's alone
-            pieces = _read_linear(vcpu, self.memory, base + start, rip - start)
+            pieces = read_linear(vcpu, self.memory, base + start, rip - start)
         if not pieces:
             return Site((), (), None)
         code = b"".join(b for _, b in pieces)
-        hits: list[tuple[int, Instruction, LockedOp | None]] = []
+        hits: list[tuple[int, Instruction, LockedOp | None, LockedOp | None]] = []
         for n in range(1, len(code) + 1):
             insn = decode(code[len(code) - n :], dataclasses.replace(state, rip=rip - n))
             if insn is None or insn.length != n:
                 continue
             op = classify(insn.iced, insn.bitness)
-            if op is not None and op.kind in _BIT_TESTS and op.source is not None:
+            model = op if op is not None else classify(insn.iced, insn.bitness, locked_only=False)
+            if model is not None and model.kind in _BIT_TESTS and model.source is not None:
                 # a register bit offset moves the access away from the operand's address
-                hit = op.size == length
+                hit = model.size == length
             else:
                 hit = any(
                     m.access is not Access.READ and m.size == length and vcpu.translate(m.linear) == gpa
                     for m in insn.memory
                 )
             if hit:
-                hits.append((n, insn, op))
+                hits.append((n, insn, op, model))
         # Several lengths can decode to an instruction that ends at RIP and writes there, when
         # the bytes before the real start are prefix values (the end of the instruction before
-        # it). For a locked one (or xchg) everything after the F0 is the same instruction, and
-        # with REX or segment bytes before it the longest is the one a compiler emits
-        # (`f0 44 01 17`, lock add [rdi], r10d, also ends in `01 17`, add [rdi], edx). An F0 that
-        # really ends the instruction before an unlocked one is the case this reads wrongly; an
-        # unlocked read-modify-write read as locked is carried out atomically, which is one of
-        # its outcomes. Where the instruction starts is known only when one length fits.
-        locked = [op for _, _, op in hits if op is not None and op.size == length and op.redone]
+        # it): `f0 44 01 17` is lock add [rdi], r10d, `44 01 17` the same unlocked, `01 17` add
+        # [rdi], edx. All are kept; `choose` keeps those that explain KVM's exit. Without a log
+        # to check against, the longest locked one is taken: with REX or segment bytes before it,
+        # it is the one a compiler emits. Where the instruction starts is known only when one
+        # length fits.
+        readings = tuple((op, model) for _, _, op, model in sorted(hits, key=lambda h: -h[0]))
+        locked = [op for _, _, op, _ in hits if op is not None and op.size == length and not op.needs_carry]
         op = locked[-1] if locked else None
         store = hits[0][0] if len(hits) == 1 and _pure_store(hits[0][1]) else None
-        return Site(tuple(pieces), self._views(pieces), op, store)
+        return Site(tuple(pieces), self._views(pieces), op, store, readings)
 
     def _views(self, pieces: list[tuple[int, bytes]]) -> tuple[tuple[memoryview, int, bytes], ...]:
         out = []
@@ -155,12 +220,63 @@ class AtomicWrites:
         rip = vcpu.synced_rip()
         if rip is None:
             return frags, None
-        site = self.site(vcpu, rip, frags[0][0], sum(len(d) for _, d in frags))
-        if site.op is None:
+        length = sum(len(d) for _, d in frags)
+        site = self.site(vcpu, rip, frags[0][0], length)
+        if not any(op is not None and op.size == length for op, _ in site.readings):
             return frags, None
         sync = vcpu.kvm_run.s.regs.regs
-        context = RedoContext(site.op, tuple(frags), {n: int(getattr(sync, n)) for n in GPR_NAMES}, int(sync.rflags))
+        gprs, rflags = {n: int(getattr(sync, n)) for n in GPR_NAMES}, int(sync.rflags)
+        chosen = self.choose(site, frags, gprs, rflags, self.seen.get(vcpu.index, -1))
+        if chosen is None:
+            return frags, None
+        context = RedoContext(chosen[0], tuple(frags), gprs, rflags, chosen[1])
         return self.redo_again(vcpu, context), context
+
+    def choose(
+        self, site: Site, frags: Fragments, gprs: dict[str, int], rflags: int, since: int
+    ) -> tuple[LockedOp, int] | None:
+        """Under `lock`: the locked operation (and carry-in) to carry out again, or None for KVM's
+        result. A reading counts if it explains KVM's exit from one of the values the memory held
+        since generation `since` (KVM read one of those); a reading that is the same operation
+        as a locked one, without the prefix, is covered by it (atomic is one of its outcomes); a
+        reading that is no read-modify-write `locked.py` models cannot be excluded and stands for
+        KVM's result."""
+        length = sum(len(d) for _, d in frags)
+        held = self.held(frags, since)
+        if held is None:  # no log to check against: the longest locked reading, no carry
+            return None if site.op is None else (site.op, 0)
+        written = int.from_bytes(b"".join(d for _, d in frags), "little")
+        mask = (1 << (8 * length)) - 1
+        outcomes: set[tuple[LockedOp, int] | None] = set()
+        locked_models: set[LockedOp] = set()
+        for op, _ in site.readings:
+            if op is not None and op.size == length:
+                carries = {
+                    c
+                    for c in (_CARRIES if op.needs_carry else _NO_CARRY)
+                    if any(explains(op, v & mask, written, gprs, rflags, c) for v in held)
+                }
+                outcomes.update((op, c) for c in carries)
+                if carries:
+                    locked_models.add(op)
+        for op, model in site.readings:
+            if op is not None and op.size == length:
+                continue
+            # not a model of ours: it cannot be excluded; else it counts if it explains the exit
+            if model is None or model.size != length or (
+                model not in locked_models
+                and any(
+                    explains(model, v & mask, written, gprs, rflags, c)
+                    for v in held
+                    for c in (_CARRIES if model.needs_carry else _NO_CARRY)
+                )
+            ):
+                outcomes.add(None)
+        if len(outcomes) == 1:
+            return outcomes.pop()
+        if len(outcomes) > 1:
+            self.ambiguous += 1
+        return None
 
     def redo_again(self, vcpu: Any, context: RedoContext) -> Fragments:
         """Under `lock`: `context`'s instruction run on the memory's current value, from the
@@ -169,7 +285,7 @@ class AtomicWrites:
         frags = context.frags
         current = int.from_bytes(b"".join(self.memory.read(g, len(d)) for g, d in frags), "little")
         written = int.from_bytes(b"".join(d for _, d in frags), "little")
-        done: Redone = redo(context.op, current, written, context.gprs, context.rflags)
+        done: Redone = redo(context.op, current, written, context.gprs, context.rflags, context.carry)
         sync = vcpu.kvm_run.s.regs.regs
         for name, value in done.gprs.items():
             setattr(sync, name, value)
@@ -197,7 +313,7 @@ def _pure_store(insn: Instruction) -> bool:
     return insn.mnemonic in _PURE_STORES or (insn.mnemonic.startswith("set") and len(insn.memory) == 1)
 
 
-def _read_linear(vcpu: DecodingVcpu, memory: GuestMemory, linear: int, size: int) -> list[tuple[int, bytes]] | None:
+def read_linear(vcpu: DecodingVcpu, memory: GuestMemory, linear: int, size: int) -> list[tuple[int, bytes]] | None:
     """The bytes at `linear` as (gpa, bytes) per page, or None where a page is unmapped or not RAM."""
     out: list[tuple[int, bytes]] = []
     while size > 0:

@@ -39,7 +39,7 @@ from vmm.board.memory import GuestMemory
 from vmm.errors import ExitStatus, GuestMemoryError, RunError
 from vmm.kvm.exits import DebugExit, InternalErrorExit, IntrExit, MmioExit, ShutdownExit
 from vmm.runner.policy import PASS, Pass
-from vmm.spp.atomic import AtomicWrites, RedoContext
+from vmm.spp.atomic import AtomicWrites, RedoContext, read_linear
 from vmm.spp.controller import Spp
 from vmm.spp.decoded import apply_x87, decode_failed_instruction, full_state, physical_fragments, touches_trapped_page
 from vmm.spp.event import DENY, InjectRip, SppEvent
@@ -88,6 +88,8 @@ class SoftwareSpp:
         # With one vCPU nothing can write between KVM's read of a locked instruction's operand and
         # its write: KVM's result is always current, and the trapped-write path skips the lock.
         self._alone = len(host.vcpus) == 1
+        # The monitor's own writes into trapped pages (devices, ucall results) take the same lock.
+        self.memory.trapped_writer = self.monitor_write
 
     # --- slot layout -------------------------------------------------------------------------
     @property
@@ -127,13 +129,11 @@ class SoftwareSpp:
             atomic = self.atomic
             if bits == span:
                 with atomic.lock:
-                    if atomic.seen.get(index, -1) == atomic.generation:
-                        # nothing written since this vCPU's last trapped write: KVM's read was current
-                        self._write_ram(addr, ex.data)
-                    else:
-                        for gpa, data in atomic.prepare(self.host.vcpu(index), [(addr, ex.data)])[0]:
-                            self._write_ram(gpa, data)
-                    atomic.generation += 1
+                    frags: Fragments = [(addr, ex.data)]
+                    if atomic.seen.get(index, -1) != atomic.generation:
+                        # written since this vCPU's last trapped write: KVM's read may be stale
+                        frags = atomic.prepare(self.host.vcpu(index), frags)[0]
+                    atomic.write(frags)
                     atomic.seen[index] = atomic.generation
                 return None
             # the lowest clear bit of `bits` is the first denied sub-page the store touches
@@ -155,6 +155,26 @@ class SoftwareSpp:
         vcpu = self.host.vcpu(ex.vcpu.index)
         self._collect_fragments(vcpu, whole)
         return self.judge_write(whole, vcpu)
+
+    def monitor_write(self, gpa: int, data: bytes | bytearray | memoryview) -> bool:
+        """GuestMemory's hook: a write of the monitor's own that touches a trapped page is made
+        under the atomic-writes lock as one generation, so a guest's locked instruction there that
+        read before it is carried out again after it, as for another vCPU's write. False for
+        writes elsewhere (the caller writes them)."""
+        trapped = self.trapped
+        first, last = gpa & ~(PAGE - 1), gpa + len(data) - 1
+        if not trapped or not any(first <= p <= last for p in trapped):
+            return False
+        if self._alone and self.host.control.current_vcpu() is None:
+            # another thread than the one vCPU's: its locked instructions can race this from now on
+            self._alone = False
+        with self.atomic.lock:
+            if len(data) > PAGE:  # an image or a table: not worth logging byte for byte
+                self.memory.write_direct(gpa, data)
+                self.atomic.unknown_change()
+            else:
+                self.atomic.write([(gpa, bytes(data))])
+        return True
 
     def _write_ram(self, gpa: int, data: bytes) -> None:
         for start, end, view in self._ram:
@@ -179,19 +199,27 @@ class SoftwareSpp:
         atomic.seen[vcpu.index] = atomic.generation
         return frags, redo, look
 
-    def commit(self, index: int, frags: Fragments, redo: RedoContext | None = None, look: bool = False) -> None:
+    def commit(
+        self,
+        index: int,
+        frags: Fragments,
+        redo: RedoContext | None = None,
+        look: bool = False,
+        again: Callable[[], Fragments] | None = None,
+    ) -> None:
         """Write an access into trapped RAM under the atomic-writes lock; a locked instruction
-        (`redo`, or found by looking at the code when `look`: the exit's registers untouched) is
-        carried out again on the memory's value at this moment."""
+        (`redo`, or found by looking at the code when `look`: the exit's registers untouched; or a
+        decoded one the engine carries out `again`) is carried out again on the memory's value
+        at this moment."""
         atomic = self.atomic
         with atomic.lock:
-            if redo is not None:
+            if again is not None:
+                frags = again()
+            elif redo is not None:
                 frags = atomic.redo_again(self.host.vcpu(index), redo)
             elif look:
                 frags = atomic.prepare(self.host.vcpu(index), frags)[0]
-            for gpa, data in frags:
-                self.memory.write(gpa, data)
-            atomic.generation += 1
+            atomic.write(frags)
             atomic.seen[index] = atomic.generation
 
     def judge_write(self, frags: Fragments, vcpu: SppVcpu) -> Verdict:
@@ -215,9 +243,7 @@ class SoftwareSpp:
             if denied is None:
                 if atomic.racing(vcpu.index):
                     frags = atomic.prepare(vcpu, frags)[0]
-                for gpa, data in frags:
-                    self.memory.write(gpa, data)
-                atomic.generation += 1
+                atomic.write(frags)
                 atomic.seen[vcpu.index] = atomic.generation
                 return None
             frags, redo, look = self._denied_access(vcpu, frags)
@@ -303,9 +329,7 @@ class SoftwareSpp:
             first_denied = self.table.first_denied
             denied = next((d for gpa, data in frags if (d := first_denied(gpa, len(data))) is not None), None)
             if denied is None:
-                for gpa, data in frags:
-                    self.memory.write(gpa, data)
-                atomic.generation += 1
+                atomic.write(frags)
             atomic.seen[vcpu.index] = atomic.generation
         regs = vcpu.get_regs()
         rip0 = int(regs.rip)
@@ -336,7 +360,41 @@ class SoftwareSpp:
             vcpu.set_regs(now)
             return True
 
-        return carry_out(self.spp.judge(event), event, _Pending(self, frags, vcpu, rewind=rewind))
+        again = None
+        if insn.mnemonic == "cmpxchg16b":
+
+            def again() -> Fragments:
+                """Under the lock, for an Allow after the policy ran (other vCPUs, or the monitor,
+                may have written since): the compare made again against memory now, from the
+                registers before the instruction, and its registers applied again."""
+                redone = emulate_store(insn, state, lambda linear, size: self._read_linear(vcpu, linear, size))
+                if isinstance(redone, (Unsupported, Fault)):
+                    return frags  # it succeeded on these pages a moment ago: cannot happen
+                writes = physical_fragments(vcpu, redone.writes)
+                if writes is None:
+                    return frags
+                now = vcpu.get_regs()
+                for name in {*result.gprs, *redone.gprs}:  # what the first run set, back as this one leaves it
+                    setattr(now, name, redone.gprs.get(name, before.get(name, 0)))
+                now.rflags = redone.rflags
+                vcpu.set_regs(now)
+                return writes
+
+        pending = _Pending(self, frags, vcpu, rewind=rewind, again=again)
+        return carry_out(self.spp.judge(event), event, pending)
+
+    def _instruction_at_rip(self, vcpu: SppVcpu) -> Instruction | None:
+        """The instruction at the vCPU's RIP, decoded from guest memory (up to 15 bytes, fewer
+        where the next page is not mapped), or None."""
+        regs, sregs = vcpu.get_regs(), vcpu.get_sregs()
+        long_mode = bool(int(sregs.efer) & 0x400 and int(sregs.cs.l))
+        linear = int(regs.rip) + (0 if long_mode else int(sregs.cs.base))
+        pieces = read_linear(vcpu, self.memory, linear, 15)
+        if pieces is None:
+            pieces = read_linear(vcpu, self.memory, linear, PAGE - (linear & (PAGE - 1)))
+        if not pieces:
+            return None
+        return decode_failed_instruction(vcpu, b"".join(data for _, data in pieces)[:15])
 
     def _read_linear(self, vcpu: SppVcpu, linear: int, size: int) -> bytes:
         gpa = vcpu.translate(linear)
@@ -358,7 +416,14 @@ class SoftwareSpp:
         stuck = last_exits == vcpu.exits - 1 and rip is not None and rip == last_rip
         if self.table.masks and stuck and vcpu.runnable():
             self._watch.pop(i, None)
-            return self.step_with_pages_writable(vcpu, "KVM_RUN made no progress at this instruction")
+            engine_vcpu = self.host.vcpu(i)
+            insn = self._instruction_at_rip(engine_vcpu)
+            if insn is not None and is_covered(insn) and touches_trapped_page(engine_vcpu, insn, self.trapped):
+                # sgdt/sidt (what KVM retries): carried out from its decoded form, no step
+                done = self.emulate_decoded(engine_vcpu, insn)
+                if not isinstance(done, _NotEmulated):
+                    return done
+            return self.step_with_pages_writable(engine_vcpu, "KVM_RUN made no progress at this instruction", insn)
         self._watch[i] = (rip, vcpu.exits)
         return None
 
@@ -391,7 +456,7 @@ class SoftwareSpp:
                 changed = _restore(self.memory, saved)
                 self.host.slots.relayout(trapped)
                 with self.atomic.lock:
-                    self.atomic.generation += 1  # the step may have written: reads since may be stale
+                    self.atomic.unknown_change()  # the step may have written: reads since may be stale
         if isinstance(other, ShutdownExit):
             verdict = self.host.handle(other)
             return verdict if verdict is not None else Stop(ExitStatus.TRIPLE_FAULT, "triple fault", fatal=True)
@@ -478,8 +543,10 @@ class _Pending:
         rewind: Callable[[], bool] | None = None,
         look: bool = False,
         retired: bool = False,
+        again: Callable[[], Fragments] | None = None,
     ) -> None:
         self.engine = engine
+        self.again = again  # a decoded store that reads memory (cmpxchg16b): carried out again when allowed
         self.frags = frags
         self.vcpu = vcpu
         self.redo = redo
@@ -491,7 +558,7 @@ class _Pending:
         return None
 
     def allow(self, event: SppEvent) -> Verdict:
-        self.engine.commit(self.vcpu.index, self.frags, self.redo, self.look)
+        self.engine.commit(self.vcpu.index, self.frags, self.redo, self.look, self.again)
         return None
 
     def allow_and_unprotect(self, event: SppEvent, scope: str) -> Verdict:
@@ -536,5 +603,5 @@ def _restore(memory: GuestMemory, saved: dict[tuple[int, int], bytes]) -> Fragme
                 j += 1
             changed.append((start + i, now[i:j]))
             i = j
-        memory.write(start, old)
+        memory.write_direct(start, old)
     return changed

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from vmm.x86 import cmpxchg, sse, x87, xsave
+from vmm.x86 import cmpxchg, sse, tables, x87, xsave
 from vmm.x86.decode import Instruction
 from vmm.x86.results import EmulationResult, Unsupported
 from vmm.x86.state import CpuState
@@ -20,6 +20,7 @@ def _table() -> dict[int, _Handler]:
         (sse.CODES, sse.emulate),
         (x87.CODES, x87.emulate),
         (cmpxchg.CODES, cmpxchg.emulate),
+        (tables.CODES, tables.emulate),
         (xsave.FXSAVE_CODES, xsave.emulate_fxsave),
         (xsave.XSAVE_CODES, xsave.emulate_xsave),
     ):

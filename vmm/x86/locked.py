@@ -20,8 +20,10 @@ What is lost in KVM's result, and why each kind can still be redone exactly:
   with ZF clear the instruction failed on what KVM read and wrote that value back, which changes
   nothing: it is complete as it stands (atomic at KVM's read), and its write cycle writes the
   current value back instead of KVM's (a write of what is there, seen by SPP as the CPU's is).
-- adc and sbb are not redone: KVM overwrote the carry they read, and neither the flags nor the
-  write say what it was. Their result is KVM's.
+- adc and sbb: KVM overwrote the carry they read (CF before the instruction). Given the value
+  KVM read, the carry is the one of 0 and 1 that makes that value plus (minus) the source give
+  KVM's write (`explains`); the caller finds the value among those the memory held since the
+  vCPU's previous trapped write (vmm.spp.atomic) and passes the carry in.
 
 Pure: plain ints and dicts in and out, no KVM.
 """
@@ -121,9 +123,9 @@ class LockedOp:
     immediate: int | None = None  # the immediate source, where there is one
 
     @property
-    def redone(self) -> bool:
-        """Whether `redo` can carry it out again exactly (see the module docstring)."""
-        return self.kind not in (Kind.ADC, Kind.SBB)
+    def needs_carry(self) -> bool:
+        """Whether `redo` needs the carry-in (CF before the instruction), which KVM's exit lost."""
+        return self.kind in (Kind.ADC, Kind.SBB)
 
 
 def classify(insn: iced.Instruction, bitness: int, *, locked_only: bool = True) -> LockedOp | None:
@@ -170,15 +172,20 @@ class Redone:
     rflags: int
 
 
-def redo(op: LockedOp, current: int, written: int, gprs: dict[str, int], rflags: int) -> Redone:
+def redo(op: LockedOp, current: int, written: int, gprs: dict[str, int], rflags: int, carry: int = 0) -> Redone:
     """The instruction carried out again on `current`, the memory's value now. `written` is the
     value KVM's exit wanted to write, `gprs` (GPR name -> value) and `rflags` the registers as
-    KVM left them. For bts/btr/btc KVM has already moved the address to the word that holds the
-    bit; the bit within it is the offset modulo the operand width."""
+    KVM left them; `carry` is adc's and sbb's carry-in (CF before the instruction, 0 or 1). For
+    bts/btr/btc KVM has already moved the address to the word that holds the bit; the bit within
+    it is the offset modulo the operand width."""
     bits = 8 * op.size
     mask = (1 << bits) - 1
     kind = op.kind
     src = _source(op, gprs, mask)
+    if kind is Kind.ADC:
+        return Redone((current + src + carry) & mask, {}, _add_flags(rflags, current, src, bits, carry))
+    if kind is Kind.SBB:
+        return Redone((current - src - carry) & mask, {}, _sub_flags(rflags, current, src, bits, carry))
     if kind is Kind.ADD:
         return Redone((current + src) & mask, {}, _add_flags(rflags, current, src, bits))
     if kind is Kind.SUB:
@@ -226,7 +233,22 @@ def redo(op: LockedOp, current: int, written: int, gprs: dict[str, int], rflags:
             low |= gprs["rax"] & ~0xFFFF_FFFF
             high |= gprs["rdx"] & ~0xFFFF_FFFF
         return Redone(current, {"rax": low, "rdx": high}, rflags & ~ZF)
-    return Redone(written, {}, rflags)  # adc, sbb: KVM's result (see the module docstring)
+    raise AssertionError(f"no redo for {kind}")
+
+
+def explains(op: LockedOp, stale: int, written: int, gprs: dict[str, int], rflags: int, carry: int = 0) -> bool:
+    """Whether the instruction, run on `stale` (with carry-in `carry`), gives exactly what KVM's
+    exit shows: the write, the registers it changes and the arithmetic flags. Given the value KVM
+    really read this holds for exactly one carry, so it tells adc's and sbb's lost carry-in; and
+    an instruction that explains none of the values the memory held is not the one that wrote."""
+    done = redo(op, stale, written, gprs, rflags, carry)
+    if op.kind in (Kind.CMPXCHG, Kind.CMPXCHG8B) and not rflags & ZF:
+        return stale == written  # failed: KVM wrote back what it read
+    return (
+        done.write == written
+        and (done.rflags & ARITH) == (rflags & ARITH)
+        and all(gprs[name] == value for name, value in done.gprs.items())
+    )
 
 
 def _source(op: LockedOp, gprs: dict[str, int], mask: int) -> int:
@@ -243,19 +265,19 @@ def _result_flags(result: int, bits: int) -> int:
     return _parity(result) | (ZF if result == 0 else 0) | (SF if result >> (bits - 1) & 1 else 0)
 
 
-def _add_flags(rflags: int, a: int, b: int, bits: int) -> int:
+def _add_flags(rflags: int, a: int, b: int, bits: int, carry: int = 0) -> int:
     mask = (1 << bits) - 1
-    full = a + b
+    full = a + b + carry
     r = full & mask
     flags = _result_flags(r, bits) | (CF if full > mask else 0) | ((a ^ b ^ r) & AF)
     flags |= OF if ((a ^ r) & (b ^ r)) >> (bits - 1) & 1 else 0
     return (rflags & ~ARITH) | flags
 
 
-def _sub_flags(rflags: int, a: int, b: int, bits: int) -> int:
+def _sub_flags(rflags: int, a: int, b: int, bits: int, borrow: int = 0) -> int:
     mask = (1 << bits) - 1
-    r = (a - b) & mask
-    flags = _result_flags(r, bits) | (CF if a < b else 0) | ((a ^ b ^ r) & AF)
+    r = (a - b - borrow) & mask
+    flags = _result_flags(r, bits) | (CF if a < b + borrow else 0) | ((a ^ b ^ r) & AF)
     flags |= OF if ((a ^ b) & (a ^ r)) >> (bits - 1) & 1 else 0
     return (rflags & ~ARITH) | flags
 

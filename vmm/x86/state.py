@@ -27,6 +27,7 @@ CR0_EM: Final = 1 << 2
 CR0_TS: Final = 1 << 3
 CR0_NE: Final = 1 << 5
 CR0_AM: Final = 1 << 18
+CR4_UMIP: Final = 1 << 11
 CR4_LA57: Final = 1 << 12
 CR4_OSFXSR: Final = 1 << 9
 CR4_OSXSAVE: Final = 1 << 18
@@ -85,6 +86,12 @@ class Segment:
 
 
 FLAT: Final = Segment()
+
+
+def _table_register(sregs: Any, name: str) -> tuple[int, int]:
+    """(base, limit) of GDTR or IDTR; the reset value where the caller's sregs leave it out."""
+    table = getattr(sregs, name, None)
+    return (0, 0xFFFF) if table is None else (int(table.base), int(table.limit))
 
 
 def _le(data: bytes | bytearray | memoryview, offset: int, size: int) -> int:
@@ -148,6 +155,8 @@ class CpuState:
     fdp: int = 0
     fcs: int | None = 0
     fds: int | None = 0
+    gdtr: tuple[int, int] = (0, 0xFFFF)  # (base, limit): what sgdt stores
+    idtr: tuple[int, int] = (0, 0xFFFF)  # (base, limit): what sidt stores
     gprs: tuple[int, ...] = field(init=False, repr=False, compare=False)
     segments: tuple[Segment, ...] = field(init=False, repr=False, compare=False)
 
@@ -236,6 +245,8 @@ class CpuState:
             cr4=int(sregs.cr4),
             efer=efer,
             xcr0=xcr0,
+            gdtr=_table_register(sregs, "gdt"),
+            idtr=_table_register(sregs, "idt"),
         )
         if xsave_region is not None:
             values.update(_from_xsave_region(xsave_region))
