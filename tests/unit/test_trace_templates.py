@@ -28,14 +28,14 @@ def _trace() -> ExitTrace:
 
 records = st.one_of(
     st.builds(lambda v, out, t, rip, port, size, value, dur: (
-        kinds(v).io_out if out else kinds(v).io_in, t, io_site(rip, port, size), value, dur, b""),
+        kinds(v).io_out if out else kinds(v).io_in, t, io_site(rip, port, size), value, dur),
         small, st.booleans(), u64, rips, st.integers(0, 0xFFFF), st.sampled_from([1, 2, 4]),
         st.integers(0, 0xFFFFFFFF), u64),
     st.builds(lambda v, t, rip, address, data, dur: (
-        kinds(v).mmio_write, t, mmio_site(rip, len(data)), address, data.hex().encode(), dur),
+        kinds(v).mmio_write, t, mmio_site(rip, len(data)), b'%d, "data": "%s"' % (address, data.hex().encode()), dur),
         small, u64, rips, u64, st.binary(min_size=1, max_size=8), u64),
     st.builds(lambda v, t, rip, address, length, dur: (
-        kinds(v).mmio_read, t, mmio_site(rip, length), address, b"", dur),
+        kinds(v).mmio_read, t, mmio_site(rip, length), b"%d" % address, dur),
         small, u64, rips, u64, st.integers(1, 8), u64),
     st.builds(lambda t, v, dur: slow(EXIT, t, v, {"vcpu": v, "reason": "HLT", "rip": 4096}, dur), u64, small, u64),
     st.builds(lambda t, v, status, reason: slow(STOP, t, v, status, reason), u64, small, small, st.text(max_size=20)),
@@ -60,8 +60,8 @@ def test_templates_equal_the_slow_path(batch: list[tuple[Any, ...]]) -> None:
 
 def test_the_lines_say_what_the_records_hold() -> None:
     trace = _trace()
-    batch = [(kinds(1).io_in, 6, io_site(4096, 0x3FD, 1), 0x60, 50, b""),
-             (kinds(2).mmio_write, 7, mmio_site(None, 2), 0x9000, b"0102", 70)]  # fmt: skip
+    batch = [(kinds(1).io_in, 6, io_site(4096, 0x3FD, 1), 0x60, 50),
+             (kinds(2).mmio_write, 7, mmio_site(None, 2), b'36864, "data": "0102"', 70)]  # fmt: skip
     lines = [json.loads(line) for line in trace.format_batch([x for r in batch for x in r]).splitlines()]
     assert lines == [
         {"mono_ns": 6, "vcpu": 1, "reason": "IO", "rip": 4096, "port": 0x3FD, "size": 1, "write": False,
@@ -73,8 +73,8 @@ def test_the_lines_say_what_the_records_hold() -> None:
 
 def test_a_record_with_a_none_falls_back() -> None:
     trace = _trace()
-    batch = [(kinds(0).io_out, 5, io_site(None, 0x3F8, 1), None, 100, b""),
-             (kinds(0).io_in, 6, io_site(4096, 0x3FD, 1), 0x60, 50, b"")]  # fmt: skip
+    batch = [(kinds(0).io_out, 5, io_site(None, 0x3F8, 1), None, 100),
+             (kinds(0).io_in, 6, io_site(4096, 0x3FD, 1), 0x60, 50)]  # fmt: skip
     lines = [json.loads(line) for line in trace.format_batch([x for r in batch for x in r]).splitlines()]
     assert lines == [
         {"mono_ns": 5, "vcpu": 0, "reason": "IO", "rip": None, "port": 0x3F8, "size": 1, "write": True, "value": None,

@@ -29,20 +29,18 @@ from vmm.verdict import Stop, Verdict
 
 Dispatch = Callable[[Exit], Verdict]
 Put = Callable[[tuple[Any, ...]], None]
-WIDTH = 6  # items in every record: the trace writer slices the kinds out of a flat batch by it
+WIDTH = 5  # items in every record: the trace writer slices the kinds out of a flat batch by it
 
-# A port record:  (kind, t0, site, value, dur_ns, b"")      site: `"rip": R, "port": P, "size": S`
-# an MMIO record: (kind, t0, site, address, data, dur_ns)   site: `"rip": R, "length": L`; data
-#                 as hex bytes, b"" for a read (swallowed)
+# A port record:  (kind, t0, site, value, dur_ns)   site: `"rip": R, "port": P, "size": S`
+# an MMIO record: (kind, t0, site, where, dur_ns)   site: `"rip": R, "length": L`; where: the
+#                 address's text and, for a write, `, "data": "HEX"` (`mmio_where`)
 # Bytes: bytes % formatting is cheaper than str's and needs no encoding. `{vcpu}` is filled once
 # per vCPU. Turning an int into decimal text is the dearest part of a `%d` (CPython 3.11 makes a
 # scratch number for every one), and an exit's RIP, port and size repeat from exit to exit (the
 # same few instructions exit again and again), so the vCPU loop keeps each site's text in a dict
 # and the record carries it whole. An MMIO address is a `%d`: stores to a page go to many.
-_IO = '{{"mono_ns": %d, "vcpu": {vcpu}, "reason": "IO", %s, "write": {write}, "value": %d, "dur_ns": %d}}\n%.0s'
-_MMIO = '{{"mono_ns": %d, "vcpu": {vcpu}, "reason": "MMIO", %s, "address": %d, "write": {write}, "dur_ns": %d}}\n'
-_MMIO_DATA = ('"write": true', '"write": true, "data": "%s"')
-_MMIO_NO_DATA = ('"address": %d', '"address": %d%.0s')
+_IO = '{{"mono_ns": %d, "vcpu": {vcpu}, "reason": "IO", %s, "write": {write}, "value": %d, "dur_ns": %d}}\n'
+_MMIO = '{{"mono_ns": %d, "vcpu": {vcpu}, "reason": "MMIO", %s, "write": {write}, "address": %s, "dur_ns": %d}}\n'
 SLOW = b"%s" + b"%.0s" * (WIDTH - 2)
 # what a Slow record is:  EXIT (t0, vcpu, snapshot, dur_ns)  any other exit, and string I/O
 #                         STOP (t1, vcpu, status, reason)    right after the exit whose handler stopped
@@ -85,7 +83,7 @@ def kinds(vcpu: int) -> Kinds:
 
         made = _KINDS[vcpu] = Kinds(
             make(_IO, "IO", True), make(_IO, "IO", False),
-            make(_MMIO.replace(*_MMIO_DATA), "MMIO", True), make(_MMIO.replace(*_MMIO_NO_DATA), "MMIO", False),
+            make(_MMIO, "MMIO", True), make(_MMIO, "MMIO", False),
         )  # fmt: skip
     return made
 
@@ -125,6 +123,12 @@ class Slow:
         from vmm.runner.trace import slow_line  # loaded by then: the trace is what formats records
 
         return slow_line(self).encode()
+
+
+def mmio_where(where: bytes) -> tuple[int, bytes | None]:
+    """An MMIO record's address and, for a write, its data (hex) back from their text."""
+    address, _, data = where.partition(b",")
+    return int(address), data.split(b'"')[3] if data else None
 
 
 def slow(what: str, *fields: Any) -> tuple[Any, ...]:
@@ -175,7 +179,7 @@ def recording_loop(puts: Sequence[Put]) -> Loop:
                 if io_.count == 1:
                     key = (regs.rip, io_.port, io_.size)
                     put((io_out if io_.is_write else io_in, t0, get_site(key) or new_site(key), io_.value,
-                         clock() - t0, b""))  # fmt: skip
+                         clock() - t0))  # fmt: skip
                 else:
                     put(slow(EXIT, t0, index, ex.snapshot(), clock() - t0))
             elif ex is mmio:
@@ -183,9 +187,10 @@ def recording_loop(puts: Sequence[Put]) -> Loop:
                 key = (regs.rip, mm.length)
                 site = get_site(key) or new_site(key)
                 if mm.is_write:
-                    put((mmio_write, t0, site, mm.address, hexlify(mm.data), clock() - t0))
+                    where = b'%d, "data": "%s"' % (mm.address, hexlify(mm.data))
+                    put((mmio_write, t0, site, where, clock() - t0))
                 else:
-                    put((mmio_read, t0, site, mm.address, b"", clock() - t0))
+                    put((mmio_read, t0, site, b"%d" % mm.address, clock() - t0))
             else:
                 verdict = handle(ex)
                 put(slow(EXIT, t0, index, ex.snapshot(), clock() - t0))

@@ -21,7 +21,7 @@ import time
 from binascii import unhexlify
 from typing import Any
 
-from vmm.runner.records import EXIT, KIND, NOTE, SLOW, SPP, STOP, WIDTH, ExitRecorder, Kind, Site, Slow
+from vmm.runner.records import EXIT, KIND, NOTE, SLOW, SPP, STOP, WIDTH, ExitRecorder, Kind, Site, Slow, mmio_where
 
 PID = 1
 COUNTER_TID = 0  # the counter is per process; it goes on vCPU 0's tid, as viewers expect a tid
@@ -71,7 +71,7 @@ class ExitTimeline(ExitRecorder):
                 named = _exit_name_and_args(snapshot)
             else:
                 k = kind_of[kind]
-                t0, vcpu, dur = r[1], k.vcpu, r[4] if k.reason == "IO" else r[5]
+                t0, vcpu, dur = r[1], k.vcpu, r[4]
                 named = _name_and_args(k, r)
             b = (t0 - start) // BUCKET_NS
             buckets[b] = buckets.get(b, 0) + 1
@@ -99,9 +99,10 @@ def _name_and_args(kind: Kind, r: list[Any]) -> str:
     w = "true" if kind.write else "false"
     if kind.reason == "IO":
         return f'"name": "IO", "args": {{"port": {site.port}, "size": {site.size}, "value": {r[3]}, "write": {w}}}'
-    args: dict[str, Any] = {"address": r[3], "size": site.size, "write": kind.write}
-    if r[4]:
-        args["value"] = int.from_bytes(unhexlify(r[4]), "little")
+    address, data = mmio_where(r[3])
+    args: dict[str, Any] = {"address": address, "size": site.size, "write": kind.write}
+    if data:
+        args["value"] = int.from_bytes(unhexlify(data), "little")
     return f'"name": "MMIO", "args": {json.dumps(args)}'
 
 

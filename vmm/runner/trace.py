@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from vmm.runner.records import EXIT, KIND, NOTE, SLOW, SPP, STOP, WIDTH, ExitRecorder, Slow
+from vmm.runner.records import EXIT, KIND, NOTE, SLOW, SPP, STOP, WIDTH, ExitRecorder, Slow, mmio_where
 
 class ExitTrace(ExitRecorder):
     def header(self) -> str:
@@ -34,12 +34,13 @@ def record_line(r: Sequence[Any]) -> str:
     kind, site = KIND[r[0]], r[2]
     record: dict[str, Any] = {"mono_ns": r[1], "vcpu": kind.vcpu, "reason": kind.reason, "rip": site.rip}
     if kind.reason == "IO":
-        record.update(port=site.port, size=site.size, write=kind.write, value=r[3], dur_ns=r[4])
+        record.update(port=site.port, size=site.size, write=kind.write, value=r[3])
     else:
-        record.update(length=site.size, address=r[3], write=kind.write)
-        if kind.write:
-            record["data"] = r[4].decode()
-        record["dur_ns"] = r[5]
+        address, data = mmio_where(r[3])
+        record.update(length=site.size, write=kind.write, address=address)
+        if data is not None:
+            record["data"] = data.decode()
+    record["dur_ns"] = r[4]
     return _line(record)
 
 def slow_line(s: Slow) -> str:
