@@ -177,7 +177,7 @@ def recording_loop(puts: Sequence[Put]) -> Loop:
             if ex is io:
                 verdict = io_dispatch(ex)
                 if io_.count == 1:
-                    key = (regs.rip, io_.port, io_.size)
+                    key: tuple[Any, ...] = (regs.rip, io_.port, io_.size)
                     put((io_out if io_.is_write else io_in, t0, get_site(key) or new_site(key), io_.value,
                          clock() - t0))  # fmt: skip
                 else:

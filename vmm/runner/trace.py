@@ -15,6 +15,7 @@ from typing import Any
 
 from vmm.runner.records import EXIT, KIND, NOTE, SLOW, SPP, STOP, WIDTH, ExitRecorder, Slow, mmio_where
 
+
 class ExitTrace(ExitRecorder):
     def header(self) -> str:
         return _line({"event": "start", "mono_ns": self.start_ns})
