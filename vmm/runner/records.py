@@ -169,6 +169,11 @@ def recording_loop(puts: Sequence[Put]) -> Loop:
             s = sites[key] = io_site(*key) if len(key) == 3 else mmio_site(*key)
             return s
 
+        out_rip: Any = -1  # no RIP: the first port exit looks its site up
+        out_port = out_size = in_port = in_size = -1
+        in_rip: Any = -1
+        out_site = in_site = Site()
+        key: tuple[Any, ...]
         while True:
             ex = run()
             t0 = clock()
@@ -176,9 +181,19 @@ def recording_loop(puts: Sequence[Put]) -> Loop:
             if ex is io:
                 verdict = io_dispatch(ex)
                 if io_.count == 1:
-                    key: tuple[Any, ...] = (rip_at[0], io_.port, io_.size)
-                    put((io_out if io_.is_write else io_in, t0, get_site(key) or new_site(key), io_.value,
-                         clock() - t0))  # fmt: skip
+                    # the site of the last OUT and of the last IN are kept at hand: a loop that
+                    # polls a status port and writes a data port checks two ints and an index
+                    rip, port, size = rip_at[0], io_.port, io_.size
+                    if io_.is_write:
+                        if rip != out_rip or port != out_port or size != out_size:
+                            out_rip, out_port, out_size = key = (rip, port, size)
+                            out_site = get_site(key) or new_site(key)
+                        put((io_out, t0, out_site, io_.value, clock() - t0))
+                    else:
+                        if rip != in_rip or port != in_port or size != in_size:
+                            in_rip, in_port, in_size = key = (rip, port, size)
+                            in_site = get_site(key) or new_site(key)
+                        put((io_in, t0, in_site, io_.value, clock() - t0))
                 else:
                     put(slow(EXIT, t0, index, ex.snapshot(), clock() - t0))
             elif ex is mmio:
