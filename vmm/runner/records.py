@@ -169,10 +169,12 @@ def recording_loop(puts: Sequence[Put]) -> Loop:
             s = sites[key] = io_site(*key) if len(key) == 3 else mmio_site(*key)
             return s
 
-        out_rip: Any = -1  # no RIP: the first port exit looks its site up
-        out_port = out_size = in_port = in_size = -1
+        # -1 is no RIP, port or length: the first exit of each kind looks its site up
+        out_rip: Any = -1
         in_rip: Any = -1
-        out_site = in_site = Site()
+        mmio_rip: Any = -1
+        out_port = out_size = in_port = in_size = mmio_size = -1
+        out_site = in_site = mmio_site_ = Site()
         key: tuple[Any, ...]
         while True:
             ex = run()
@@ -198,13 +200,15 @@ def recording_loop(puts: Sequence[Put]) -> Loop:
                     put(slow(EXIT, t0, index, ex.snapshot(), clock() - t0))
             elif ex is mmio:
                 verdict = handle(ex)
-                key = (rip_at[0], mm.length)
-                site = get_site(key) or new_site(key)
+                rip, size = rip_at[0], mm.length
+                if rip != mmio_rip or size != mmio_size:  # one site at hand, as for ports
+                    mmio_rip, mmio_size = key = (rip, size)
+                    mmio_site_ = get_site(key) or new_site(key)
                 if mm.is_write:
                     where = b'%d, "data": "%s"' % (mm.address, hexlify(mm.data))
-                    put((mmio_write, t0, site, where, clock() - t0))
+                    put((mmio_write, t0, mmio_site_, where, clock() - t0))
                 else:
-                    put((mmio_read, t0, site, b"%d" % mm.address, clock() - t0))
+                    put((mmio_read, t0, mmio_site_, b"%d" % mm.address, clock() - t0))
             else:
                 verdict = handle(ex)
                 put(slow(EXIT, t0, index, ex.snapshot(), clock() - t0))
