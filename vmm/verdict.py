@@ -3,31 +3,31 @@ access it does not answer (`Unclaimed`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from vmm.errors import UserCodeError
+from vmm.record import FrozenRecord
 
 # A process status is one byte: the kernel keeps `status & 0xff`, so 999 would end the process
 # with 231 and -1 with 255 while the message named another number. Anything else is refused.
 STATUS_RANGE = range(0, 256)
 
 
-@dataclass(frozen=True)
-class Stop:
+class Stop(FrozenRecord):
     """End the run with process status `status` (an int in 0-255). `fatal` asks for the
     guest-state report. A status out of range, or a non-string reason, is refused at construction
-    (UserCodeError, status HANDLER_ERROR): the check costs nothing on the path that resumes."""
+    (UserCodeError, status HANDLER_ERROR): the check costs nothing on the path that resumes.
+    Immutable, hashable and compared by value, as a frozen dataclass would be."""
 
+    __slots__ = ("status", "reason", "fatal")  # noqa: RUF023 (the repr's order)
     status: int
-    reason: str = "stopped by a handler"
-    fatal: bool = False
+    reason: str
+    fatal: bool
 
-    def __post_init__(self) -> None:
-        status = self.status
+    def __init__(self, status: int, reason: str = "stopped by a handler", fatal: bool = False) -> None:
         if status.__class__ is bool or not isinstance(status, int) or status not in STATUS_RANGE:
             raise UserCodeError(f"Stop({status!r}, ...): a stop status is an int in 0-255")
-        if not isinstance(self.reason, str):
-            raise UserCodeError(f"Stop({status}, {self.reason!r}): a stop reason is a string")
+        if not isinstance(reason, str):
+            raise UserCodeError(f"Stop({status}, {reason!r}): a stop reason is a string")
+        self._init(status=status, reason=reason, fatal=fatal)
 
 
 Verdict = Stop | None

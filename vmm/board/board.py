@@ -8,7 +8,7 @@ them through it, and `close()` releases them. It knows nothing of threads or sig
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, NamedTuple, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from kvm_abi import constants as kc
 from kvm_abi import ffi, libc
@@ -26,6 +26,7 @@ from vmm.devices.protocol import Device, Region
 from vmm.errors import ConfigError, KvmCallFailed
 from vmm.kvm.system import Kvm
 from vmm.kvm.vcpu import Vcpu
+from vmm.record import TupleRecord
 
 if TYPE_CHECKING:
     from vmm.board.sleep import Suspend
@@ -34,7 +35,7 @@ MAX_VCPUS = 64
 MMIO_LIMIT = 1 << 52  # physical addresses have at most 52 bits
 
 
-class BoardSpec(NamedTuple):
+class BoardSpec(TupleRecord):
     mem_size: int = L.DEFAULT_MEM
     smp: int = 1
     irqchip: bool = False  # in-kernel PIC, IOAPIC, LAPIC and PIT; implied by smp > 1

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 from vmm.errors import ConfigError
+from vmm.record import TupleRecord
 from vmm.verdict import Verdict
 
 Handler = Callable[[Any], Verdict]
 
 
-class Mapping(NamedTuple):
+class Mapping(TupleRecord):
     start: int
     end: int  # exclusive
     handler: Handler

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
 from kvm_abi import constants as c
 from kvm_abi import ffi, libc
 from vmm.errors import ConfigError, GuestMemoryError, KvmSetupError
+from vmm.record import TupleRecord
 
 
-class RamRegion(NamedTuple):
+class RamRegion(TupleRecord):
     gpa: int
     size: int
     host_addr: int  # address of the mapping in this process, for memslots

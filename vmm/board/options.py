@@ -5,12 +5,13 @@ wants, what those devices need from the board, and where the firmware tables wen
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal
 
 from vmm import layout as L
 from vmm.board.memory import GuestMemory
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
+from vmm.record import TupleRecord
 
 if TYPE_CHECKING:
     from vmm.devices.pci import RegionMapper
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 Platform = Literal["minimal", "pc"]
 
 
-class DeviceOptions(NamedTuple):
+class DeviceOptions(TupleRecord):
     platform: Platform = "minimal"
     ncpus: int = 1
     debug_exit: tuple[int, int] | None = (L.DEBUG_EXIT_PORT, L.DEBUG_EXIT_SIZE)  # (iobase, iosize)
@@ -29,7 +30,7 @@ class DeviceOptions(NamedTuple):
     rtc_localtime: bool = False  # the RTC starts at the host's local time (QEMU's -rtc base=localtime)
 
 
-class Peripherals(NamedTuple):
+class Peripherals(TupleRecord):
     """What the built-in devices need from the board that holds them."""
 
     memory: GuestMemory
@@ -40,7 +41,7 @@ class Peripherals(NamedTuple):
     bar_regions: RegionMapper  # maps PCI BARs on the buses where the guest points them
 
 
-class FirmwareTables(NamedTuple):
+class FirmwareTables(TupleRecord):
     rsdp: int | None  # where the ACPI root pointer was written (None: RAM does not reach 1 MiB)
     mp_floating_pointer: int | None
     facs: int | None = None  # the FACS, where a kernel leaves its S3 waking vector

@@ -8,12 +8,11 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 
 from vmm import layout as L
 from vmm.board.board import BoardSpec
 from vmm.cli.qemu_options import machine_from_options, split_commas
-from vmm.cli.userfile import call_entry, load_user_file
 from vmm.cpu.models import CpuRequest
 from vmm.cpu.modes import CpuMode
 from vmm.errors import ConfigError, ExitStatus, ObservationUnwritten
@@ -22,12 +21,13 @@ from vmm.kvm.exits import ShutdownExit
 from vmm.loaders.image import read_image
 from vmm.machine import Machine, open_trace
 from vmm.numbers import parse_count, parse_int
+from vmm.record import TupleRecord
 from vmm.runner.observe import ExitStats
 from vmm.runner.runner import POWER_BUTTON_SIGNAL
 from vmm.verdict import Stop
 
 
-class RunOptions(NamedTuple):
+class RunOptions(TupleRecord):
     image: str
     mode: CpuMode | None = None  # None: long mode for a flat binary; kernels carry their own
     load: int | None = None
@@ -199,6 +199,8 @@ def run_loaded(m: Machine, o: RunOptions, outputs: RunOutputs) -> int:
         for text in o.msr_exits:
             indices, reads, writes = parse_msr_exit(text)
             m.on_msr(indices, reads=reads, writes=writes)
+    if o.handler_files:
+        from vmm.cli.userfile import call_entry, load_user_file  # importlib's machinery: only for user files
     for path in o.handler_files:
         module = load_user_file(path, "handlers")
         call_entry(module, path, "handlers", "setup", m)

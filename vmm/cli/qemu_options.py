@@ -9,13 +9,14 @@ with one line naming it. None is silently ignored where QEMU would give the gues
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import click
 
 from vmm.cpu.models import CpuRequest, parse_cpu
 from vmm.errors import ConfigError
 from vmm.numbers import parse_on_off
+from vmm.record import TupleRecord
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -53,7 +54,7 @@ QEMU_MACHINE_OPTIONS: list[Decorator] = [
 ]  # fmt: skip
 
 
-class QemuMachine(NamedTuple):
+class QemuMachine(TupleRecord):
     """What the options above ask of the machine."""
 
     irqchip: bool | None = None  # -machine kernel-irqchip=on|off; None: pyvmm's default

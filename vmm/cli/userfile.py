@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os.path
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -13,12 +13,11 @@ from vmm.inputs import TEXT_FILE_LIMIT, InputFileError, check_regular
 
 
 def load_user_file(path: str, kind: str) -> ModuleType:
-    p = Path(path)
     try:
         check_regular(path, TEXT_FILE_LIMIT)
     except InputFileError as e:
         raise ConfigError(f"{kind} file {path!r} {e}") from None
-    spec = importlib.util.spec_from_file_location(f"pyvmm_user_{p.stem}", p)
+    spec = importlib.util.spec_from_file_location(f"pyvmm_user_{_stem(path)}", path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"{kind} file {path!r} is not a Python file")
     module = importlib.util.module_from_spec(spec)
@@ -34,6 +33,10 @@ def load_user_file(path: str, kind: str) -> ModuleType:
     except Exception as e:
         raise UserCodeError(f"{kind} file {path!r} raised while loading: {e!r}", user_traceback(e)) from None
     return module
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def call_entry(module: ModuleType, path: str, kind: str, name: str, *args: Any) -> Any:
@@ -55,6 +58,6 @@ def user_traceback(e: BaseException) -> str:
     import traceback  # only a failing file needs it: kept off every run's start-up
 
     frames = traceback.extract_tb(e.__traceback__)
-    pkg = str(Path(__file__).parent)
+    pkg = os.path.dirname(__file__)
     keep = [f for f in frames if not f.filename.startswith(pkg)] or frames
     return "".join(traceback.format_list(keep)) + "".join(traceback.format_exception_only(type(e), e))

@@ -14,15 +14,15 @@ filled per vCPU by `topology_fields`. Pure functions over `Leaf` tables.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from vmm.record import TupleRecord
 
 DATA, INSTRUCTION, UNIFIED = 1, 2, 3
 KiB, MiB = 1 << 10, 1 << 20
 
 
-# NamedTuples rather than dataclasses: these are built while pyvmm starts (see
+# Tuple records rather than dataclasses: these are built while pyvmm starts (see vmm.record and
 # tests/unit/test_startup_imports.py)
-class Cache(NamedTuple):
+class Cache(TupleRecord):
     level: int
     kind: int  # DATA, INSTRUCTION or UNIFIED (the CPUID cache type)
     size: int
@@ -38,7 +38,7 @@ class Cache(NamedTuple):
         return self.size // (self.ways * self.line)
 
 
-class Hierarchy(NamedTuple):
+class Hierarchy(TupleRecord):
     l1d: Cache
     l1i: Cache
     l2: Cache
@@ -56,7 +56,7 @@ def _l3(size: int) -> Cache:
     return Cache(3, UNIFIED, size, 16, inclusive=True, complex_indexing=True)
 
 
-class CacheModel(NamedTuple):
+class CacheModel(TupleRecord):
     """What one model tells in each group of leaves."""
 
     cpuid2: Hierarchy  # leaf 2

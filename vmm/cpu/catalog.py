@@ -13,12 +13,12 @@ only by `pyvmm info` and `-cpu help`.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from vmm.record import TupleRecord
 
 INTEL, AMD = "GenuineIntel", "AuthenticAMD"
 
 
-class Model(NamedTuple):  # not a dataclass: the table is built at start-up
+class Model(TupleRecord):  # not a dataclass: the table is built at start-up (vmm.record)
     name: str
     vendor: str
     level: int

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from vmm.cpu import caches
 from vmm.errors import ConfigError, HostLacksFeature
 from vmm.numbers import parse_on_off
+from vmm.record import FrozenRecord, Record
 
 if TYPE_CHECKING:
     from vmm.cpu.catalog import Model
@@ -31,15 +31,18 @@ if TYPE_CHECKING:
 Reg = str  # "eax", "ebx", "ecx", "edx"
 
 
-@dataclass
-class Leaf:
-    function: int
-    index: int
-    flags: int
-    eax: int = 0
-    ebx: int = 0
-    ecx: int = 0
-    edx: int = 0
+class Leaf(Record):
+    """One CPUID entry (KVM's struct kvm_cpuid_entry2 without its padding)."""
+
+    __slots__ = ("function", "index", "flags", "eax", "ebx", "ecx", "edx")  # noqa: RUF023 (the repr's order)
+
+    def __init__(self, function: int, index: int, flags: int, eax: int = 0, ebx: int = 0, ecx: int = 0,
+                 edx: int = 0) -> None:  # fmt: skip
+        self.function, self.index, self.flags = function, index, flags
+        self.eax, self.ebx, self.ecx, self.edx = eax, ebx, ecx, edx
+
+    def copy(self) -> Leaf:
+        return Leaf(self.function, self.index, self.flags, self.eax, self.ebx, self.ecx, self.edx)
 
     def get(self, reg: Reg) -> int:
         return int(getattr(self, reg))
@@ -105,11 +108,14 @@ _ALIASES = {"sse4-1": "sse4.1", "sse4-2": "sse4.2", "sse4_1": "sse4.1", "sse4_2"
             "perfctr_core": "perfctr-core", "fxsr_opt": "fxsr-opt"}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Feature:
+class Feature(FrozenRecord):
+    __slots__ = ("name", "word", "bit")  # noqa: RUF023 (the repr's order)
     name: str
     word: tuple[int, int, str]
     bit: int
+
+    def __init__(self, name: str, word: tuple[int, int, str], bit: int) -> None:
+        self._init(name=name, word=word, bit=bit)
 
     def describe(self) -> str:
         """As QEMU names a feature in its warnings (no subleaf: "CPUID.07H:EBX.smep [bit 7]")."""
@@ -143,21 +149,32 @@ HOST_MODELS = ("host", "max")
 VENDORS = ("GenuineIntel", "AuthenticAMD")
 
 
-@dataclass(frozen=True)
-class CpuRequest:
+class CpuRequest(FrozenRecord):
     """What `-cpu` asked for, checked for spelling but not yet against the host."""
 
-    model: str = "host"
-    changes: tuple[tuple[Feature, bool], ...] = ()  # in order; the last word on a feature wins
-    vendor: str | None = None
-    host_phys_bits: bool = False
-    phys_bits: int | None = None
-    level: int | None = None
-    xlevel: int | None = None
-    model_id: str | None = None
-    enforce: bool = False  # QEMU's `enforce`: a model feature KVM lacks is an error, not a warning
-    check: bool = True  # QEMU's `check`: warn about each model feature dropped
-    migratable: bool = True  # QEMU's `migratable` (host/max): off gives every bit KVM offers, invtsc too
+    __slots__ = ("model", "changes", "vendor", "host_phys_bits", "phys_bits", "level", "xlevel", "model_id",  # noqa: RUF023
+                 "enforce", "check", "migratable")  # fmt: skip
+    model: str
+    changes: tuple[tuple[Feature, bool], ...]  # in order; the last word on a feature wins
+    vendor: str | None
+    host_phys_bits: bool
+    phys_bits: int | None
+    level: int | None
+    xlevel: int | None
+    model_id: str | None
+    enforce: bool  # QEMU's `enforce`: a model feature KVM lacks is an error, not a warning
+    check: bool  # QEMU's `check`: warn about each model feature dropped
+    migratable: bool  # QEMU's `migratable` (host/max): off gives every bit KVM offers, invtsc too
+
+    def __init__(
+        self, model: str = "host", changes: tuple[tuple[Feature, bool], ...] = (), vendor: str | None = None,
+        host_phys_bits: bool = False, phys_bits: int | None = None, level: int | None = None,
+        xlevel: int | None = None, model_id: str | None = None, enforce: bool = False, check: bool = True,
+        migratable: bool = True,
+    ) -> None:  # fmt: skip
+        self._init(model=model, changes=changes, vendor=vendor, host_phys_bits=host_phys_bits, phys_bits=phys_bits,
+                   level=level, xlevel=xlevel, model_id=model_id, enforce=enforce, check=check,
+                   migratable=migratable)  # fmt: skip
 
 
 # The named models' table (vmm.cpu.catalog) loads only when a run names one, or asks for the list:
@@ -199,28 +216,28 @@ def parse_cpu(text: str) -> CpuRequest:
         if key == "vendor":
             if value not in VENDORS:
                 raise ConfigError(f"-cpu vendor={value}: pyvmm knows {' and '.join(VENDORS)}")
-            req = replace(req, vendor=value)
+            req = req.replace(vendor=value)
         elif key == "host-phys-bits":
-            req = replace(req, host_phys_bits=_on_off(key, value))
+            req = req.replace(host_phys_bits=_on_off(key, value))
         elif key == "phys-bits":
-            req = replace(req, phys_bits=_number(key, value, 32, 52))
+            req = req.replace(phys_bits=_number(key, value, 32, 52))
         elif key == "level":
-            req = replace(req, level=_number(key, value, 1, 0xFF))
+            req = req.replace(level=_number(key, value, 1, 0xFF))
         elif key == "xlevel":
-            req = replace(req, xlevel=_number(key, value, 0x80000000, 0x800000FF))
+            req = req.replace(xlevel=_number(key, value, 0x80000000, 0x800000FF))
         elif key == "model-id":
-            req = replace(req, model_id=value)
+            req = req.replace(model_id=value)
         elif key == "enforce":
-            req = replace(req, enforce=_on_off(key, value))
+            req = req.replace(enforce=_on_off(key, value))
         elif key == "check":
-            req = replace(req, check=_on_off(key, value))
+            req = req.replace(check=_on_off(key, value))
         elif key == "migratable":
-            req = replace(req, migratable=_on_off(key, value))
+            req = req.replace(migratable=_on_off(key, value))
         elif key in ("kvm", "pmu") and value in ("on", "off"):
             raise ConfigError(f"-cpu {key}={value} is not supported")
         else:
             changes.append((feature(key), _on_off(key, value)))
-    return replace(req, changes=tuple(changes))
+    return req.replace(changes=tuple(changes))
 
 
 def _on_off(key: str, value: str) -> bool:
@@ -271,10 +288,12 @@ def _brand(table: Table, text: str) -> None:
         table[(function, 0)] = Leaf(function, 0, 0, *words)
 
 
-@dataclass
 class ShapedCpu:
-    table: Table
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("table", "warnings")
+
+    def __init__(self, table: Table, warnings: list[str] | None = None) -> None:
+        self.table = table
+        self.warnings = warnings if warnings is not None else []
 
 
 def shape(supported: Table, req: CpuRequest, host_brand: str | None = None) -> ShapedCpu:
@@ -282,7 +301,7 @@ def shape(supported: Table, req: CpuRequest, host_brand: str | None = None) -> S
     KVM does not offer; a model's own features KVM lacks are dropped with a warning, as QEMU does
     by default (with `enforce`, HostLacksFeature). `host` and `max` get `host_brand` (the host
     CPU's brand string) as their model id, as QEMU gives them the host's."""
-    out = ShapedCpu({k: replace(v) for k, v in supported.items()})
+    out = ShapedCpu({k: v.copy() for k, v in supported.items()})
     t = out.table
     host_phys = t[(0x80000008, 0)].eax & 0xFF if (0x80000008, 0) in t else None
     model = None
@@ -427,7 +446,7 @@ HTT = 1 << 28
 def for_vcpu(table: Table, apic_id: int, ncpus: int) -> list[Leaf]:
     """`table` for the vCPU with `apic_id` on a machine of `ncpus` vCPUs, with QEMU's topology for
     -smp N (one thread per core, N cores on one socket)."""
-    t = {k: replace(v) for k, v in table.items()}
+    t = {k: v.copy() for k, v in table.items()}
     leaf1 = t[(1, 0)]
     logical = ncpus if ncpus > 1 else 0  # QEMU fills the count (and HTT) only for several CPUs
     leaf1.ebx = (leaf1.ebx & 0x0000FFFF) | (logical & 0xFF) << 16 | (apic_id & 0xFF) << 24

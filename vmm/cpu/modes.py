@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import NamedTuple
 
 from vmm import layout as L
+from vmm.record import TupleRecord
 
 # control-register and EFER bits
 CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_PG = 1, 1 << 1, 1 << 4, 1 << 5, 1 << 16, 1 << 31
@@ -32,7 +32,7 @@ class CpuMode(enum.Enum):
     LONG = "long"
 
 
-class Segment(NamedTuple):
+class Segment(TupleRecord):
     """A segment register as KVM's `struct kvm_segment` holds it."""
 
     selector: int
@@ -47,7 +47,7 @@ class Segment(NamedTuple):
     g: int = 0
 
 
-class BootState(NamedTuple):
+class BootState(TupleRecord):
     mode: CpuMode
     rip: int
     rsp: int
@@ -100,7 +100,7 @@ _PROTECTED_SIZE = (_TSS_OFFSET + TSS_LIMIT + 1 + L.PAGE_SIZE - 1) & ~(L.PAGE_SIZ
 _LONG_SIZE = L.MONITOR_AREA[1] - L.MONITOR_AREA[0]
 
 
-class BootArea(NamedTuple):
+class BootArea(TupleRecord):
     """Where the monitor's boot structures go, from a page-aligned `base`: the GDT, a page for the
     (empty) IDT, the TSS with its I/O bitmap (three pages), and in long mode the PML4, the PDPT and
     four page directories. The loaders choose `base` in a gap of the image (vmm.loaders.placement);

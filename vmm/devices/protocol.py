@@ -9,8 +9,9 @@ sees the access with `offset` counted from the device's base, whatever address i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, Protocol
 
+from vmm.record import TupleRecord
 from vmm.verdict import Verdict
 
 
@@ -73,7 +74,7 @@ MmioHandler = Callable[[MmioAccess], Verdict]
 Space = Literal["io", "mmio"]
 
 
-class Region(NamedTuple):
+class Region(TupleRecord):
     """[start, start + size) in one address space, answered by `handler`; offsets count from
     `base` (default: `start`)."""
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 import errno
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
 from vmm.devices.protocol import GuestRam, PortAccess, Region
 from vmm.errors import ExitStatus, GuestMemoryError
+from vmm.record import Record
 from vmm.verdict import Stop, Unclaimed, Verdict
 
 MAGIC = 0x4C414355
@@ -45,18 +45,16 @@ NAMES = {
 }
 
 
-@dataclass
-class Ucall:
+class Ucall(Record):
     """One decoded call. `result` and `args` are written back to the guest after the handler."""
 
-    gpa: int
-    cmd: int
-    args: list[int]
-    file_ptr: int
-    msg_ptr: int
-    line: int
-    vcpu: int
-    result: int = 0
+    __slots__ = ("gpa", "cmd", "args", "file_ptr", "msg_ptr", "line", "vcpu", "result")  # noqa: RUF023 (repr order)
+
+    def __init__(
+        self, gpa: int, cmd: int, args: list[int], file_ptr: int, msg_ptr: int, line: int, vcpu: int, result: int = 0
+    ) -> None:
+        self.gpa, self.cmd, self.args, self.result = gpa, cmd, args, result
+        self.file_ptr, self.msg_ptr, self.line, self.vcpu = file_ptr, msg_ptr, line, vcpu
 
     @property
     def name(self) -> str:

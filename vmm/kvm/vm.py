@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
 from kvm_abi import caps, constants, ffi, ioctls
 from kvm_abi.constants import KVM_PIT_SPEAKER_DUMMY
@@ -11,9 +11,10 @@ from vmm.errors import KvmSetupError
 from vmm.kvm.calls import NULL, as_arg, ioctl, new, raw_ioctl
 from vmm.kvm.vcpu import RING_ENTRY, Vcpu
 from vmm.layout import KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR
+from vmm.record import TupleRecord
 
 
-class Memslot(NamedTuple):
+class Memslot(TupleRecord):
     slot: int
     gpa: int
     size: int

@@ -13,13 +13,14 @@ Everything is checked before the first byte is written, so a refused image leave
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from vmm.cpu.modes import BootArea, CpuMode
 from vmm.errors import ConfigError, ImageError
 from vmm.loaders.detect import ImageFormat, detect_format
 from vmm.loaders.image import place_flat
 from vmm.loaders.placement import Occupied, area_occupied, choose_boot_area
+from vmm.record import TupleRecord
 
 if TYPE_CHECKING:
     from vmm.board.memory import GuestMemory
@@ -50,7 +51,7 @@ class BootTarget(Protocol):
     ) -> object: ...
 
 
-class LoadedKernel(NamedTuple):
+class LoadedKernel(TupleRecord):
     format: ImageFormat
     entry: int
     mode: CpuMode

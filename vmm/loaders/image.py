@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from vmm import layout as L
 from vmm.cpu.modes import BootArea, CpuMode
 from vmm.errors import ImageError
 from vmm.inputs import InputFileError, read_regular
 from vmm.loaders.placement import Occupied, choose_boot_area
+from vmm.record import TupleRecord
 
 MODULE_LIMIT = 1 << 32  # a multiboot module lies below 4 GiB, so no larger one can be placed
 
@@ -31,7 +30,7 @@ def read_image(path: str, limit: int = MODULE_LIMIT) -> bytes:
     return data
 
 
-class FlatPlacement(NamedTuple):
+class FlatPlacement(TupleRecord):
     load: int
     entry: int
     stack: int

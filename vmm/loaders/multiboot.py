@@ -12,7 +12,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from vmm import layout as L
 from vmm.errors import ConfigError, ImageError
@@ -20,6 +19,7 @@ from vmm.loaders.elf import Segment, check_segments, parse_elf, resolve_entry
 from vmm.loaders.image import read_guest_file
 from vmm.loaders.magic import ELF_MAGIC
 from vmm.loaders.placement import LOW_WINDOW, Occupied, describe_window, find_gap, page_up
+from vmm.record import TupleRecord
 
 HEADER_MAGIC = 0x1BADB002  # in the kernel image
 BOOT_MAGIC = 0x2BADB002  # in EAX at entry: tells the kernel a multiboot loader started it
@@ -333,7 +333,7 @@ def memory_sizes(mem_size: int) -> tuple[int, int]:
     return min(mem_size, EBDA) // 1024, max(0, usable_top - HIGH_MEMORY) // 1024
 
 
-class InfoBlock(NamedTuple):
+class InfoBlock(TupleRecord):
     address: int  # of the information structure: the kernel's EBX
     writes: list[tuple[int, bytes]]  # (gpa, bytes) to place in guest RAM
 

@@ -14,17 +14,17 @@ An image that leaves no room is refused with one line naming what covers the win
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from vmm import layout as L
 from vmm.cpu.modes import BootArea, CpuMode
 from vmm.errors import ImageError
+from vmm.record import TupleRecord
 
 STACK_ROOM = 0x4000  # below the initial kernel stack: room for it to grow before the kernel moves it
 LOW_WINDOW = (L.PAGE_SIZE, L.KERNEL_STACK - STACK_ROOM)  # [start, end): page 1 up to the stack's room
 
 
-class Occupied(NamedTuple):
+class Occupied(TupleRecord):
     start: int
     end: int
     what: str  # how a refusal names it: "segment 0 (0x8000-0xa86c)"

@@ -22,10 +22,10 @@ import signal
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import NamedTuple
 
 from vmm.errors import RunError
 from vmm.kvm.vcpu import Vcpu
+from vmm.record import TupleRecord
 from vmm.verdict import Stop
 
 PAUSE_TIMEOUT = 10.0  # seconds to wait for the other vCPUs to park
@@ -49,7 +49,7 @@ _MOVES: dict[VcpuState, frozenset[VcpuState]] = {
 }
 
 
-class Outcome(NamedTuple):
+class Outcome(TupleRecord):
     vcpu: Vcpu
     stop: Stop
     report: str

@@ -10,15 +10,15 @@ it wants to see first it claims on the exit policy (`ExitPolicy.claim`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 from vmm.kvm.exits import Exit
 from vmm.kvm.vcpu import Vcpu
+from vmm.record import TupleRecord
 from vmm.runner.control import RunControl
 from vmm.verdict import Verdict
 
 
-class RunContext(NamedTuple):
+class RunContext(TupleRecord):
     """What a participant may use while a run is under way."""
 
     vcpus: Sequence[Vcpu]

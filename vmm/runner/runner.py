@@ -21,11 +21,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any
 
 from vmm.errors import ExitStatus, PyvmmError, UserCodeError, status_of
 from vmm.kvm.exits import Exit, IntrExit, IoExit
 from vmm.kvm.vcpu import Vcpu
+from vmm.record import TupleRecord
 from vmm.runner.control import KICK_SIGNAL, RunControl
 from vmm.runner.participant import Participant, RunContext
 from vmm.runner.report import guest_state
@@ -44,7 +45,7 @@ Observer = Callable[[Handle], Handle]  # wraps the exit policy: statistics, trig
 Loop = Callable[[Any, Handle, Handle | None], Stop]  # a vCPU thread's run loop: (vcpu, handle, route_io)
 
 
-class RunResult(NamedTuple):
+class RunResult(TupleRecord):
     status: int
     reason: str
     exits: int

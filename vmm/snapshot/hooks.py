@@ -8,12 +8,13 @@ files after the machine) keeps that hook's data pending; registering the hook th
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from vmm.errors import UserCodeError
+from vmm.record import TupleRecord
 
 
-class Hook(NamedTuple):
+class Hook(TupleRecord):
     save: Callable[[], Any]
     load: Callable[[Any], None]
 
