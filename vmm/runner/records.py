@@ -21,11 +21,12 @@ from __future__ import annotations
 import time
 from binascii import hexlify
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from kvm_abi import ffi
 from vmm.errors import UserCodeError
 from vmm.kvm.exits import Exit, IoExit, MmioExit
+from vmm.record import TupleRecord
 from vmm.verdict import Stop, Verdict
 
 Dispatch = Callable[[Exit], Verdict]
@@ -52,7 +53,7 @@ _PAD = (b"",) * (WIDTH - 2)
 _SITES = 4096  # sites a vCPU loop keeps the text of (then it starts again)
 
 
-class Kind(NamedTuple):
+class Kind(TupleRecord):
     """What a fast record's template says, for the readers that do not take it as text (by
     content: the vCPU is in the text, so no two kinds' templates are equal)."""
 
@@ -61,7 +62,7 @@ class Kind(NamedTuple):
     vcpu: int
 
 
-class Kinds(NamedTuple):
+class Kinds(TupleRecord):
     io_out: bytes
     io_in: bytes
     mmio_write: bytes
