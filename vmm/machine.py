@@ -11,7 +11,6 @@ buses (`vmm.board.table` places every built-in one), the defaults in `vmm.runner
 from __future__ import annotations
 
 import sys
-from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 from vmm import layout as L
@@ -32,7 +31,7 @@ from vmm.kvm.system import Kvm
 from vmm.loaders.image import place_flat
 from vmm.runner.observe import ExitStats
 from vmm.runner.policy import ExitPolicy, Handler
-from vmm.runner.records import ExitRecorder
+from vmm.runner.records import ExitRecorder, recording_loop
 from vmm.runner.runner import Observer, Runner, RunResult
 from vmm.snapshot.hooks import SnapshotHooks
 from vmm.verdict import Stop
@@ -357,22 +356,23 @@ class Machine:
         a result instead of raising (the CLI asks for it)."""
         if self._half_restored is not None:
             raise SnapshotHalfRestored(f"{self._half_restored}: restore a snapshot before running the machine")
-        watching = [o for o in (self.stats, self.trace, self.timeline) if o is not None]
-        observers: list[Observer] = [o.wrap for o in watching] + self.observers
-        if watching and isinstance(watching[0], ExitRecorder):  # it wraps the policy itself
-            observers[0] = partial(watching[0].wrap, route_io=self.policy.route_io)
+        recorders = [(what, r) for what, r in (("trace", self.trace), ("timeline", self.timeline)) if r is not None]
+        watching: list[ExitStats | ExitRecorder] = [r for _, r in recorders]
+        if self.stats is not None:
+            watching.insert(0, self.stats)
+        observers: list[Observer] = ([self.stats.wrap] if self.stats is not None else []) + self.observers
+        loop = recording_loop([r.put for _, r in recorders]) if recorders else None
         if self.spp is not None:
             for o in watching:
                 self.spp.watch(o.on_spp)
         if self._pit_to_restart is not None:
             self._restart_pit()
-        recorders = [(what, r) for what, r in (("trace", self.trace), ("timeline", self.timeline)) if r is not None]
         for _, r in recorders:
             r.start()
         try:
             result = self.runner.run(
                 self.policy.handle, timeout=timeout, handle_signals=handle_signals, observers=observers,
-                route_io=self.policy.route_io,
+                route_io=self.policy.route_io, loop=loop,
             )  # fmt: skip
         finally:
             self.console.flush()

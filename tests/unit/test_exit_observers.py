@@ -1,18 +1,22 @@
 """The statistics and the timeline on synthetic exits (no KVM): counts and handler time per vCPU
 and reason, SPP events per vCPU and verdict, the JSON figures and the table agree; the timeline's
-events are whole, per-vCPU slices in order, instants for the stop and SPP events."""
+events, from the recording run loop, are whole, per-vCPU slices in order, instants for the stops
+and SPP events."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from fakes import SyntheticVcpu, io_exit, mmio_exit
 
-from vmm.kvm.exits import Exit
+from vmm.kvm.exits import Exit, IoExit, make_view
 from vmm.runner.observe import ExitStats
+from vmm.runner.records import recording_loop
 from vmm.runner.timeline import ExitTimeline
 from vmm.spp.event import Allow, Deny, SppEvent
 from vmm.verdict import Stop, Verdict
@@ -65,17 +69,60 @@ def test_one_vcpu_has_no_per_vcpu_table() -> None:
     assert "per vCPU" not in stats.render() and stats.render().startswith("exit reason")
 
 
+class ScriptedVcpu(SyntheticVcpu):
+    """A synthetic vCPU that `recording_loop` can run: `run()` plays the next exit of `script`,
+    and each reason has one view, as `Vcpu.run` returns."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.views: dict[int, Exit] = {}
+        self.script: list[Callable[[], Exit]] = []
+
+    def view(self, reason: int) -> Exit:
+        self.kvm_run.exit_reason = reason
+        v = self.views.get(reason)
+        if v is None:
+            v = self.views[reason] = make_view(self, self.kvm_run, reason)
+        load = getattr(v, "load", None)
+        if load is not None:
+            load()
+        return v
+
+    def run(self) -> Exit:
+        return self.script.pop(0)()
+
+    @property
+    def sync_gprs(self) -> Any:
+        return self.kvm_run.s.regs.regs
+
+
+def _script(v: ScriptedVcpu, n: int) -> None:
+    """`n` exits as _feed makes them, then the port write the handler stops on."""
+    for i in range(n):
+        if i % 3:
+            v.script.append(partial(io_exit, v, 0x3FF, value=i & 0xFF))
+        else:
+            v.script.append(partial(mmio_exit, v, 0x9000, 4, write=True, data=b"\1\2\3\4"))
+    v.script.append(partial(io_exit, v, 0xF4))
+
+
+def _stop_at_f4(ex: Exit) -> Verdict:
+    return Stop(3, "enough") if isinstance(ex, IoExit) and ex.port == 0xF4 else None
+
+
 def test_timeline_from_synthetic_exits(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         timeline = ExitTimeline(fd, 2)
-        vcpus = [SyntheticVcpu(index=0), SyntheticVcpu(index=1)]
+        vcpus = [ScriptedVcpu(index=0), ScriptedVcpu(index=1)]
         timeline.start()
-        recorded = timeline.wrap(_ok)
-        _feed(recorded, vcpus, [5, 9])
+        loop = recording_loop([timeline.put])
+        _script(vcpus[0], 5)
+        assert loop(vcpus[0], _stop_at_f4, None) == Stop(3, "enough")
         timeline.on_spp(_event(1), Deny())
-        timeline.wrap(lambda ex: Stop(3, "enough"))(io_exit(vcpus[0], 0xF4))
+        _script(vcpus[1], 9)
+        assert loop(vcpus[1], _stop_at_f4, None) == Stop(3, "enough")
         timeline.finish("timeline")
         timeline.close()
     finally:
@@ -83,10 +130,13 @@ def test_timeline_from_synthetic_exits(tmp_path: Path) -> None:
     events = json.loads(path.read_text())
     assert all({"ph", "ts", "pid", "tid", "name"} <= e.keys() for e in events)
     slices = [e for e in events if e["ph"] == "X"]
-    assert [sum(1 for e in slices if e["tid"] == v) for v in (0, 1)] == [6, 9]
+    assert [sum(1 for e in slices if e["tid"] == v) for v in (0, 1)] == [6, 10]
+    assert all(e["dur"] > 0 for e in slices)
     assert {e["name"] for e in slices} == {"IO", "MMIO"}
     mmio = next(e for e in slices if e["name"] == "MMIO")
     assert mmio["args"] == {"address": 0x9000, "size": 4, "write": True, "value": 0x04030201}
+    io = next(e for e in slices if e["name"] == "IO")
+    assert io["args"] == {"port": 0x3FF, "size": 1, "value": 1, "write": True}
     instants = [(e["name"], e["tid"]) for e in events if e["ph"] == "i" and e["name"] != "end of run"]
-    assert instants == [("SPP Deny", 1), ("stop: enough", 0)]
+    assert instants == [("stop: enough", 0), ("SPP Deny", 1), ("stop: enough", 1)]
     assert sum(e["args"]["exits/s"] for e in events if e["ph"] == "C") > 0

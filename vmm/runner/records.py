@@ -1,56 +1,230 @@
-"""The records a trace (`--trace`) or a timeline (`--timeline`) is written from, and the observer
+"""The records a trace (`--trace`) or a timeline (`--timeline`) is written from, and the run loop
 that makes them.
 
-The vCPU thread does the least it can: two clock reads and one flat tuple appended to a deque; a
-writer thread (`vmm.runner.tracewriter`) turns batches of tuples into text. The first item of a
-record is its kind, and for the common exits the kind *is* the trace's %-template for the
-record: the trace writer joins the first items of a batch into one format string and formats the
-whole batch with one `%` (its values are ints and fixed keys, so the template is valid JSON).
-Everything else is a SLOW record, which the writer formats through json one at a time.
+With a recorder on, each vCPU thread runs `recording_loop` instead of the runner's plain loop
+(chosen once per run, so a run without one pays nothing): the loop it is, plus two clock reads and
+one flat tuple appended to a deque per exit. The first clock read comes as KVM_RUN's return reaches
+the loop, the second as the loop goes back into it, so a record's duration is all the time the
+exit spent outside the guest (the handler and the monitor's own work), not the handler alone.
+
+Every record is `WIDTH` items, and the first is its kind, which for the common exits *is* the
+trace's %-template for the record's other items, with the vCPU's index already in it (one
+template per vCPU and kind, made once): the trace writer (`vmm.runner.trace`) joins the kinds of a batch
+into one format string and formats the whole batch with one `%`, with no Python code per record.
+Everything else is a `Slow` record, `(SLOW, Slow(...), b"", ...)`: its template is `%s` plus a
+`%.0s` for each pad, and bytes `%s` calls `Slow.__bytes__`, which formats it through json, so it takes its
+place in the same `%`. A writer thread (`vmm.runner.tracewriter`) does all of the formatting.
 """
 
 from __future__ import annotations
 
 import time
 from binascii import hexlify
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from kvm_abi import ffi
+from vmm.errors import UserCodeError
 from vmm.kvm.exits import Exit, IoExit, MmioExit
-from vmm.verdict import Verdict
+from vmm.record import TupleRecord
+from vmm.verdict import Stop, Verdict
 
 Dispatch = Callable[[Exit], Verdict]
+Put = Callable[[tuple[Any, ...]], None]
+WIDTH = 5  # items in every record: the trace writer slices the kinds out of a flat batch by it
 
-# (kind, t0, vcpu, rip, port, size, value, handler_ns); %.0s swallows the kind. Bytes: bytes %
-# formatting is cheaper than str's (a fifth fewer instructions per line) and needs no encoding.
-IO_OUT = (
-    b'%.0s{"mono_ns": %d, "vcpu": %d, "reason": "IO", "rip": %d, "port": %d, "size": %d, "write": true, '
-    b'"value": %d, "handler_ns": %d}\n'
-)
-IO_IN = IO_OUT.replace(b'"write": true', b'"write": false')
-# (kind, t0, vcpu, rip, address, length, data_hex, handler_ns): data as hex bytes; b"" for a read, swallowed
-MMIO_WRITE = (
-    b'%.0s{"mono_ns": %d, "vcpu": %d, "reason": "MMIO", "rip": %d, "address": %d, "length": %d, '
-    b'"write": true, "data": "%s", "handler_ns": %d}\n'
-)
-MMIO_READ = MMIO_WRITE.replace(b'"write": true, "data": "%s"', b'"write": false%.0s')
-FAST = (IO_OUT, IO_IN, MMIO_WRITE, MMIO_READ)
-# (SLOW, what, ...): formatted by json; the writer replaces the record with (SLOW, its line)
-SLOW = b"%.0s%s"
-# what:  EXIT (t0, vcpu, snapshot, handler_ns)    any other exit, and string I/O
-#        STOP (t1, vcpu, status, reason)         right after the exit whose handler stopped
-#        NOTE (t, event, fields)                 an unhandled port, a rejected guest request
-#        SPP  (t, vcpu, gpa, verdict_name, text)  an SPP violation judged
+# A port record:  (kind, t0, site, value, dur_ns)   site: `"rip": R, "port": P, "size": S`
+# an MMIO record: (kind, t0, site, where, dur_ns)   site: `"rip": R, "length": L`; where: the
+#                 address's text and, for a write, `, "data": "HEX"` (`mmio_where`)
+# Bytes: bytes % formatting is cheaper than str's and needs no encoding. `{vcpu}` is filled once
+# per vCPU. Turning an int into decimal text is the dearest part of a `%d` (CPython 3.11 makes a
+# scratch number for every one), and an exit's RIP, port and size repeat from exit to exit (the
+# same few instructions exit again and again), so the vCPU loop keeps each site's text in a dict
+# and the record carries it whole. An MMIO address is a `%d`: stores to a page go to many.
+_IO = '{{"mono_ns": %d, "vcpu": {vcpu}, "reason": "IO", %s, "write": {write}, "value": %d, "dur_ns": %d}}\n'
+_MMIO = '{{"mono_ns": %d, "vcpu": {vcpu}, "reason": "MMIO", %s, "write": {write}, "address": %s, "dur_ns": %d}}\n'
+SLOW = b"%s" + b"%.0s" * (WIDTH - 2)
+# what a Slow record is:  EXIT (t0, vcpu, snapshot, dur_ns)  any other exit, and string I/O
+#                         STOP (t1, vcpu, status, reason)    right after the exit whose handler stopped
+#                         NOTE (t, event, fields)            an unhandled port, a rejected guest request
+#                         SPP  (t, vcpu, gpa, verdict_name, text)  an SPP violation judged
 EXIT, STOP, NOTE, SPP = "exit", "stop", "note", "spp"
+_PAD = (b"",) * (WIDTH - 2)
+_SITES = 4096  # sites a vCPU loop keeps the text of (then it starts again)
 
 
-class _NoRegs:
-    rip = None  # KVM fills no sync regs: no RIP without an ioctl, and none is made per exit
+class Kind(TupleRecord):
+    """What a fast record's template says, for the readers that do not take it as text (by
+    content: the vCPU is in the text, so no two kinds' templates are equal)."""
+
+    reason: str  # "IO" or "MMIO"
+    write: bool
+    vcpu: int
+
+
+class Kinds(TupleRecord):
+    io_out: bytes
+    io_in: bytes
+    mmio_write: bytes
+    mmio_read: bytes
+
+
+KIND: dict[bytes, Kind] = {}  # template -> what it says
+_KINDS: dict[int, Kinds] = {}
+
+
+def kinds(vcpu: int) -> Kinds:
+    """The four fast templates of vCPU `vcpu`, made at its first use."""
+    made = _KINDS.get(vcpu)
+    if made is None:
+
+        def make(text: str, reason: str, write: bool) -> bytes:
+            b = text.format(vcpu=vcpu, write="true" if write else "false").encode()
+            KIND[b] = Kind(reason, write, vcpu)
+            return b
+
+        made = _KINDS[vcpu] = Kinds(
+            make(_IO, "IO", True), make(_IO, "IO", False),
+            make(_MMIO, "MMIO", True), make(_MMIO, "MMIO", False),
+        )  # fmt: skip
+    return made
+
+
+class Site(bytes):
+    """The text of an exit's site (`"rip": R, "port": P, "size": S`, or `"rip": R, "length": L`),
+    and its numbers for the readers that do not take it as text."""
+
+    rip: int | None
+    port: int | None
+    size: int
+
+
+def io_site(rip: int | None, port: int, size: int) -> Site:
+    s = Site(b'"rip": %s, "port": %d, "size": %d' % (b"null" if rip is None else b"%d" % rip, port, size))
+    s.rip, s.port, s.size = rip, port, size
+    return s
+
+
+def mmio_site(rip: int | None, length: int) -> Site:
+    s = Site(b'"rip": %s, "length": %d' % (b"null" if rip is None else b"%d" % rip, length))
+    s.rip, s.port, s.size = rip, None, length
+    return s
+
+
+class Slow:
+    """A record no template covers: formatted through json (`vmm.runner.trace`) when the
+    trace's `%` reaches it, on the writer thread."""
+
+    __slots__ = ("fields", "what")
+
+    def __init__(self, what: str, *fields: Any) -> None:
+        self.what = what
+        self.fields = fields
+
+    def __bytes__(self) -> bytes:
+        from vmm.runner.trace import slow_line  # loaded by then: the trace is what formats records
+
+        return slow_line(self).encode()
+
+
+def mmio_where(where: bytes) -> tuple[int, bytes | None]:
+    """An MMIO record's address and, for a write, its data (hex) back from their text."""
+    address, _, data = where.partition(b",")
+    return int(address), data.split(b'"')[3] if data else None
+
+
+def slow(what: str, *fields: Any) -> tuple[Any, ...]:
+    return (SLOW, Slow(what, *fields), *_PAD)
+
+
+Loop = Callable[[Any, Dispatch, Dispatch | None], Stop]
+
+
+def recording_loop(puts: Sequence[Put]) -> Loop:
+    """The runner's run loop (`vmm.runner.runner._loop`) with a record per exit handed to every
+    `put` (a trace's and a timeline's writer)."""
+    if len(puts) == 1:
+        put = puts[0]
+    else:
+
+        def put(record: tuple[Any, ...]) -> None:
+            for p in puts:
+                p(record)
+
+    def loop(vcpu: Any, handle: Dispatch, route_io: Dispatch | None) -> Stop:
+        run, clock, index = vcpu.run, time.perf_counter_ns, vcpu.index
+        io, mmio = vcpu.view(IoExit.reason), vcpu.view(MmioExit.reason)
+        io_dispatch = route_io or handle  # port exits straight to the router when nothing observes them
+        io_out, io_in, mmio_write, mmio_read = kinds(index)
+        gprs = getattr(vcpu, "sync_gprs", None)
+        # RIP as element 0 of a pointer into the sync regs: an index, cheaper than a field by name
+        rip_at: Any = [None] if gprs is None else ffi.cast("uint64_t *", ffi.addressof(gprs, "rip"))
+        io_: Any = io
+        mm: Any = mmio
+        sites: dict[tuple[Any, ...], Site] = {}  # (rip, port, size) or (rip, length) -> its text
+        get_site = sites.get
+
+        def new_site(key: tuple[Any, ...]) -> Site:
+            if len(sites) >= _SITES:
+                sites.clear()
+            s = sites[key] = io_site(*key) if len(key) == 3 else mmio_site(*key)
+            return s
+
+        # -1 is no RIP, port or length: the first exit of each kind looks its site up
+        out_rip: Any = -1
+        in_rip: Any = -1
+        mmio_rip: Any = -1
+        out_port = out_size = in_port = in_size = mmio_size = -1
+        out_site = in_site = mmio_site_ = Site()
+        key: tuple[Any, ...]
+        while True:
+            ex = run()
+            t0 = clock()
+            # the second clock read is the tuple's last item: taken as the record is made
+            if ex is io:
+                verdict = io_dispatch(ex)
+                if io_.count == 1:
+                    # the site of the last OUT and of the last IN are kept at hand: a loop that
+                    # polls a status port and writes a data port checks two ints and an index
+                    rip, port, size = rip_at[0], io_.port, io_.size
+                    if io_.is_write:
+                        if rip != out_rip or port != out_port or size != out_size:
+                            out_rip, out_port, out_size = key = (rip, port, size)
+                            out_site = get_site(key) or new_site(key)
+                        put((io_out, t0, out_site, io_.value, clock() - t0))
+                    else:
+                        if rip != in_rip or port != in_port or size != in_size:
+                            in_rip, in_port, in_size = key = (rip, port, size)
+                            in_site = get_site(key) or new_site(key)
+                        put((io_in, t0, in_site, io_.value, clock() - t0))
+                else:
+                    put(slow(EXIT, t0, index, ex.snapshot(), clock() - t0))
+            elif ex is mmio:
+                verdict = handle(ex)
+                rip, size = rip_at[0], mm.length
+                if rip != mmio_rip or size != mmio_size:  # one site at hand, as for ports
+                    mmio_rip, mmio_size = key = (rip, size)
+                    mmio_site_ = get_site(key) or new_site(key)
+                if mm.is_write:
+                    where = b'%d, "data": "%s"' % (mm.address, hexlify(mm.data))
+                    put((mmio_write, t0, mmio_site_, where, clock() - t0))
+                else:
+                    put((mmio_read, t0, mmio_site_, b"%d" % mm.address, clock() - t0))
+            else:
+                verdict = handle(ex)
+                put(slow(EXIT, t0, index, ex.snapshot(), clock() - t0))
+            if verdict is not None:
+                put(slow(STOP, clock(), index, verdict.status, verdict.reason))
+                if verdict.__class__ is not Stop:
+                    raise UserCodeError(f"a handler returned {verdict!r}, which is not a verdict (None or a Stop)")
+                return verdict
+
+    return loop
 
 
 class ExitRecorder:
-    """Hands one record per exit (and per note, stop and SPP event) to a writer thread; the
-    subclass says how records become text (`format_batch`) and what goes before and after."""
+    """Hands records to a writer thread; the subclass says how records become text
+    (`format_batch`) and what goes before and after."""
 
     def __init__(self, fd: int) -> None:
         # the writer loads only when a trace is asked for: a plain run's start-up skips it
@@ -58,58 +232,16 @@ class ExitRecorder:
 
         self.start_ns = time.perf_counter_ns()  # CLOCK_MONOTONIC, as every record's time stamp
         self.writer = TraceWriter(fd, self.format_batch, self.header, self.trailer)
-
-    def wrap(self, dispatch: Dispatch, route_io: Dispatch | None = None) -> Dispatch:
-        """`route_io`: the port router, when `dispatch` is the exit policy itself (no observer in
-        between): port exits go to it straight, as the run loop sends them without observers."""
-        io_dispatch = route_io or dispatch
-        clock = time.perf_counter_ns
-        put = self.writer.put
-        io_class, mmio_class = IoExit, MmioExit
-        io_out, io_in, mmio_write, mmio_read, slow = IO_OUT, IO_IN, MMIO_WRITE, MMIO_READ, SLOW
-        regs_of: dict[int, Any] = {}  # vCPU index -> its sync-regs GPRs: RIP is one field read, no call
-
-        def regs(vcpu: Any) -> Any:
-            r = regs_of[vcpu.index] = getattr(vcpu, "sync_gprs", None) or _NoRegs()
-            return r
-
-        def recorded(ex: Exit) -> Verdict:
-            cls = ex.__class__
-            t0 = clock()
-            verdict = io_dispatch(ex) if cls is io_class else dispatch(ex)
-            t1 = clock()
-            vcpu = ex.vcpu
-            index = vcpu.index
-            if cls is io_class:  # the most frequent exit: plain values, no dict
-                io: Any = ex
-                if io.count == 1:
-                    rip = (regs_of.get(index) or regs(vcpu)).rip
-                    put((io_out if io.is_write else io_in, t0, index, rip, io.port, io.size, io.value, t1 - t0))
-                else:
-                    put((slow, EXIT, t0, index, io.snapshot(), t1 - t0))
-            elif cls is mmio_class:
-                mm: Any = ex
-                rip = (regs_of.get(index) or regs(vcpu)).rip
-                if mm.is_write:
-                    put((mmio_write, t0, index, rip, mm.address, mm.length, hexlify(mm.data), t1 - t0))
-                else:
-                    put((mmio_read, t0, index, rip, mm.address, mm.length, b"", t1 - t0))
-            else:
-                put((slow, EXIT, t0, index, ex.snapshot(), t1 - t0))
-            if verdict is not None:
-                put((slow, STOP, t1, index, verdict.status, verdict.reason))
-            return verdict
-
-        return recorded
+        self.put: Put = self.writer.put
 
     def note(self, kind: str, **fields: Any) -> None:
         """A record that is not an exit (unhandled port, rejected guest request, ...)."""
-        self.writer.put((SLOW, NOTE, time.perf_counter_ns(), kind, fields))
+        self.put(slow(NOTE, time.perf_counter_ns(), kind, fields))
 
     def on_spp(self, event: Any, verdict: Any) -> None:
         """An SPP event judged (the SPP controller calls it on the vCPU thread)."""
-        self.writer.put((SLOW, SPP, time.perf_counter_ns(), int(event.vcpu), event.gpa, type(verdict).__name__,
-                         event.describe()))  # fmt: skip
+        self.put(slow(SPP, time.perf_counter_ns(), int(event.vcpu), event.gpa, type(verdict).__name__,
+                      event.describe()))  # fmt: skip
 
     def start(self) -> None:
         self.writer.start()

@@ -4,7 +4,9 @@ Every vCPU runs its loop on a thread of its own; the calling thread supervises: 
 threads, waits for the first stop, enforces `timeout` (a stop at the deadline, and a vCPU thread
 that does not come back within `STOP_GRACE` after it is given up on, so a run never outlives its
 timeout for long), and handles Ctrl-C and SIGTERM when the caller opts in (the CLI does; a library
-caller keeps its own signal handlers). The per-exit loop is `_loop`: one screen, no policy.
+caller keeps its own signal handlers). The per-exit loop is `_loop`: one screen, no policy. A run
+with a trace or a timeline uses the recorders' loop instead (`vmm.runner.records`), chosen once
+per run, so a run without one pays nothing for them.
 
 Kicks reach a vCPU inside KVM_RUN as a thread-directed SIGUSR1. The vCPU threads block it, and
 KVM_SET_SIGNAL_MASK unblocks it only while the thread is inside KVM_RUN: it interrupts KVM_RUN
@@ -39,7 +41,8 @@ SIGNAL_POLL = 0.2
 POWER_BUTTON_SIGNAL = signal.SIGUSR2  # with handled signals: press the machine's power button
 _SUPERVISOR_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGALRM, POWER_BUTTON_SIGNAL}
 Handle = Callable[[Exit], Verdict]
-Observer = Callable[[Handle], Handle]  # wraps the exit policy: statistics, tracing
+Observer = Callable[[Handle], Handle]  # wraps the exit policy: statistics, triggers
+Loop = Callable[[Any, Handle, Handle | None], Stop]  # a vCPU thread's run loop: (vcpu, handle, route_io)
 
 
 class RunResult(TupleRecord):
@@ -107,10 +110,12 @@ class Runner:
         handle_signals: bool = False,
         observers: Sequence[Observer] = (),
         route_io: Handle | None = None,
+        loop: Loop | None = None,
     ) -> RunResult:
         """Run every vCPU until one stops; the first stop is the run's result. `route_io`, the
         port router the policy uses for IO exits, lets the loop skip the policy's lookup for
-        them; observers see every exit, so with any the loop goes through `handle` alone."""
+        them; observers see every exit, so with any the loop goes through `handle` alone.
+        `loop` replaces the plain run loop (`_loop`, the same contract): a recording one."""
         for wrap in observers:
             handle = wrap(handle)
         if observers:
@@ -130,10 +135,9 @@ class Runner:
                     p.run_started(ctx)
                     started.append(p)
                 self._ctx = ctx  # from here a participant attached is started by attach()
+                args = (handle, route_io, loop or _loop)
                 threads = [
-                    threading.Thread(
-                        target=self._vcpu_main, args=(v, handle, route_io), name=f"pyvmm-vcpu{v.index}", daemon=True
-                    )
+                    threading.Thread(target=self._vcpu_main, args=(v, *args), name=f"pyvmm-vcpu{v.index}", daemon=True)
                     for v in self.vcpus
                 ]
                 # the threads inherit the blocked supervisor signals: none can land on a vCPU
@@ -195,7 +199,7 @@ class Runner:
                 control.record(self.vcpus[0], Stop(ExitStatus.INTERRUPTED, "interrupted (Ctrl-C)"), "")
             raise
 
-    def _vcpu_main(self, vcpu: Vcpu, handle: Handle, route_io: Handle | None) -> None:
+    def _vcpu_main(self, vcpu: Vcpu, handle: Handle, route_io: Handle | None, loop: Loop) -> None:
         # Ctrl-C, SIGTERM and timers belong to the supervising thread; the kick signal is blocked
         # here and let through by KVM only while this thread is inside KVM_RUN.
         signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS | {KICK_SIGNAL})
@@ -208,7 +212,7 @@ class Runner:
                     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set())
                     vcpu.set_signal_mask({int(s) for s in blocked} - {KICK_SIGNAL}, kick=KICK_SIGNAL)
                     self._masked.add(vcpu.index)
-                verdict = _loop(vcpu, handle, route_io)
+                verdict = loop(vcpu, handle, route_io)
             except PyvmmError as e:
                 verdict = Stop(status_of(e), str(e), fatal=not isinstance(e, UserCodeError))
                 report = e.details

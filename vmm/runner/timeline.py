@@ -3,14 +3,15 @@ chrome://tracing open.
 
 One process (pid 1, "pyvmm"), one track per vCPU (tid = the vCPU's index, named by a
 `thread_name` metadata event). Each exit is a complete event (`"ph": "X"`) from the moment the
-exit reached the monitor's dispatcher to the moment its handler returned and the vCPU went back
-towards KVM_RUN, named by the exit's kind, with port, address, size and value as arguments; the
-time in the guest shows as the gaps between slices. SPP violations (with the verdict) and stops
+run loop got the exit back from KVM_RUN to the moment it went into KVM_RUN again (the handler and
+the loop's own work; the ioctl's own call and return and the decoding in `Vcpu.run`, a few hundred
+ns, fall in the gaps), named by the exit's kind, with port, address, size and value as arguments;
+the time in the guest shows as the gaps between slices. SPP violations (with the verdict) and stops
 are instant events (`"ph": "i"`) on their vCPU's track; a counter track (`"ph": "C"`, tid 0)
 gives exits per second in 10 ms buckets. Times are microseconds from the start of the run.
 
-The records come from `ExitRecorder` (the vCPU threads only append tuples); this class formats
-them on the writer thread.
+The records come from `vmm.runner.records` (the vCPU threads only hand over flat tuples); this
+class formats them on the writer thread, one at a time.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from binascii import unhexlify
 from typing import Any
 
-from vmm.runner.records import EXIT, IO_IN, IO_OUT, MMIO_READ, MMIO_WRITE, NOTE, SLOW, SPP, STOP, ExitRecorder
+from vmm.runner.records import EXIT, KIND, NOTE, SLOW, SPP, STOP, WIDTH, ExitRecorder, Kind, Site, Slow, mmio_where
 
 PID = 1
 COUNTER_TID = 0  # the counter is per process; it goes on vCPU 0's tid, as viewers expect a tid
@@ -56,51 +57,60 @@ class ExitTimeline(ExitRecorder):
         return "".join(e + ",\n" for e in events) + json.dumps(end) + "\n]\n"
 
     def format_batch(self, batch: list[Any]) -> bytes:
-        start, buckets = self.start_ns, self.buckets
+        start, buckets, kind_of = self.start_ns, self.buckets, KIND
         out = []
-        for r in batch:
+        for i in range(0, len(batch), WIDTH):
+            r = batch[i : i + WIDTH]
             kind = r[0]
-            if kind is SLOW and r[1] != EXIT:
-                out.append(self._instant(r))
-                continue
-            t0, vcpu, dt = (r[2], r[3], r[5]) if kind is SLOW else (r[1], r[2], r[7])
+            if kind is SLOW:
+                s: Slow = r[1]
+                if s.what != EXIT:
+                    out.append(self._instant(s))
+                    continue
+                t0, vcpu, snapshot, dur = s.fields
+                named = _exit_name_and_args(snapshot)
+            else:
+                k = kind_of[kind]
+                t0, vcpu, dur = r[1], k.vcpu, r[4]
+                named = _name_and_args(k, r)
             b = (t0 - start) // BUCKET_NS
             buckets[b] = buckets.get(b, 0) + 1
-            out.append(_SLICE % (_name_and_args(r), vcpu, (t0 - start) / 1e3, dt / 1e3))
+            out.append(_SLICE % (named, vcpu, (t0 - start) / 1e3, dur / 1e3))
         return "".join(out).encode()
 
-    def _instant(self, r: tuple[Any, ...]) -> str:
-        start, what = self.start_ns, r[1]
+    def _instant(self, s: Slow) -> str:
+        start, what = self.start_ns, s.what
         if what == STOP:
-            _, _, t1, vcpu, status, reason = r
+            t1, vcpu, status, reason = s.fields
             args = json.dumps({"status": status, "reason": reason})
             return _INSTANT % (json.dumps(f"stop: {reason}"), vcpu, (t1 - start) / 1e3, args)
         if what == SPP:
-            _, _, t, vcpu, gpa, verdict, text = r
+            t, vcpu, gpa, verdict, text = s.fields
             args = json.dumps({"verdict": verdict, "gpa": gpa, "what": text})
             return _INSTANT % (json.dumps(f"SPP {verdict}"), vcpu, (t - start) / 1e3, args)
         assert what == NOTE
-        _, _, t, event, fields = r
+        t, event, fields = s.fields
         return _INSTANT % (json.dumps(event), fields.get("vcpu", 0), (t - start) / 1e3, json.dumps(fields))
 
 
-def _name_and_args(r: tuple[Any, ...]) -> str:
-    """The slice's `"name": ..., "args": {...}` part."""
-    kind = r[0]
-    if kind is IO_OUT or kind is IO_IN:
-        _, _, _, _, port, size, value, _ = r
-        w = "true" if kind is IO_OUT else "false"
-        return f'"name": "IO", "args": {{"port": {port}, "size": {size}, "value": {value}, "write": {w}}}'
-    if kind is MMIO_WRITE or kind is MMIO_READ:
-        _, _, _, _, address, length, data, _ = r
-        args: dict[str, Any] = {"address": address, "size": length, "write": kind is MMIO_WRITE}
-        if data:
-            args["value"] = int.from_bytes(unhexlify(data), "little")
-        return f'"name": "MMIO", "args": {json.dumps(args)}'
-    snapshot = dict(r[4])
-    name = snapshot.pop("reason", "exit")
-    snapshot.pop("vcpu", None)
-    return f'"name": {json.dumps(name)}, "args": {json.dumps(snapshot)}'
+def _name_and_args(kind: Kind, r: list[Any]) -> str:
+    """A port or MMIO slice's `"name": ..., "args": {...}` part."""
+    site: Site = r[2]
+    w = "true" if kind.write else "false"
+    if kind.reason == "IO":
+        return f'"name": "IO", "args": {{"port": {site.port}, "size": {site.size}, "value": {r[3]}, "write": {w}}}'
+    address, data = mmio_where(r[3])
+    args: dict[str, Any] = {"address": address, "size": site.size, "write": kind.write}
+    if data:
+        args["value"] = int.from_bytes(unhexlify(data), "little")
+    return f'"name": "MMIO", "args": {json.dumps(args)}'
+
+
+def _exit_name_and_args(snapshot: dict[str, Any]) -> str:
+    args = dict(snapshot)
+    name = args.pop("reason", "exit")
+    args.pop("vcpu", None)
+    return f'"name": {json.dumps(name)}, "args": {json.dumps(args)}'
 
 
 def _counter(ts_us: float, per_second: float) -> str:

@@ -1,9 +1,12 @@
 """The trace file's one writer: vCPU threads hand records over, a thread of its own writes them.
 
-A vCPU thread only appends a tuple to a deque (atomic under the GIL, no lock, no I/O); the writer
-thread wakes every `FLUSH_INTERVAL`, formats what has arrived into complete lines (the owner's
-`format_batch`: one line per record, many records at a time) and writes them with `os.write`, in
-pieces of at most `BATCH` records. A header goes before the first record and a trailer after the
+A vCPU thread only extends one flat list by a record's `WIDTH` items (`list.extend` of a tuple is
+one C call: atomic under the GIL, so a record's items stay together; no lock, no I/O); the writer
+thread wakes every `FLUSH_INTERVAL`, takes what has arrived with one slice and one `del` (the vCPU
+threads only add at the end, so the items it took are still the first ones when it deletes them),
+formats them into complete lines (the owner's `format_batch`: one line per record, many records
+at a time, from the flat items) and writes them with `os.write`, in pieces of at most `BATCH`
+records. A header goes before the first record and a trailer after the
 last (a timeline's brackets); neither counts as a record. So lines from several vCPUs never
 interleave, and a slow or failing disk never stalls a vCPU. A write that fails (a full disk,
 /dev/full, EIO) drops that batch and the run goes on; a short write is cut back to its last whole
@@ -13,20 +16,19 @@ counts every record that did not reach the file.
 
 from __future__ import annotations
 
-import collections
 import os
 import resource
 import threading
 from collections.abc import Callable
-from itertools import repeat
-from operator import call
 from typing import Any
+
+from vmm.runner.records import WIDTH
 
 FLUSH_INTERVAL = 0.02  # seconds between the writer's batches
 MAX_PENDING = 500_000  # records waiting beyond this are dropped (and counted), not held in memory
 BATCH = 1024  # records formatted and written at once: large writes, bounded memory, the GIL held ~1 ms
 
-FormatBatch = Callable[[list[Any]], bytes]  # records -> their lines, one "\n"-terminated line each
+FormatBatch = Callable[[list[Any]], bytes]  # records' items, flat -> their lines, one "\n"-terminated line each
 
 
 def _nothing() -> str:
@@ -41,8 +43,8 @@ class TraceWriter:
         self.fmt = fmt
         self._header: Callable[[], str] | None = header
         self._trailer: Callable[[], str] | None = trailer
-        self.pending: collections.deque[Any] = collections.deque()
-        self.put = self.pending.append  # what a vCPU thread calls, once per record
+        self.pending: list[Any] = []  # the records' items, WIDTH a record
+        self.put = self.pending.extend  # what a vCPU thread calls, once per record, with the record
         self.written = 0
         self.dropped = 0
         self.error: str | None = None  # the first write failure, for the end-of-run line
@@ -91,18 +93,17 @@ class TraceWriter:
             self._put_text(self._header())
             self._header = None
         pending = self.pending
-        n = len(pending)
+        items = pending[:]  # every record handed over so far, whole: each came in one extend
+        del pending[: len(items)]
+        n = len(items) // WIDTH
         if n > MAX_PENDING:  # the writer fell far behind: keep memory bounded, and say so
-            for _ in range(n - MAX_PENDING):
-                pending.popleft()
             self.dropped += n - MAX_PENDING
+            del items[: (n - MAX_PENDING) * WIDTH]
             n = MAX_PENDING
-        pop = pending.popleft
-        while n > 0:
-            # popleft called n times by map, in C: no bytecode per record
-            batch = list(map(call, repeat(pop, min(n, BATCH))))
-            n -= len(batch)
-            self._write(self.fmt(batch), len(batch))
+        step = BATCH * WIDTH
+        for i in range(0, n * WIDTH, step):
+            batch = items[i : i + step]
+            self._write(self.fmt(batch), len(batch) // WIDTH)
 
     def _put_text(self, text: str) -> None:
         """The header or trailer: written whole or not at all, and not counted as records."""
