@@ -14,7 +14,7 @@ from typing import Any
 
 from fakes import SyntheticVcpu, io_exit, mmio_exit
 
-from vmm.kvm.exits import Exit, IoExit, make_view
+from vmm.kvm.exits import Exit, IoExit, make_run, make_view
 from vmm.runner.observe import ExitStats
 from vmm.runner.records import recording_loop
 from vmm.runner.timeline import ExitTimeline
@@ -75,18 +75,23 @@ class ScriptedVcpu(SyntheticVcpu):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.views: dict[int, Exit] = {}
+        run = self.kvm_run
         self.script: list[Callable[[], Exit]] = []
+        self.reason = 0
+
+        def enter() -> int:  # the stand-in KVM_RUN: the page as the script wrote it
+            run.exit_reason = self.reason
+            return 0
+
+        def failed() -> Exit:
+            raise AssertionError("the stand-in KVM_RUN never fails")
+
+        self.views = [make_view(self, run, r) for r in range(64)]
+        self._decode = make_run(self, run, self.views, enter, failed)
 
     def view(self, reason: int) -> Exit:
-        self.kvm_run.exit_reason = reason
-        v = self.views.get(reason)
-        if v is None:
-            v = self.views[reason] = make_view(self, self.kvm_run, reason)
-        load = getattr(v, "load", None)
-        if load is not None:
-            load()
-        return v
+        self.reason = reason
+        return self._decode()
 
     def run(self) -> Exit:
         return self.script.pop(0)()

@@ -122,9 +122,16 @@ class Slow:
         self.fields = fields
 
     def __bytes__(self) -> bytes:
-        from vmm.runner.trace import slow_line  # loaded by then: the trace is what formats records
+        return _slow_formatter[0](self).encode()
 
-        return slow_line(self).encode()
+
+# How a Slow record becomes a line: vmm.runner.trace, which formats records, puts its formatter
+# here when it loads (it imports this module; this one does not import it back)
+_slow_formatter: list[Callable[[Slow], str]] = []
+
+
+def format_slow_with(formatter: Callable[[Slow], str]) -> None:
+    _slow_formatter[:] = [formatter]
 
 
 def mmio_where(where: bytes) -> tuple[int, bytes | None]:
@@ -231,7 +238,7 @@ class ExitRecorder:
         from vmm.runner.tracewriter import TraceWriter
 
         self.start_ns = time.perf_counter_ns()  # CLOCK_MONOTONIC, as every record's time stamp
-        self.writer = TraceWriter(fd, self.format_batch, self.header, self.trailer)
+        self.writer = TraceWriter(fd, self.format_batch, WIDTH, self.header, self.trailer)
         self.put: Put = self.writer.put
 
     def note(self, kind: str, **fields: Any) -> None:

@@ -13,7 +13,19 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from vmm.runner.records import EXIT, KIND, NOTE, SLOW, SPP, STOP, WIDTH, ExitRecorder, Slow, mmio_where
+from vmm.runner.records import (
+    EXIT,
+    KIND,
+    NOTE,
+    SLOW,
+    SPP,
+    STOP,
+    WIDTH,
+    ExitRecorder,
+    Slow,
+    format_slow_with,
+    mmio_where,
+)
 
 
 class ExitTrace(ExitRecorder):
@@ -64,5 +76,9 @@ def slow_line(s: Slow) -> str:
         record = {"mono_ns": t, "event": event, **fields}
     return _line(record)
 
+
 def _line(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(", ", ": ")) + "\n"
+
+
+format_slow_with(slow_line)  # the records module formats its Slow records with this

@@ -1,6 +1,6 @@
 """The trace file's one writer: vCPU threads hand records over, a thread of its own writes them.
 
-A vCPU thread only extends one flat list by a record's `WIDTH` items (`list.extend` of a tuple is
+A vCPU thread only extends one flat list by a record's `width` items (`list.extend` of a tuple is
 one C call: atomic under the GIL, so a record's items stay together; no lock, no I/O); the writer
 thread wakes every `FLUSH_INTERVAL`, takes what has arrived with one slice and one `del` (the vCPU
 threads only add at the end, so the items it took are still the first ones when it deletes them),
@@ -22,8 +22,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from vmm.runner.records import WIDTH
-
 FLUSH_INTERVAL = 0.02  # seconds between the writer's batches
 MAX_PENDING = 500_000  # records waiting beyond this are dropped (and counted), not held in memory
 BATCH = 1024  # records formatted and written at once: large writes, bounded memory, the GIL held ~1 ms
@@ -37,13 +35,15 @@ def _nothing() -> str:
 
 class TraceWriter:
     def __init__(
-        self, fd: int, fmt: FormatBatch, header: Callable[[], str] = _nothing, trailer: Callable[[], str] = _nothing
-    ) -> None:
+        self, fd: int, fmt: FormatBatch, width: int, header: Callable[[], str] = _nothing,
+        trailer: Callable[[], str] = _nothing,
+    ) -> None:  # fmt: skip
+        self.width = width  # items in every record (vmm.runner.records.WIDTH)
         self.fd = fd
         self.fmt = fmt
         self._header: Callable[[], str] | None = header
         self._trailer: Callable[[], str] | None = trailer
-        self.pending: list[Any] = []  # the records' items, WIDTH a record
+        self.pending: list[Any] = []  # the records' items, `width` a record
         self.put = self.pending.extend  # what a vCPU thread calls, once per record, with the record
         self.written = 0
         self.dropped = 0
@@ -92,18 +92,18 @@ class TraceWriter:
         if self._header is not None:
             self._put_text(self._header())
             self._header = None
-        pending = self.pending
+        pending, width = self.pending, self.width
         items = pending[:]  # every record handed over so far, whole: each came in one extend
         del pending[: len(items)]
-        n = len(items) // WIDTH
+        n = len(items) // width
         if n > MAX_PENDING:  # the writer fell far behind: keep memory bounded, and say so
             self.dropped += n - MAX_PENDING
-            del items[: (n - MAX_PENDING) * WIDTH]
+            del items[: (n - MAX_PENDING) * width]
             n = MAX_PENDING
-        step = BATCH * WIDTH
-        for i in range(0, n * WIDTH, step):
+        step = BATCH * width
+        for i in range(0, n * width, step):
             batch = items[i : i + step]
-            self._write(self.fmt(batch), len(batch) // WIDTH)
+            self._write(self.fmt(batch), len(batch) // width)
 
     def _put_text(self, text: str) -> None:
         """The header or trailer: written whole or not at all, and not counted as records."""
