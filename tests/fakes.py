@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,19 +114,23 @@ class SyntheticVcpu:
         self.events = ev
 
     def view(self, reason: int) -> Exit:
-        """The exit view of `reason` over this page, as Vcpu.run returns it: the run function
-        `make_run` builds, entered through a stand-in for KVM_RUN that sets the reason."""
+        """The exit view of `reason` over this page, as Vcpu.run returns it (fresh views each time)."""
         run = self.kvm_run
+        return stand_in_run(self, run, [make_view(self, run, r) for r in range(64)], lambda: reason)()
 
-        def enter() -> int:
-            run.exit_reason = reason
-            return 0
 
-        def failed() -> Exit:
-            raise AssertionError("the stand-in KVM_RUN never fails")
+def stand_in_run(vcpu: Any, run: Any, views: list[Exit], reason: Callable[[], int]) -> Callable[[], Exit]:
+    """The run function `make_run` builds over `run`, entered through a stand-in for KVM_RUN that
+    leaves the page as the test wrote it and sets the exit reason to `reason()`."""
 
-        views = [make_view(self, run, r) for r in range(64)]
-        return make_run(self, run, views, enter, failed)()
+    def enter() -> int:
+        run.exit_reason = reason()
+        return 0
+
+    def failed() -> Exit:
+        raise AssertionError("the stand-in KVM_RUN never fails")
+
+    return make_run(vcpu, run, views, enter, failed)
 
 
 def io_exit(

@@ -12,9 +12,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fakes import SyntheticVcpu, io_exit, mmio_exit
+from fakes import SyntheticVcpu, io_exit, mmio_exit, stand_in_run
 
-from vmm.kvm.exits import Exit, IoExit, make_run, make_view
+from vmm.kvm.exits import Exit, IoExit, make_view
 from vmm.runner.observe import ExitStats
 from vmm.runner.records import recording_loop
 from vmm.runner.timeline import ExitTimeline
@@ -78,16 +78,8 @@ class ScriptedVcpu(SyntheticVcpu):
         run = self.kvm_run
         self.script: list[Callable[[], Exit]] = []
         self.reason = 0
-
-        def enter() -> int:  # the stand-in KVM_RUN: the page as the script wrote it
-            run.exit_reason = self.reason
-            return 0
-
-        def failed() -> Exit:
-            raise AssertionError("the stand-in KVM_RUN never fails")
-
-        self.views = [make_view(self, run, r) for r in range(64)]
-        self._decode = make_run(self, run, self.views, enter, failed)
+        self.views = [make_view(self, run, r) for r in range(64)]  # one per reason, kept
+        self._decode = stand_in_run(self, run, self.views, lambda: self.reason)
 
     def view(self, reason: int) -> Exit:
         self.reason = reason

@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fakes import stand_in_run
 
 from kvm_abi import exits as ke
 from kvm_abi import ffi
-from vmm.kvm.exits import Exit, IoExit, MmioExit, make_run, make_view
+from vmm.kvm.exits import Exit, IoExit, MmioExit, make_view
 
 
 class Counting:
@@ -20,16 +21,8 @@ class Counting:
 def exit_of(run: Any, reason: int) -> Exit:
     """What a vCPU's run() returns when KVM_RUN leaves `run` as the test wrote it, with `reason`."""
     vcpu = Counting()
-
-    def enter() -> int:
-        run.exit_reason = reason
-        return 0
-
-    def failed() -> Exit:
-        raise AssertionError("the stand-in KVM_RUN never fails")
-
     views = [make_view(vcpu, run, r) for r in range(64)]  # type: ignore[arg-type]
-    ex = make_run(vcpu, run, views, enter, failed)()  # type: ignore[arg-type]
+    ex = stand_in_run(vcpu, run, views, lambda: reason)()
     assert vcpu.exits == 1
     return ex
 

@@ -177,10 +177,15 @@ def seen_now(two: Two) -> None:
     two.engine.atomic.seen[0] = two.engine.atomic.generation
 
 
-def test_racing_adc_is_carried_out_again_with_its_carry(two: Two) -> None:
-    two.other_writes(ALLOWED, 5)
+def raced(two: Two, read: int, then: int) -> None:
+    """The allowed word held `read` when vCPU 0 last looked, then vCPU 1 wrote `then`."""
+    two.other_writes(ALLOWED, read)
     seen_now(two)
-    two.other_writes(ALLOWED, 100)  # lands after vCPU 0's adc read 5 with CF set
+    two.other_writes(ALLOWED, then)
+
+
+def test_racing_adc_is_carried_out_again_with_its_carry(two: Two) -> None:
+    raced(two, 5, 100)  # the 100 lands after vCPU 0's adc read 5 with CF set
     assert exit_of(two, ADC, ALLOWED, 5, {"rsi": 3}, 0x203, ADC[1:]) is None
     assert two.u32(ALLOWED) == 104  # 100 + 3 + the carry: neither KVM's 9 nor a carry lost
     run = two.host.vcpus[0].kvm_run
@@ -190,9 +195,7 @@ def test_racing_adc_is_carried_out_again_with_its_carry(two: Two) -> None:
 
 def test_racing_sbb_without_carry(two: Two) -> None:
     sbb = bytes.fromhex("90f01937")  # lock sbb [rdi], esi
-    two.other_writes(ALLOWED, 50)
-    seen_now(two)
-    two.other_writes(ALLOWED, 100)
+    raced(two, 50, 100)
     assert exit_of(two, sbb, ALLOWED, 50, {"rsi": 7}, 0x202, sbb[1:]) is None
     assert two.u32(ALLOWED) == 93
 
@@ -200,9 +203,7 @@ def test_racing_sbb_without_carry(two: Two) -> None:
 def test_a_carry_nothing_can_tell_keeps_kvms_result(two: Two) -> None:
     # adc [m], 0 with CF set read 5 and writes 6; vCPU 1 wrote 6 meanwhile: "read 5, carry 1" and
     # "read 6, carry 0" both give exactly KVM's write and flags
-    two.other_writes(ALLOWED, 5)
-    seen_now(two)
-    two.other_writes(ALLOWED, 6)
+    raced(two, 5, 6)
     assert exit_of(two, ADC, ALLOWED, 5, {"rsi": 0}, 0x203, ADC[1:]) is None
     assert two.u32(ALLOWED) == 6 and two.engine.atomic.ambiguous == 1 and two.engine.atomic.redone == 0
 
@@ -210,9 +211,7 @@ def test_a_carry_nothing_can_tell_keeps_kvms_result(two: Two) -> None:
 def test_an_f0_that_ends_the_instruction_before_is_not_read_as_lock(two: Two) -> None:
     # the real instruction is add [rdi], edx (unlocked) with EDX = 3, R10 = 0x1000: it read 5 and
     # writes 8. Read as `lock add [rdi], r10d` it would be carried out again as 100 + 0x1000.
-    two.other_writes(ALLOWED, 5)
-    seen_now(two)
-    two.other_writes(ALLOWED, 100)
+    raced(two, 5, 100)
     regs = {"rdx": 3, "r10": 0x1000}
     assert exit_of(two, MOV_THEN_ADD, ALLOWED, 5, regs, 0x202, MOV_THEN_ADD[4:]) is None
     assert two.u32(ALLOWED) == 8  # KVM's result: an unlocked add may interleave so
@@ -220,9 +219,7 @@ def test_an_f0_that_ends_the_instruction_before_is_not_read_as_lock(two: Two) ->
 
 
 def test_the_real_lock_add_after_prefix_valued_bytes_is_still_redone(two: Two) -> None:
-    two.other_writes(ALLOWED, 5)
-    seen_now(two)
-    two.other_writes(ALLOWED, 100)
+    raced(two, 5, 100)
     regs = {"rdx": 7, "r10": 3}
     assert exit_of(two, NOP_THEN_LOCK_ADD, ALLOWED, 5, regs, 0x202, NOP_THEN_LOCK_ADD[5:]) is None
     assert two.u32(ALLOWED) == 103 and two.engine.atomic.redone == 1

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from vmm.cpu import caches
 from vmm.errors import ConfigError, HostLacksFeature
 from vmm.numbers import parse_on_off
-from vmm.record import FrozenRecord, Record
+from vmm.record import Record, TupleRecord
 
 if TYPE_CHECKING:
     from vmm.cpu.catalog import Model
@@ -42,6 +42,7 @@ class Leaf(Record):
         self.eax, self.ebx, self.ecx, self.edx = eax, ebx, ecx, edx
 
     def copy(self) -> Leaf:
+        # replace() would do, at 6x the cost: every run copies the whole table (about 60 leaves) twice
         return Leaf(self.function, self.index, self.flags, self.eax, self.ebx, self.ecx, self.edx)
 
     def get(self, reg: Reg) -> int:
@@ -108,14 +109,10 @@ _ALIASES = {"sse4-1": "sse4.1", "sse4-2": "sse4.2", "sse4_1": "sse4.1", "sse4_2"
             "perfctr_core": "perfctr-core", "fxsr_opt": "fxsr-opt"}  # fmt: skip
 
 
-class Feature(FrozenRecord):
-    __slots__ = ("name", "word", "bit")  # noqa: RUF023 (the repr's order)
+class Feature(TupleRecord):
     name: str
     word: tuple[int, int, str]
     bit: int
-
-    def __init__(self, name: str, word: tuple[int, int, str], bit: int) -> None:
-        self._init(name=name, word=word, bit=bit)
 
     def describe(self) -> str:
         """As QEMU names a feature in its warnings (no subleaf: "CPUID.07H:EBX.smep [bit 7]")."""
@@ -149,32 +146,20 @@ HOST_MODELS = ("host", "max")
 VENDORS = ("GenuineIntel", "AuthenticAMD")
 
 
-class CpuRequest(FrozenRecord):
+class CpuRequest(TupleRecord):
     """What `-cpu` asked for, checked for spelling but not yet against the host."""
 
-    __slots__ = ("model", "changes", "vendor", "host_phys_bits", "phys_bits", "level", "xlevel", "model_id",  # noqa: RUF023
-                 "enforce", "check", "migratable")  # fmt: skip
-    model: str
-    changes: tuple[tuple[Feature, bool], ...]  # in order; the last word on a feature wins
-    vendor: str | None
-    host_phys_bits: bool
-    phys_bits: int | None
-    level: int | None
-    xlevel: int | None
-    model_id: str | None
-    enforce: bool  # QEMU's `enforce`: a model feature KVM lacks is an error, not a warning
-    check: bool  # QEMU's `check`: warn about each model feature dropped
-    migratable: bool  # QEMU's `migratable` (host/max): off gives every bit KVM offers, invtsc too
-
-    def __init__(
-        self, model: str = "host", changes: tuple[tuple[Feature, bool], ...] = (), vendor: str | None = None,
-        host_phys_bits: bool = False, phys_bits: int | None = None, level: int | None = None,
-        xlevel: int | None = None, model_id: str | None = None, enforce: bool = False, check: bool = True,
-        migratable: bool = True,
-    ) -> None:  # fmt: skip
-        self._init(model=model, changes=changes, vendor=vendor, host_phys_bits=host_phys_bits, phys_bits=phys_bits,
-                   level=level, xlevel=xlevel, model_id=model_id, enforce=enforce, check=check,
-                   migratable=migratable)  # fmt: skip
+    model: str = "host"
+    changes: tuple[tuple[Feature, bool], ...] = ()  # in order; the last word on a feature wins
+    vendor: str | None = None
+    host_phys_bits: bool = False
+    phys_bits: int | None = None
+    level: int | None = None
+    xlevel: int | None = None
+    model_id: str | None = None
+    enforce: bool = False  # QEMU's `enforce`: a model feature KVM lacks is an error, not a warning
+    check: bool = True  # QEMU's `check`: warn about each model feature dropped
+    migratable: bool = True  # QEMU's `migratable` (host/max): off gives every bit KVM offers, invtsc too
 
 
 # The named models' table (vmm.cpu.catalog) loads only when a run names one, or asks for the list:
@@ -216,28 +201,28 @@ def parse_cpu(text: str) -> CpuRequest:
         if key == "vendor":
             if value not in VENDORS:
                 raise ConfigError(f"-cpu vendor={value}: pyvmm knows {' and '.join(VENDORS)}")
-            req = req.replace(vendor=value)
+            req = req._replace(vendor=value)
         elif key == "host-phys-bits":
-            req = req.replace(host_phys_bits=_on_off(key, value))
+            req = req._replace(host_phys_bits=_on_off(key, value))
         elif key == "phys-bits":
-            req = req.replace(phys_bits=_number(key, value, 32, 52))
+            req = req._replace(phys_bits=_number(key, value, 32, 52))
         elif key == "level":
-            req = req.replace(level=_number(key, value, 1, 0xFF))
+            req = req._replace(level=_number(key, value, 1, 0xFF))
         elif key == "xlevel":
-            req = req.replace(xlevel=_number(key, value, 0x80000000, 0x800000FF))
+            req = req._replace(xlevel=_number(key, value, 0x80000000, 0x800000FF))
         elif key == "model-id":
-            req = req.replace(model_id=value)
+            req = req._replace(model_id=value)
         elif key == "enforce":
-            req = req.replace(enforce=_on_off(key, value))
+            req = req._replace(enforce=_on_off(key, value))
         elif key == "check":
-            req = req.replace(check=_on_off(key, value))
+            req = req._replace(check=_on_off(key, value))
         elif key == "migratable":
-            req = req.replace(migratable=_on_off(key, value))
+            req = req._replace(migratable=_on_off(key, value))
         elif key in ("kvm", "pmu") and value in ("on", "off"):
             raise ConfigError(f"-cpu {key}={value} is not supported")
         else:
             changes.append((feature(key), _on_off(key, value)))
-    return req.replace(changes=tuple(changes))
+    return req._replace(changes=tuple(changes))
 
 
 def _on_off(key: str, value: str) -> bool:

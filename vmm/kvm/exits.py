@@ -90,9 +90,8 @@ def _fmt(v: Any) -> str:
 
 
 class IoExit(Exit):
-    """KVM_EXIT_IO: a port access, decoded into plain attributes by the exit reader
-    (`make_exit_reader`) as KVM_RUN returns: one unpack, no properties, since every port exit
-    pays for it.
+    """KVM_EXIT_IO: a port access, decoded into plain attributes as KVM_RUN returns (`make_run`):
+    one unpack, no properties, since every port exit pays for it.
 
     `value` is the datum of element `index` (string I/O has `count` > 1): for an OUT it holds what
     the guest wrote; for an IN a handler sets it, and `store()` puts it into the guest's data

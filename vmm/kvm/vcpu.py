@@ -88,9 +88,9 @@ class Vcpu:
     # --- running -------------------------------------------------------------------------
     def _make_run(self) -> Callable[[], Exit]:
         """`run()`: one KVM_RUN; the typed view of the exit (see the module docstring for the
-        contract). A closure over everything it touches: this is the hot path of every exit, and
-        local names cost less than attribute lookups. IO and MMIO exits come back decoded (as
-        kvm-ioctls' VcpuExit::IoOut carries its port and data): every one of them is read."""
+        contract), built by `vmm.kvm.exits.make_run` around this vCPU's KVM_RUN. IO and MMIO exits
+        come back decoded (as kvm-ioctls' VcpuExit::IoOut carries its port and data): every one of
+        them is read."""
         enter = partial(libc.ioctl, self.fd, ioctls.KVM_RUN, NULL)  # called in C: no Python frame
         return make_run(self, self.kvm_run, self._views, enter, self._failed_run)
 
