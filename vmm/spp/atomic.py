@@ -50,7 +50,10 @@ from vmm.x86.state import GPR_NAMES
 MAX_INSN: Final = 15
 PAGE: Final = 4096
 _BIT_TESTS: Final = frozenset({Kind.BTS, Kind.BTR, Kind.BTC})
-LOG: Final = 1024  # generations of overwritten bytes kept (a vCPU that wrote longer ago: see `held`)
+# generations of overwritten bytes kept (a vCPU that wrote longer ago: see `held`). At 1024 a
+# vCPU thread descheduled on a loaded host fell behind it while the other three wrote, and its
+# `lock adc` kept KVM's stale result; 16384 entries of a few bytes each cover seconds of writes.
+LOG: Final = 16384
 _CARRIES: Final = (0, 1)
 _NO_CARRY: Final = (0,)
 
@@ -244,6 +247,8 @@ class AtomicWrites:
         length = sum(len(d) for _, d in frags)
         held = self.held(frags, since)
         if held is None:  # no log to check against: the longest locked reading, no carry
+            if any(op is not None and op.size == length and op.needs_carry for op, _ in site.readings):
+                self.ambiguous += 1  # an adc or sbb whose carry-in nothing tells: KVM's result
             return None if site.op is None else (site.op, 0)
         written = int.from_bytes(b"".join(d for _, d in frags), "little")
         mask = (1 << (8 * length)) - 1

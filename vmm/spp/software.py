@@ -456,7 +456,11 @@ class SoftwareSpp:
                 changed = _restore(self.memory, saved)
                 self.host.slots.relayout(trapped)
                 with self.atomic.lock:
-                    self.atomic.unknown_change()  # the step may have written: reads since may be stale
+                    # Every trapped byte is as it was before the step (`_restore`; the others were
+                    # paused), so the generation passes with nothing logged as changed: an empty
+                    # entry, not an unknown one, which would leave every racing adc's carry-in
+                    # untold. What the step wrote is judged and committed below, and logged there.
+                    self.atomic.write([])
         if isinstance(other, ShutdownExit):
             verdict = self.host.handle(other)
             return verdict if verdict is not None else Stop(ExitStatus.TRIPLE_FAULT, "triple fault", fatal=True)
