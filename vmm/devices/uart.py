@@ -56,6 +56,9 @@ class Uart16550:
         return tuple(Region("io", self.base + reg, 1, self._register(reg), base=self.base) for reg in range(8))
 
     def _register(self, reg: int) -> Callable[[PortAccess], None]:
+        direct = {RBR_THR: self._data_access, LSR: self._lsr_access, SCR: self._scr_access}.get(reg)
+        if direct is not None:
+            return direct
         write, read = self._writers[reg], self.read
 
         def access(ex: PortAccess) -> None:
@@ -65,6 +68,26 @@ class Uart16550:
                 ex.value = read(reg)
 
         return access
+
+    # The registers a polled driver hammers (transmit, line status) and the one probes write and
+    # read back (scratch) take the access themselves: one call per exit, not two.
+    def _data_access(self, ex: PortAccess) -> None:
+        if ex.is_write and not self.lcr & LCR_DLAB:
+            self.console.put(ex.value & 0xFF)
+        elif ex.is_write:
+            self._w_data(ex.value & 0xFF)
+        else:
+            ex.value = self.read(RBR_THR)
+
+    def _lsr_access(self, ex: PortAccess) -> None:
+        if not ex.is_write:  # LSR ignores writes
+            ex.value = LSR_THRE | LSR_TEMT | (LSR_DR if self.rx else 0)
+
+    def _scr_access(self, ex: PortAccess) -> None:
+        if ex.is_write:
+            self.scr = ex.value & 0xFF
+        else:
+            ex.value = self.scr
 
     def handle_io(self, ex: PortAccess) -> None:
         reg = ex.offset
