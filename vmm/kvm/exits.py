@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from kvm_abi import exits as ke
 from kvm_abi import ffi
@@ -38,12 +38,15 @@ class ExitingVcpu(Protocol):
     def get_msrs(self, indices: list[int]) -> dict[int, int]: ...
     def set_msrs(self, values: dict[int, int]) -> None: ...
 
+
 class CountingVcpu(ExitingVcpu, Protocol):
     exits: int  # exits KVM_RUN returned on this vCPU, counted by `make_run`'s function
 
 
+R = TypeVar("R")  # what a served exit's handler returns to end the serving (a verdict)
+
 _U = {1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *", 8: "uint64_t *"}
-_VIEW_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_VIEW_FORMATS: dict[int, Literal["B", "H", "I", "Q"]] = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _PIO_DATA_OFFSET = KVM_PIO_PAGE_OFFSET * 4096
 _IO_OFFSET = ffi.offsetof("struct kvm_run", "io")
 _IO_FIELDS = struct.Struct("<BBHIQ")  # direction, size, port, count, data_offset (the conformance test pins them)
@@ -107,7 +110,7 @@ class IoExit(Exit):
         # KVM always puts port data at the same offset, the page after kvm_run; typed views of
         # that page are made once (a memoryview's item costs about two thirds of a cffi pointer's)
         data = ffi.buffer(ffi.cast("char *", run) + _PIO_DATA_OFFSET, 4096)
-        self._typed = {n: memoryview(data).cast(f) for n, f in _VIEW_FORMATS.items()}
+        self._typed: dict[int, Any] = {n: memoryview(data).cast(f) for n, f in _VIEW_FORMATS.items()}
         self.port = self.size = self.count = self.index = self.offset = self.value = 0
         self.is_write = False
         self._data: Any = self._typed[1]
@@ -557,9 +560,31 @@ def make_run(
 ) -> Callable[[], Exit]:
     """`Vcpu.run`: `enter()` (the vCPU's KVM_RUN ioctl, which only `Vcpu` makes), then the view of
     the exit in `run`, an IO or MMIO exit decoded; `failed()` when the ioctl returned < 0. `views`
-    holds one view per reason below its length. One closure over everything it touches, with no
-    Python call in between: it runs at every exit, and each call would cost about a tenth of a
-    port exit's user time (bench group 11)."""
+    holds one view per reason below its length."""
+    run_once: Callable[[], Exit] = _make_entry(vcpu, run, views, enter, failed, None, None)
+    return run_once
+
+
+def make_serve(
+    vcpu: CountingVcpu, run: Any, views: Sequence[Exit], enter: Callable[[], int], failed: Callable[[], Exit],
+    handle: Callable[[Exit], R | None], route_io: Callable[[IoExit], R | None],
+) -> Callable[[], R]:  # fmt: skip
+    """`Vcpu.serve`: the same entry and decoding as `make_run`'s function, over and over, each exit
+    handed to `handle` (port exits to `route_io`) until one of them returns something other than
+    None, which is returned. The run loop of a vCPU thread with nothing recording its exits: a
+    port exit then costs no call and no return more than the router's."""
+    serve: Callable[[], R] = _make_entry(vcpu, run, views, enter, failed, handle, route_io)
+    return serve
+
+
+def _make_entry(
+    vcpu: CountingVcpu, run: Any, views: Sequence[Exit], enter: Callable[[], int], failed: Callable[[], Exit],
+    handle: Callable[[Exit], Any] | None, route_io: Callable[[IoExit], Any] | None,
+) -> Any:  # fmt: skip
+    """Both: without `handle` the function returns the first exit's view (`route_io` must then be
+    None too). One closure over everything it touches, with no Python call in between: it runs at
+    every exit, and each call would cost about a tenth of a port exit's user time (bench group 11)."""
+    assert (handle is None) == (route_io is None)
     base = ffi.cast("char *", run)
     words = memoryview(ffi.buffer(base, _REASON_OFFSET + 4)).cast("I")  # a word read costs less than a cffi field's
     reason_at = _REASON_OFFSET // 4
@@ -570,45 +595,58 @@ def make_run(
     page = ffi.buffer(base, _MMIO_OFFSET + _MMIO_FIELDS.size)
     typed_get = io._typed.get
 
-    def run_once() -> Exit:
-        if enter() < 0:
-            return failed()
-        vcpu.exits += 1
-        reason = words[reason_at]
-        if reason == io_reason:
-            direction, size, port, count, data_offset = io_unpack(page, _IO_OFFSET)
-            io.port = port
-            io.size = size
-            io.count = count
-            io.index = 0
-            # KVM always puts the data one page in; typed views of there are made once
-            data = typed_get(size) if data_offset == _PIO_DATA_OFFSET else None
-            if data is None:
-                data = ffi.cast(_U.get(size, "uint8_t *"), base + data_offset)
-            io._data = data
-            if direction == io_out:
-                io.is_write = True
-                io.value = data[0]
+    def entry() -> Any:
+        while True:
+            if enter() < 0:
+                ex = failed()
             else:
-                io.is_write = False
-                io.value = 0
-            return io
-        if reason == mmio_reason:
-            address, raw, length, is_write = mmio_unpack(page, _MMIO_OFFSET)
-            mmio.address = address
-            mmio.length = length
-            if is_write:
-                mmio.is_write = True
-                mmio.data = raw[:length]
-            else:
-                mmio.is_write = False
-                mmio.data = bytes(length)
-            return mmio
-        if reason < limit:
-            return views[reason]
-        return make_view(vcpu, run, reason)
+                vcpu.exits += 1
+                reason = words[reason_at]
+                if reason == io_reason:
+                    direction, size, port, count, data_offset = io_unpack(page, _IO_OFFSET)
+                    io.port = port
+                    io.size = size
+                    io.count = count
+                    io.index = 0
+                    # KVM always puts the data one page in; typed views of there are made once
+                    data: Any = typed_get(size) if data_offset == _PIO_DATA_OFFSET else None
+                    if data is None:
+                        data = ffi.cast(_U.get(size, "uint8_t *"), base + data_offset)
+                    io._data = data
+                    if direction == io_out:
+                        io.is_write = True
+                        io.value = data[0]
+                    else:
+                        io.is_write = False
+                        io.value = 0
+                    if route_io is None:
+                        return io
+                    verdict = route_io(io)
+                    if verdict is not None:
+                        return verdict
+                    continue
+                if reason == mmio_reason:
+                    address, raw, length, is_write = mmio_unpack(page, _MMIO_OFFSET)
+                    mmio.address = address
+                    mmio.length = length
+                    if is_write:
+                        mmio.is_write = True
+                        mmio.data = raw[:length]
+                    else:
+                        mmio.is_write = False
+                        mmio.data = bytes(length)
+                    ex = mmio
+                elif reason < limit:
+                    ex = views[reason]
+                else:
+                    ex = make_view(vcpu, run, reason)
+            if handle is None:
+                return ex
+            verdict = handle(ex)
+            if verdict is not None:
+                return verdict
 
-    return run_once
+    return entry
 
 
 def make_view(vcpu: ExitingVcpu, run: Any, reason: int) -> Exit:

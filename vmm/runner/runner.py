@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from vmm.errors import ExitStatus, PyvmmError, UserCodeError, status_of
-from vmm.kvm.exits import Exit, IntrExit, IoExit
+from vmm.kvm.exits import Exit, IntrExit
 from vmm.kvm.vcpu import Vcpu
 from vmm.record import TupleRecord
 from vmm.runner.control import KICK_SIGNAL, RunControl
@@ -271,14 +271,10 @@ def _slice(deadline: float | None) -> float:
 
 
 def _loop(vcpu: Vcpu, handle: Handle, route_io: Handle | None) -> Stop:
-    """The run loop: enter the guest, hand the exit to the policy, until a verdict ends it. Port
-    exits, the most frequent, go straight to the port bus's router when nothing observes them."""
-    run = vcpu.run
-    io = vcpu.view(IoExit.reason) if route_io is not None else None
-    while True:
-        ex = run()
-        verdict = route_io(ex) if ex is io else handle(ex)  # type: ignore[misc]
-        if verdict is not None:
-            if verdict.__class__ is not Stop:
-                raise UserCodeError(f"a handler returned {verdict!r}, which is not a verdict (None or a Stop)")
-            return verdict
+    """The run loop: enter the guest, hand each exit to the policy, until a verdict ends it. Port
+    exits, the most frequent, go straight to the port bus's router when nothing observes them.
+    The loop itself is `Vcpu.serve` (vmm.kvm.exits.make_serve), which owns KVM_RUN."""
+    verdict = vcpu.serve(handle, route_io or handle)
+    if verdict.__class__ is not Stop:
+        raise UserCodeError(f"a handler returned {verdict!r}, which is not a verdict (None or a Stop)")
+    return verdict
