@@ -372,7 +372,7 @@ class Machine:
         try:
             result = self.runner.run(
                 self.policy.handle, timeout=timeout, handle_signals=handle_signals, observers=observers,
-                route_io=self.policy.route_io, loop=loop,
+                routes=self.policy.routes, loop=loop,
             )  # fmt: skip
         finally:
             self.console.flush()

@@ -561,30 +561,33 @@ def make_run(
     """`Vcpu.run`: `enter()` (the vCPU's KVM_RUN ioctl, which only `Vcpu` makes), then the view of
     the exit in `run`, an IO or MMIO exit decoded; `failed()` when the ioctl returned < 0. `views`
     holds one view per reason below its length."""
-    run_once: Callable[[], Exit] = _make_entry(vcpu, run, views, enter, failed, None, None)
+    run_once: Callable[[], Exit] = _make_entry(vcpu, run, views, enter, failed, None, None, None)
     return run_once
 
 
 def make_serve(
     vcpu: CountingVcpu, run: Any, views: Sequence[Exit], enter: Callable[[], int], failed: Callable[[], Exit],
     handle: Callable[[Exit], R | None], route_io: Callable[[IoExit], R | None],
+    route_mmio: Callable[[MmioExit], R | None],
 ) -> Callable[[], R]:  # fmt: skip
     """`Vcpu.serve`: the same entry and decoding as `make_run`'s function, over and over, each exit
-    handed to `handle` (port exits to `route_io`) until one of them returns something other than
-    None, which is returned. The run loop of a vCPU thread with nothing recording its exits: a
-    port exit then costs no call and no return more than the router's."""
-    serve: Callable[[], R] = _make_entry(vcpu, run, views, enter, failed, handle, route_io)
+    handed to `handle` (port exits to `route_io`, MMIO exits to `route_mmio`) until one of them
+    returns something other than None, which is returned. The run loop of a vCPU thread with
+    nothing recording its exits: a port or MMIO exit then costs no call and no return more than
+    its router's."""
+    serve: Callable[[], R] = _make_entry(vcpu, run, views, enter, failed, handle, route_io, route_mmio)
     return serve
 
 
 def _make_entry(
     vcpu: CountingVcpu, run: Any, views: Sequence[Exit], enter: Callable[[], int], failed: Callable[[], Exit],
     handle: Callable[[Exit], Any] | None, route_io: Callable[[IoExit], Any] | None,
+    route_mmio: Callable[[MmioExit], Any] | None,
 ) -> Any:  # fmt: skip
-    """Both: without `handle` the function returns the first exit's view (`route_io` must then be
+    """Both: without `handle` the function returns the first exit's view (the routers must then be
     None too). One closure over everything it touches, with no Python call in between: it runs at
     every exit, and each call would cost about a tenth of a port exit's user time (bench group 11)."""
-    assert (handle is None) == (route_io is None)
+    assert (handle is None) == (route_io is None) == (route_mmio is None)
     base = ffi.cast("char *", run)
     words = memoryview(ffi.buffer(base, _REASON_OFFSET + 4)).cast("I")  # a word read costs less than a cffi field's
     reason_at = _REASON_OFFSET // 4
@@ -635,11 +638,13 @@ def _make_entry(
                     else:
                         mmio.is_write = False
                         mmio.data = bytes(length)
-                    ex = mmio
-                elif reason < limit:
-                    ex = views[reason]
-                else:
-                    ex = make_view(vcpu, run, reason)
+                    if route_mmio is None:
+                        return mmio
+                    verdict = route_mmio(mmio)
+                    if verdict is not None:
+                        return verdict
+                    continue
+                ex = views[reason] if reason < limit else make_view(vcpu, run, reason)
             if handle is None:
                 return ex
             verdict = handle(ex)

@@ -20,8 +20,16 @@ from typing import Any, Final
 from vmm.board.bus import AddressSpace
 from vmm.errors import ConfigError, ExitStatus
 from vmm.kvm.exits import Exit, IntrExit, IoExit, MmioExit
+from vmm.record import TupleRecord
 from vmm.runner import defaults
 from vmm.verdict import Stop, Unclaimed, Verdict
+
+
+class Routes(TupleRecord):
+    """The exit policy's routers for the two bus exits, which the run loop calls directly."""
+
+    io: Callable[[IoExit], Verdict]
+    mmio: Callable[[MmioExit], Verdict]
 
 
 class Pass:
@@ -62,6 +70,7 @@ class ExitPolicy:
         self._on_interrupt = on_interrupt
         self._port_index = ports.index
         self._route_io = self._make_route_io()
+        self._route_mmio = self._make_route_mmio()
         self._user: dict[int, Handler] = {}
         self._claims: dict[int, list[Claim]] = {}
         self._table: dict[int, Handler] = {}
@@ -112,9 +121,10 @@ class ExitPolicy:
         self.handle = self._make_handle(table)
 
     @property
-    def route_io(self) -> Handler:
-        """The port bus's router on its own: the run loop calls it directly for IO exits."""
-        return self._route_io
+    def routes(self) -> Routes:
+        """The port and MMIO routers on their own: the run loop hands IO and MMIO exits straight
+        to them (infrastructure: no user handler or claim can replace them in the table)."""
+        return Routes(self._route_io, self._route_mmio)
 
     # --- the hot path ----------------------------------------------------------------------
     def _make_handle(self, table: dict[int, Handler]) -> Handler:
@@ -168,18 +178,26 @@ class ExitPolicy:
 
         return route_io
 
-    def _route_mmio(self, ex: MmioExit) -> Verdict:
-        m = self.mmio.lookup(ex.address)
-        if m is None:
-            return self._unhandled_mmio(ex)
-        ex.offset = ex.address - m.base
-        try:
-            verdict = m.handler(ex)
-        except Unclaimed as e:
-            return self._unhandled_mmio(ex, e.why)
-        if not ex.is_write:
-            ex.store()
-        return verdict
+    def _make_route_mmio(self) -> Handler:
+        """The MMIO router, a closure as the port router is: every trapped store comes through it."""
+        lookup, page_get, unhandled = self.mmio.lookup, self.mmio.pages.get, self._unhandled_mmio
+
+        def route_mmio(ex: MmioExit) -> Verdict:
+            m = page_get(ex.address >> 12)  # a page one device covers whole, found before
+            if m is None:
+                m = lookup(ex.address)
+                if m is None:
+                    return unhandled(ex)
+            ex.offset = ex.address - m.base
+            try:
+                verdict = m.handler(ex)
+            except Unclaimed as e:
+                return unhandled(ex, e.why)
+            if not ex.is_write:
+                ex.store()
+            return verdict
+
+        return route_mmio
 
     # --- the empty bus -----------------------------------------------------------------------
     def _unhandled_io(self, ex: IoExit, why: str = "") -> Verdict:

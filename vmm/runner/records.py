@@ -27,6 +27,7 @@ from kvm_abi import ffi
 from vmm.errors import UserCodeError
 from vmm.kvm.exits import Exit, IoExit, MmioExit
 from vmm.record import TupleRecord
+from vmm.runner.policy import Routes
 from vmm.verdict import Stop, Verdict
 
 Dispatch = Callable[[Exit], Verdict]
@@ -144,7 +145,7 @@ def slow(what: str, *fields: Any) -> tuple[Any, ...]:
     return (SLOW, Slow(what, *fields), *_PAD)
 
 
-Loop = Callable[[Any, Dispatch, Dispatch | None], Stop]
+Loop = Callable[[Any, Dispatch, Routes | None], Stop]
 
 
 def recording_loop(puts: Sequence[Put]) -> Loop:
@@ -158,10 +159,11 @@ def recording_loop(puts: Sequence[Put]) -> Loop:
             for p in puts:
                 p(record)
 
-    def loop(vcpu: Any, handle: Dispatch, route_io: Dispatch | None) -> Stop:
+    def loop(vcpu: Any, handle: Dispatch, routes: Routes | None) -> Stop:
         run, clock, index = vcpu.run, time.perf_counter_ns, vcpu.index
         io, mmio = vcpu.view(IoExit.reason), vcpu.view(MmioExit.reason)
-        io_dispatch = route_io or handle  # port exits straight to the router when nothing observes them
+        # port and MMIO exits straight to their routers when nothing observes them
+        io_dispatch, mmio_dispatch = routes or (handle, handle)
         io_out, io_in, mmio_write, mmio_read = kinds(index)
         gprs = getattr(vcpu, "sync_gprs", None)
         # RIP as element 0 of a pointer into the sync regs: an index, cheaper than a field by name
@@ -207,7 +209,7 @@ def recording_loop(puts: Sequence[Put]) -> Loop:
                 else:
                     put(slow(EXIT, t0, index, ex.snapshot(), clock() - t0))
             elif ex is mmio:
-                verdict = handle(ex)
+                verdict = mmio_dispatch(ex)
                 rip, size = rip_at[0], mm.length
                 if rip != mmio_rip or size != mmio_size:  # one site at hand, as for ports
                     mmio_rip, mmio_size = key = (rip, size)

@@ -29,6 +29,7 @@ from vmm.kvm.vcpu import Vcpu
 from vmm.record import TupleRecord
 from vmm.runner.control import KICK_SIGNAL, RunControl
 from vmm.runner.participant import Participant, RunContext
+from vmm.runner.policy import Routes
 from vmm.runner.report import guest_state
 from vmm.verdict import Stop, Verdict
 
@@ -42,7 +43,7 @@ POWER_BUTTON_SIGNAL = signal.SIGUSR2  # with handled signals: press the machine'
 _SUPERVISOR_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGALRM, POWER_BUTTON_SIGNAL}
 Handle = Callable[[Exit], Verdict]
 Observer = Callable[[Handle], Handle]  # wraps the exit policy: statistics, triggers
-Loop = Callable[[Any, Handle, Handle | None], Stop]  # a vCPU thread's run loop: (vcpu, handle, route_io)
+Loop = Callable[[Any, Handle, Routes | None], Stop]  # a vCPU thread's run loop: (vcpu, handle, routes)
 
 
 class RunResult(TupleRecord):
@@ -109,17 +110,17 @@ class Runner:
         timeout: float | None = None,
         handle_signals: bool = False,
         observers: Sequence[Observer] = (),
-        route_io: Handle | None = None,
+        routes: Routes | None = None,
         loop: Loop | None = None,
     ) -> RunResult:
-        """Run every vCPU until one stops; the first stop is the run's result. `route_io`, the
-        port router the policy uses for IO exits, lets the loop skip the policy's lookup for
-        them; observers see every exit, so with any the loop goes through `handle` alone.
+        """Run every vCPU until one stops; the first stop is the run's result. `routes`, the port
+        and MMIO routers the policy uses for IO and MMIO exits, let the loop skip the policy's
+        lookup for them; observers see every exit, so with any the loop goes through `handle` alone.
         `loop` replaces the plain run loop (`_loop`, the same contract): a recording one."""
         for wrap in observers:
             handle = wrap(handle)
         if observers:
-            route_io = None
+            routes = None
         control = self.control
         control.prepare()
         start = time.perf_counter()
@@ -135,7 +136,7 @@ class Runner:
                     p.run_started(ctx)
                     started.append(p)
                 self._ctx = ctx  # from here a participant attached is started by attach()
-                args = (handle, route_io, loop or _loop)
+                args = (handle, routes, loop or _loop)
                 threads = [
                     threading.Thread(target=self._vcpu_main, args=(v, *args), name=f"pyvmm-vcpu{v.index}", daemon=True)
                     for v in self.vcpus
@@ -199,7 +200,7 @@ class Runner:
                 control.record(self.vcpus[0], Stop(ExitStatus.INTERRUPTED, "interrupted (Ctrl-C)"), "")
             raise
 
-    def _vcpu_main(self, vcpu: Vcpu, handle: Handle, route_io: Handle | None, loop: Loop) -> None:
+    def _vcpu_main(self, vcpu: Vcpu, handle: Handle, routes: Routes | None, loop: Loop) -> None:
         # Ctrl-C, SIGTERM and timers belong to the supervising thread; the kick signal is blocked
         # here and let through by KVM only while this thread is inside KVM_RUN.
         signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS | {KICK_SIGNAL})
@@ -212,7 +213,7 @@ class Runner:
                     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set())
                     vcpu.set_signal_mask({int(s) for s in blocked} - {KICK_SIGNAL}, kick=KICK_SIGNAL)
                     self._masked.add(vcpu.index)
-                verdict = loop(vcpu, handle, route_io)
+                verdict = loop(vcpu, handle, routes)
             except PyvmmError as e:
                 verdict = Stop(status_of(e), str(e), fatal=not isinstance(e, UserCodeError))
                 report = e.details
@@ -270,11 +271,11 @@ def _slice(deadline: float | None) -> float:
     return max(0.0, min(SIGNAL_POLL, deadline - time.monotonic()))
 
 
-def _loop(vcpu: Vcpu, handle: Handle, route_io: Handle | None) -> Stop:
+def _loop(vcpu: Vcpu, handle: Handle, routes: Routes | None) -> Stop:
     """The run loop: enter the guest, hand each exit to the policy, until a verdict ends it. Port
-    exits, the most frequent, go straight to the port bus's router when nothing observes them.
-    The loop itself is `Vcpu.serve` (vmm.kvm.exits.make_serve), which owns KVM_RUN."""
-    verdict = vcpu.serve(handle, route_io or handle)
+    and MMIO exits, the most frequent, go straight to their bus's router when nothing observes
+    them. The loop itself is `Vcpu.serve` (vmm.kvm.exits.make_serve), which owns KVM_RUN."""
+    verdict = vcpu.serve(handle, *(routes or (handle, handle)))
     if verdict.__class__ is not Stop:
         raise UserCodeError(f"a handler returned {verdict!r}, which is not a verdict (None or a Stop)")
     return verdict

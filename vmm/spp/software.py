@@ -123,8 +123,12 @@ class SoftwareSpp:
             span = (1 << (last - first + 1)) - 1
             bits = (mask >> first) & span
             if bits == span and self._alone:
-                self._write_ram(addr, ex.data)
-                return None
+                for start, end, view in self._ram:  # written here, not by a call: every allowed store comes here
+                    if start <= addr < end:
+                        off = addr - start
+                        view[off : off + length] = ex.data
+                        return None
+                raise GuestMemoryError(f"trapped write at {addr:#x} is outside guest RAM")
             index = ex.vcpu.index
             atomic = self.atomic
             if bits == span:
@@ -139,18 +143,18 @@ class SoftwareSpp:
             # the lowest clear bit of `bits` is the first denied sub-page the store touches
             sub = first + ((~bits & span) & -(~bits & span)).bit_length() - 1
             denied = max(addr, (addr & ~(PAGE - 1)) + (sub << 7))
-            vcpu = self.host.vcpu(index)
             if self._alone:
                 frags, redo, look = [(addr, ex.data)], None, False
             else:
                 with atomic.lock:
-                    frags, redo, look = self._denied_access(vcpu, [(addr, ex.data)])
+                    frags, redo, look = self._denied_access(self.host.vcpu(index), [(addr, ex.data)])
             data = frags[0][1]
             event = SppEvent(denied, mask, index, ex.vcpu.synced_rip(), "software", addr, length, data)
             verdict = self.spp.judge(event)
             if verdict is DENY:  # the default: nothing to carry out, the write is simply not applied
                 return None
-            return carry_out(verdict, event, _Pending(self, frags, vcpu, redo, look=look, retired=True))
+            pending = _Pending(self, frags, self.host.vcpu(index), redo, look=look, retired=True)
+            return carry_out(verdict, event, pending)
         whole: Fragments = [(addr, ex.data)]
         vcpu = self.host.vcpu(ex.vcpu.index)
         self._collect_fragments(vcpu, whole)
@@ -175,14 +179,6 @@ class SoftwareSpp:
             else:
                 self.atomic.write([(gpa, bytes(data))])
         return True
-
-    def _write_ram(self, gpa: int, data: bytes) -> None:
-        for start, end, view in self._ram:
-            if start <= gpa < end:
-                off = gpa - start
-                view[off : off + len(data)] = data
-                return
-        raise GuestMemoryError(f"trapped write at {gpa:#x} is outside guest RAM")
 
     def _denied_access(self, vcpu: SppVcpu, frags: Fragments) -> tuple[Fragments, RedoContext | None, bool]:
         """Under the atomic-writes lock: a denied access as it goes to the policies. If another
