@@ -1,0 +1,147 @@
+"""The vCPU's serving loop (`vmm.kvm.exits.make_serve`, which `Vcpu.serve` and the runner's run loop
+use): each exit goes to the router of its kind or to `handle`, decoded as `run()` decodes it, and
+the loop ends at the first answer that is not None. Driven by a stand-in KVM_RUN over a kvm_run
+page in plain memory, which plays a script of exits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from kvm_abi import exits as ke
+from kvm_abi import ffi
+from tests.fakes import PIO_DATA, SyntheticVcpu
+from vmm.kvm.exits import Exit, HltExit, IntrExit, IoExit, MmioExit, make_serve, make_view
+
+Step = Callable[[Any], int]  # fills the page for one exit; returns KVM_RUN's result
+
+
+def out(port: int, value: int, size: int = 1) -> Step:
+    def fill(run: Any) -> int:
+        run.exit_reason = ke.KVM_EXIT_IO
+        run.io.direction, run.io.size, run.io.port, run.io.count = ke.KVM_EXIT_IO_OUT, size, port, 1
+        run.io.data_offset = PIO_DATA
+        ffi.cast("uint8_t *", run)[PIO_DATA : PIO_DATA + size] = value.to_bytes(size, "little")
+        return 0
+
+    return fill
+
+
+def port_in(port: int, size: int = 1) -> Step:
+    def fill(run: Any) -> int:
+        run.exit_reason = ke.KVM_EXIT_IO
+        run.io.direction, run.io.size, run.io.port, run.io.count = ke.KVM_EXIT_IO_IN, size, port, 1
+        run.io.data_offset = PIO_DATA
+        return 0
+
+    return fill
+
+
+def mmio_write(address: int, data: bytes) -> Step:
+    def fill(run: Any) -> int:
+        run.exit_reason = ke.KVM_EXIT_MMIO
+        run.mmio.phys_addr, run.mmio.len, run.mmio.is_write = address, len(data), 1
+        ffi.memmove(run.mmio.data, data.ljust(8, b"\0"), 8)
+        return 0
+
+    return fill
+
+
+def reason(number: int) -> Step:
+    def fill(run: Any) -> int:
+        run.exit_reason = number
+        return 0
+
+    return fill
+
+
+def interrupted(run: Any) -> int:
+    return -1  # KVM_RUN failed: the loop asks `failed()`, as Vcpu's EINTR path does
+
+
+class Played:
+    """A serving loop over `steps`, with every exit each party saw."""
+
+    def __init__(self, steps: list[Step]) -> None:
+        self.vcpu = SyntheticVcpu()
+        run = self.vcpu.kvm_run
+        self.views = [make_view(self.vcpu, run, r) for r in range(64)]
+        self.steps = list(steps)
+        self.seen: list[tuple[str, Any]] = []
+        self.answers: dict[str, Callable[[Any], Any]] = {}
+
+        def enter() -> int:
+            return self.steps.pop(0)(run)
+
+        def failed() -> Exit:
+            return self.views[ke.KVM_EXIT_INTR]
+
+        def party(name: str) -> Callable[[Any], Any]:
+            def see(ex: Any) -> Any:
+                self.seen.append((name, _what(ex)))
+                answer = self.answers.get(name)
+                return answer(ex) if answer is not None else None
+
+            return see
+
+        self.serve = make_serve(self.vcpu, run, self.views, enter, failed, party("handle"), party("io"), party("mmio"))
+
+
+def _what(ex: Exit) -> Any:
+    if isinstance(ex, IoExit):
+        return ("out" if ex.is_write else "in", ex.port, ex.size, ex.value)
+    if isinstance(ex, MmioExit):
+        return (ex.address, ex.length, bytes(ex.data))
+    return type(ex).__name__
+
+
+def test_each_exit_goes_to_its_router_or_to_handle_until_an_answer() -> None:
+    p = Played([out(0x3F8, 0x41), mmio_write(0x9000, b"\x12\x34"), interrupted, out(0x80, 0xFFFF, 2),
+                reason(ke.KVM_EXIT_HLT)])  # fmt: skip
+    p.answers["handle"] = lambda ex: "stop" if isinstance(ex, HltExit) else None
+    assert p.serve() == "stop"
+    assert p.seen == [
+        ("io", ("out", 0x3F8, 1, 0x41)),
+        ("mmio", (0x9000, 2, b"\x12\x34")),
+        ("handle", "IntrExit"),
+        ("io", ("out", 0x80, 2, 0xFFFF)),
+        ("handle", "HltExit"),
+    ]
+    assert p.vcpu.exits == 4  # KVM_RUN returned an exit four times; the failed entry is not counted here
+    assert p.steps == []
+
+
+def test_a_router_answer_ends_the_loop_at_once() -> None:
+    p = Played([out(0xF4, 1), out(0xF4, 2), reason(ke.KVM_EXIT_HLT)])
+    p.answers["io"] = lambda ex: ("exit", ex.value) if ex.value == 1 else None
+    assert p.serve() == ("exit", 1)
+    assert len(p.steps) == 2  # not entered again
+
+
+def test_an_in_answer_set_by_the_router_reaches_the_data_page() -> None:
+    p = Played([port_in(0x71, 2), reason(ke.KVM_EXIT_HLT)])
+
+    def answer(ex: IoExit) -> None:
+        ex.value = 0xBEEF
+        ex.store()
+
+    p.answers["io"] = answer
+    p.answers["handle"] = lambda ex: "done"
+    assert p.serve() == "done"
+    data = ffi.cast("uint16_t *", ffi.cast("char *", p.vcpu.kvm_run) + PIO_DATA)
+    assert data[0] == 0xBEEF
+
+
+def test_the_intr_view_is_what_a_failed_entry_hands_over() -> None:
+    p = Played([interrupted])
+    p.answers["handle"] = lambda ex: ex
+    assert isinstance(p.serve(), IntrExit)
+
+
+@pytest.mark.parametrize("value", [0, 0x7F, 0xFF])
+def test_port_data_of_every_byte_value_is_decoded(value: int) -> None:
+    p = Played([out(0x3F8, value)])
+    p.answers["io"] = lambda ex: ex.value
+    assert p.serve() == value
