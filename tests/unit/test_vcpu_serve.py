@@ -61,8 +61,21 @@ def interrupted(run: Any) -> int:
     return -1  # KVM_RUN failed: the loop asks `failed()`, as Vcpu's EINTR path does
 
 
+class Declined(Exception):
+    pass
+
+
+class Target:
+    """A port's device in the direct index: a handler and where the device sits."""
+
+    def __init__(self, handler: Callable[[Any], Any], base: int) -> None:
+        self.handler = handler
+        self.base = base
+
+
 class Played:
-    """A serving loop over `steps`, with every exit each party saw."""
+    """A serving loop over `steps`, with every exit each party saw: `handle`, the port router
+    (`io`), the MMIO router (`mmio`), the devices in `ports` and `refuse`."""
 
     def __init__(self, steps: list[Step]) -> None:
         self.vcpu = SyntheticVcpu()
@@ -71,6 +84,8 @@ class Played:
         self.steps = list(steps)
         self.seen: list[tuple[str, Any]] = []
         self.answers: dict[str, Callable[[Any], Any]] = {}
+        self.ports: dict[int, Target] = {}
+        self.declined = Declined
 
         def enter() -> int:
             return self.steps.pop(0)(run)
@@ -78,15 +93,25 @@ class Played:
         def failed() -> Exit:
             return self.views[ke.KVM_EXIT_INTR]
 
-        def party(name: str) -> Callable[[Any], Any]:
-            def see(ex: Any) -> Any:
+        self.io, self.mmio = self.party("io"), self.party("mmio")
+        refused = self.party("refuse")
+        self.refuse = lambda ex, e: refused((ex, str(e)))
+        self.serve = make_serve(self.vcpu, run, self.views, enter, failed, self.party("handle"), self)
+
+    def party(self, name: str) -> Callable[[Any], Any]:
+        def see(ex: Any) -> Any:
+            if isinstance(ex, tuple):  # refuse's (exit, why)
+                self.seen.append((name, (*_what(ex[0]), ex[1])))
+                ex = ex[0]
+            else:
                 self.seen.append((name, _what(ex)))
-                answer = self.answers.get(name)
-                return answer(ex) if answer is not None else None
+            answer = self.answers.get(name)
+            return answer(ex) if answer is not None else None
 
-            return see
+        return see
 
-        self.serve = make_serve(self.vcpu, run, self.views, enter, failed, party("handle"), party("io"), party("mmio"))
+    def device(self, port: int, base: int) -> None:
+        self.ports[port] = Target(self.party(f"device {port:#x}"), base)
 
 
 def _what(ex: Exit) -> Any:
@@ -145,3 +170,55 @@ def test_port_data_of_every_byte_value_is_decoded(value: int) -> None:
     p = Played([out(0x3F8, value)])
     p.answers["io"] = lambda ex: ex.value
     assert p.serve() == value
+
+
+def test_a_port_in_the_direct_index_goes_to_its_device_with_its_offset() -> None:
+    p = Played([out(0x3FF, 0x5A), out(0x3FF, 0xA5), reason(ke.KVM_EXIT_HLT)])
+    p.device(0x3FF, 0x3F8)
+    offsets: list[int] = []
+    p.answers["device 0x3ff"] = lambda ex: offsets.append(ex.offset)
+    p.answers["handle"] = lambda ex: "done"
+    assert p.serve() == "done"
+    assert p.seen[:2] == [("device 0x3ff", ("out", 0x3FF, 1, 0x5A)), ("device 0x3ff", ("out", 0x3FF, 1, 0xA5))]
+    assert offsets == [7, 7]
+
+
+def test_a_direct_in_stores_the_devices_answer_masked_to_the_access_size() -> None:
+    p = Played([port_in(0x71, 1), reason(ke.KVM_EXIT_HLT)])
+    p.device(0x71, 0x70)
+
+    def answer(ex: IoExit) -> None:
+        ex.value = 0x1FF  # wider than the access: the guest reads its low byte
+
+    p.answers["device 0x71"] = answer
+    p.answers["handle"] = lambda ex: "done"
+    assert p.serve() == "done"
+    assert ffi.cast("uint8_t *", ffi.cast("char *", p.vcpu.kvm_run) + PIO_DATA)[0] == 0xFF
+
+
+def test_a_declined_access_goes_to_refuse_and_is_not_stored() -> None:
+    p = Played([port_in(0x510, 2), reason(ke.KVM_EXIT_HLT)])
+    p.device(0x510, 0x510)
+
+    def decline(ex: IoExit) -> None:
+        ex.value = 0x1234
+        raise Declined("only 16-bit OUTs")
+
+    p.answers["device 0x510"] = decline
+    p.answers["refuse"] = lambda ex: "refused"
+    assert p.serve() == "refused"
+    assert p.seen[-1] == ("refuse", ("in", 0x510, 2, 0x1234, "only 16-bit OUTs"))
+    assert ffi.cast("uint16_t *", ffi.cast("char *", p.vcpu.kvm_run) + PIO_DATA)[0] == 0
+
+
+def test_string_io_and_unmapped_ports_go_to_the_router() -> None:
+    def rep_out(run: Any) -> int:
+        out(0x3FF, 0)(run)
+        run.io.count = 3
+        return 0
+
+    p = Played([rep_out, out(0x80, 1), reason(ke.KVM_EXIT_HLT)])
+    p.device(0x3FF, 0x3F8)
+    p.answers["handle"] = lambda ex: "done"
+    assert p.serve() == "done"
+    assert [who for who, _ in p.seen] == ["io", "io", "handle"]

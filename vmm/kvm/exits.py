@@ -12,7 +12,7 @@ through `ForeignExit`; a number pyvmm does not know at all becomes `Unknown`, ne
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from kvm_abi import exits as ke
@@ -44,6 +44,7 @@ class CountingVcpu(ExitingVcpu, Protocol):
 
 
 R = TypeVar("R")  # what a served exit's handler returns to end the serving (a verdict)
+R_co = TypeVar("R_co", covariant=True)
 
 _U = {1: "uint8_t *", 2: "uint16_t *", 4: "uint32_t *", 8: "uint64_t *"}
 _VIEW_FORMATS: dict[int, Literal["B", "H", "I", "Q"]] = {1: "B", 2: "H", 4: "I", 8: "Q"}
@@ -555,39 +556,65 @@ X86_EXIT_TYPES: dict[int, type[Exit]] = {
 }
 
 
+class PortTarget(Protocol):
+    """A port's device as the port bus's direct index holds it (`vmm.board.bus.Mapping`)."""
+
+    @property
+    def handler(self) -> Callable[[Any], Any]: ...
+    @property
+    def base(self) -> int: ...
+
+
+class ExitRoutes(Protocol[R_co]):
+    """Where `make_serve` hands the bus exits (`vmm.runner.policy.Routes` is the real one).
+
+    A single-element port access to a port in `ports` (the port bus's live direct index) goes
+    straight to its device's handler, with `offset` set and an IN's answer stored after it; a
+    handler that raises `declined` has the access handed to `refuse` with the exception. Every
+    other port exit goes to `io`, every MMIO exit to `mmio`."""
+
+    @property
+    def io(self) -> Callable[[IoExit], R_co | None]: ...
+    @property
+    def mmio(self) -> Callable[[MmioExit], R_co | None]: ...
+    @property
+    def ports(self) -> Mapping[int, PortTarget]: ...
+    @property
+    def declined(self) -> type[Exception]: ...
+    @property
+    def refuse(self) -> Callable[[IoExit, Exception], R_co | None]: ...
+
+
 def make_run(
     vcpu: CountingVcpu, run: Any, views: Sequence[Exit], enter: Callable[[], int], failed: Callable[[], Exit]
 ) -> Callable[[], Exit]:
     """`Vcpu.run`: `enter()` (the vCPU's KVM_RUN ioctl, which only `Vcpu` makes), then the view of
     the exit in `run`, an IO or MMIO exit decoded; `failed()` when the ioctl returned < 0. `views`
     holds one view per reason below its length."""
-    run_once: Callable[[], Exit] = _make_entry(vcpu, run, views, enter, failed, None, None, None)
+    run_once: Callable[[], Exit] = _make_entry(vcpu, run, views, enter, failed, None, None)
     return run_once
 
 
 def make_serve(
     vcpu: CountingVcpu, run: Any, views: Sequence[Exit], enter: Callable[[], int], failed: Callable[[], Exit],
-    handle: Callable[[Exit], R | None], route_io: Callable[[IoExit], R | None],
-    route_mmio: Callable[[MmioExit], R | None],
+    handle: Callable[[Exit], R | None], routes: ExitRoutes[R],
 ) -> Callable[[], R]:  # fmt: skip
     """`Vcpu.serve`: the same entry and decoding as `make_run`'s function, over and over, each exit
-    handed to `handle` (port exits to `route_io`, MMIO exits to `route_mmio`) until one of them
-    returns something other than None, which is returned. The run loop of a vCPU thread with
-    nothing recording its exits: a port or MMIO exit then costs no call and no return more than
-    its router's."""
-    serve: Callable[[], R] = _make_entry(vcpu, run, views, enter, failed, handle, route_io, route_mmio)
+    handed to `handle`, or to its bus's route in `routes`, until one of them returns something
+    other than None, which is returned. The run loop of a vCPU thread with nothing recording its
+    exits: a port exit then costs one call, its device's handler, and an MMIO exit its router's."""
+    serve: Callable[[], R] = _make_entry(vcpu, run, views, enter, failed, handle, routes)
     return serve
 
 
 def _make_entry(
     vcpu: CountingVcpu, run: Any, views: Sequence[Exit], enter: Callable[[], int], failed: Callable[[], Exit],
-    handle: Callable[[Exit], Any] | None, route_io: Callable[[IoExit], Any] | None,
-    route_mmio: Callable[[MmioExit], Any] | None,
+    handle: Callable[[Exit], Any] | None, routes: ExitRoutes[Any] | None,
 ) -> Any:  # fmt: skip
-    """Both: without `handle` the function returns the first exit's view (the routers must then be
+    """Both: without `handle` the function returns the first exit's view (`routes` must then be
     None too). One closure over everything it touches, with no Python call in between: it runs at
     every exit, and each call would cost about a tenth of a port exit's user time (bench group 11)."""
-    assert (handle is None) == (route_io is None) == (route_mmio is None)
+    assert (handle is None) == (routes is None)
     base = ffi.cast("char *", run)
     words = memoryview(ffi.buffer(base, _REASON_OFFSET + 4)).cast("I")  # a word read costs less than a cffi field's
     reason_at = _REASON_OFFSET // 4
@@ -596,7 +623,10 @@ def _make_entry(
     assert isinstance(io, IoExit) and isinstance(mmio, MmioExit)
     io_reason, io_out, mmio_reason, limit = ke.KVM_EXIT_IO, ke.KVM_EXIT_IO_OUT, ke.KVM_EXIT_MMIO, len(views)
     page = ffi.buffer(base, _MMIO_OFFSET + _MMIO_FIELDS.size)
-    typed_get = io._typed.get
+    typed_get, mask_of = io._typed.get, _MASKS.get
+    if routes is not None:
+        route_io, route_mmio, target_of = routes.io, routes.mmio, routes.ports.get
+        declined, refuse = routes.declined, routes.refuse
 
     def entry() -> Any:
         while True:
@@ -622,9 +652,20 @@ def _make_entry(
                     else:
                         io.is_write = False
                         io.value = 0
-                    if route_io is None:
+                    if routes is None:
                         return io
-                    verdict = route_io(io)
+                    target = target_of(port) if count == 1 else None
+                    if target is None:  # string I/O, or no device there: the router's business
+                        verdict = route_io(io)
+                    else:
+                        io.offset = port - target.base
+                        try:
+                            verdict = target.handler(io)
+                        except declined as e:
+                            verdict = refuse(io, e)
+                        else:
+                            if direction != io_out:
+                                data[0] = io.value & mask_of(size, 0xFFFFFFFF)
                     if verdict is not None:
                         return verdict
                     continue
@@ -638,7 +679,7 @@ def _make_entry(
                     else:
                         mmio.is_write = False
                         mmio.data = bytes(length)
-                    if route_mmio is None:
+                    if routes is None:
                         return mmio
                     verdict = route_mmio(mmio)
                     if verdict is not None:

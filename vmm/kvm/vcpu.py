@@ -29,7 +29,7 @@ from kvm_abi import constants, ffi, ioctls, libc
 from kvm_abi import exits as ke
 from vmm.errors import KvmCallFailed, KvmSetupError
 from vmm.kvm.calls import NULL, cast, ioctl, new
-from vmm.kvm.exits import Exit, IoExit, MmioExit, R, make_run, make_serve, make_view
+from vmm.kvm.exits import Exit, ExitRoutes, R, make_run, make_serve, make_view
 
 _VIEW_TABLE_SIZE = 64  # exit reasons below this get a preallocated view
 RING_ENTRY = 16  # struct kvm_dirty_gfn: u32 flags, u32 slot (address space << 16 | id), u64 page offset
@@ -94,17 +94,14 @@ class Vcpu:
         enter = partial(libc.ioctl, self.fd, ioctls.KVM_RUN, NULL)  # called in C: no Python frame
         return make_run(self, self.kvm_run, self._views, enter, self._failed_run)
 
-    def serve(
-        self, handle: Callable[[Exit], R | None], route_io: Callable[[IoExit], R | None],
-        route_mmio: Callable[[MmioExit], R | None],
-    ) -> R:  # fmt: skip
+    def serve(self, handle: Callable[[Exit], R | None], routes: ExitRoutes[R]) -> R:
         """Run until an exit's handler returns something other than None, and return that: each
-        exit as `run()` returns it, handed to `handle`, port exits to `route_io` and MMIO exits to
-        `route_mmio`. A vCPU thread's run loop (`vmm.runner.runner`), here so that a port or MMIO
-        exit costs one call (its router's), not also a `run()` call and its return."""
+        exit as `run()` returns it, handed to `handle` or to its bus's route in `routes`
+        (`vmm.kvm.exits.ExitRoutes`). A vCPU thread's run loop (`vmm.runner.runner`), here so that
+        a port exit costs one call (its device's handler), not also a `run()` call, its return and
+        the router's call."""
         enter = partial(libc.ioctl, self.fd, ioctls.KVM_RUN, NULL)
-        serve = make_serve(self, self.kvm_run, self._views, enter, self._failed_run, handle, route_io, route_mmio)
-        return serve()
+        return make_serve(self, self.kvm_run, self._views, enter, self._failed_run, handle, routes)()
 
     def _failed_run(self) -> Exit:
         err = ffi.errno

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from vmm.board.bus import AddressSpace
+from vmm.board.bus import AddressSpace, Mapping
 from vmm.errors import ConfigError, ExitStatus
 from vmm.kvm.exits import Exit, IntrExit, IoExit, MmioExit
 from vmm.record import TupleRecord
@@ -26,10 +26,21 @@ from vmm.verdict import Stop, Unclaimed, Verdict
 
 
 class Routes(TupleRecord):
-    """The exit policy's routers for the two bus exits, which the run loop calls directly."""
+    """The exit policy's routes for the two bus exits, which the run loop takes directly
+    (`vmm.kvm.exits.ExitRoutes` says how): the port router, the MMIO router, the port bus's live
+    direct index, the exception by which a device declines an access and what a declined port
+    access then is."""
 
     io: Callable[[IoExit], Verdict]
     mmio: Callable[[MmioExit], Verdict]
+    ports: dict[int, Mapping]
+    declined: type[Exception]
+    refuse: Callable[[IoExit, Exception], Verdict]
+
+
+def all_to(handle: Callable[[Exit], Verdict]) -> Routes:
+    """Routes that hand every bus exit to `handle` too: for a run whose observers see every exit."""
+    return Routes(handle, handle, {}, Unclaimed, lambda ex, e: handle(ex))
 
 
 class Pass:
@@ -124,7 +135,7 @@ class ExitPolicy:
     def routes(self) -> Routes:
         """The port and MMIO routers on their own: the run loop hands IO and MMIO exits straight
         to them (infrastructure: no user handler or claim can replace them in the table)."""
-        return Routes(self._route_io, self._route_mmio)
+        return Routes(self._route_io, self._route_mmio, self._port_index, Unclaimed, self._declined_io)
 
     # --- the hot path ----------------------------------------------------------------------
     def _make_handle(self, table: dict[int, Handler]) -> Handler:
@@ -198,6 +209,9 @@ class ExitPolicy:
             return verdict
 
         return route_mmio
+
+    def _declined_io(self, ex: IoExit, e: Exception) -> Verdict:
+        return self._unhandled_io(ex, e.why if isinstance(e, Unclaimed) else str(e))
 
     # --- the empty bus -----------------------------------------------------------------------
     def _unhandled_io(self, ex: IoExit, why: str = "") -> Verdict:

@@ -163,7 +163,7 @@ def recording_loop(puts: Sequence[Put]) -> Loop:
         run, clock, index = vcpu.run, time.perf_counter_ns, vcpu.index
         io, mmio = vcpu.view(IoExit.reason), vcpu.view(MmioExit.reason)
         # port and MMIO exits straight to their routers when nothing observes them
-        io_dispatch, mmio_dispatch = routes or (handle, handle)
+        io_dispatch, mmio_dispatch = (routes.io, routes.mmio) if routes is not None else (handle, handle)
         io_out, io_in, mmio_write, mmio_read = kinds(index)
         gprs = getattr(vcpu, "sync_gprs", None)
         # RIP as element 0 of a pointer into the sync regs: an index, cheaper than a field by name

@@ -29,7 +29,7 @@ from vmm.kvm.vcpu import Vcpu
 from vmm.record import TupleRecord
 from vmm.runner.control import KICK_SIGNAL, RunControl
 from vmm.runner.participant import Participant, RunContext
-from vmm.runner.policy import Routes
+from vmm.runner.policy import Routes, all_to
 from vmm.runner.report import guest_state
 from vmm.verdict import Stop, Verdict
 
@@ -275,7 +275,7 @@ def _loop(vcpu: Vcpu, handle: Handle, routes: Routes | None) -> Stop:
     """The run loop: enter the guest, hand each exit to the policy, until a verdict ends it. Port
     and MMIO exits, the most frequent, go straight to their bus's router when nothing observes
     them. The loop itself is `Vcpu.serve` (vmm.kvm.exits.make_serve), which owns KVM_RUN."""
-    verdict = vcpu.serve(handle, *(routes or (handle, handle)))
+    verdict = vcpu.serve(handle, routes or all_to(handle))
     if verdict.__class__ is not Stop:
         raise UserCodeError(f"a handler returned {verdict!r}, which is not a verdict (None or a Stop)")
     return verdict
