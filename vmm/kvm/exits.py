@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from kvm_abi import exits as ke
 from kvm_abi import ffi
@@ -556,33 +556,34 @@ X86_EXIT_TYPES: dict[int, type[Exit]] = {
 }
 
 
-class PortTarget(Protocol):
-    """A port's device as the port bus's direct index holds it (`vmm.board.bus.Mapping`)."""
+if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs start-up time
 
-    @property
-    def handler(self) -> Callable[[Any], Any]: ...
-    @property
-    def base(self) -> int: ...
+    class PortTarget(Protocol):
+        """A port's device as the port bus's direct index holds it (`vmm.board.bus.Mapping`)."""
 
+        @property
+        def handler(self) -> Callable[[Any], Any]: ...
+        @property
+        def base(self) -> int: ...
 
-class ExitRoutes(Protocol[R_co]):
-    """Where `make_serve` hands the bus exits (`vmm.runner.policy.Routes` is the real one).
+    class ExitRoutes(Protocol[R_co]):
+        """Where `make_serve` hands the bus exits (`vmm.runner.policy.Routes` is the real one).
 
-    A single-element port access to a port in `ports` (the port bus's live direct index) goes
-    straight to its device's handler, with `offset` set and an IN's answer stored after it; a
-    handler that raises `declined` has the access handed to `refuse` with the exception. Every
-    other port exit goes to `io`, every MMIO exit to `mmio`."""
+        A single-element port access to a port in `ports` (the port bus's live direct index) goes
+        straight to its device's handler, with `offset` set and an IN's answer stored after it; a
+        handler that raises `declined` has the access handed to `refuse` with the exception. Every
+        other port exit goes to `io`, every MMIO exit to `mmio`."""
 
-    @property
-    def io(self) -> Callable[[IoExit], R_co | None]: ...
-    @property
-    def mmio(self) -> Callable[[MmioExit], R_co | None]: ...
-    @property
-    def ports(self) -> Mapping[int, PortTarget]: ...
-    @property
-    def declined(self) -> type[Exception]: ...
-    @property
-    def refuse(self) -> Callable[[IoExit, Exception], R_co | None]: ...
+        @property
+        def io(self) -> Callable[[IoExit], R_co | None]: ...
+        @property
+        def mmio(self) -> Callable[[MmioExit], R_co | None]: ...
+        @property
+        def ports(self) -> Mapping[int, PortTarget]: ...
+        @property
+        def declined(self) -> type[Exception]: ...
+        @property
+        def refuse(self) -> Callable[[IoExit, Exception], R_co | None]: ...
 
 
 def make_run(

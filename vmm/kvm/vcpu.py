@@ -23,13 +23,16 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvm_abi import constants, ffi, ioctls, libc
 from kvm_abi import exits as ke
 from vmm.errors import KvmCallFailed, KvmSetupError
 from vmm.kvm.calls import NULL, cast, ioctl, new
-from vmm.kvm.exits import Exit, ExitRoutes, R, make_run, make_serve, make_view
+from vmm.kvm.exits import Exit, R, make_run, make_serve, make_view
+
+if TYPE_CHECKING:
+    from vmm.kvm.exits import ExitRoutes
 
 _VIEW_TABLE_SIZE = 64  # exit reasons below this get a preallocated view
 RING_ENTRY = 16  # struct kvm_dirty_gfn: u32 flags, u32 slot (address space << 16 | id), u64 page offset
