@@ -85,6 +85,7 @@ class Played:
         self.seen: list[tuple[str, Any]] = []
         self.answers: dict[str, Callable[[Any], Any]] = {}
         self.ports: dict[int, Target] = {}
+        self.pages: dict[int, Target] = {}
         self.declined = Declined
 
         def enter() -> int:
@@ -222,3 +223,14 @@ def test_string_io_and_unmapped_ports_go_to_the_router() -> None:
     p.answers["handle"] = lambda ex: "done"
     assert p.serve() == "done"
     assert [who for who, _ in p.seen] == ["io", "io", "handle"]
+
+
+def test_a_page_in_the_mmio_index_goes_to_its_device_and_others_to_the_router() -> None:
+    p = Played([mmio_write(0x9010, b"\x01"), mmio_write(0xA000, b"\x02"), reason(ke.KVM_EXIT_HLT)])
+    p.pages[0x9] = Target(p.party("page 9"), 0x9000)
+    offsets: list[int] = []
+    p.answers["page 9"] = lambda ex: offsets.append(ex.offset)
+    p.answers["handle"] = lambda ex: "done"
+    assert p.serve() == "done"
+    assert p.seen[:2] == [("page 9", (0x9010, 1, b"\x01")), ("mmio", (0xA000, 1, b"\x02"))]
+    assert offsets == [0x10]

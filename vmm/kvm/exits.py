@@ -558,8 +558,8 @@ X86_EXIT_TYPES: dict[int, type[Exit]] = {
 
 if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs start-up time
 
-    class PortTarget(Protocol):
-        """A port's device as the port bus's direct index holds it (`vmm.board.bus.Mapping`)."""
+    class BusTarget(Protocol):
+        """A device as a bus's index holds it (`vmm.board.bus.Mapping`)."""
 
         @property
         def handler(self) -> Callable[[Any], Any]: ...
@@ -569,21 +569,24 @@ if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs 
     class ExitRoutes(Protocol[R_co]):
         """Where `make_serve` hands the bus exits (`vmm.runner.policy.Routes` is the real one).
 
-        A single-element port access to a port in `ports` (the port bus's live direct index) goes
-        straight to its device's handler, with `offset` set and an IN's answer stored after it; a
-        handler that raises `declined` has the access handed to `refuse` with the exception. Every
-        other port exit goes to `io`, every MMIO exit to `mmio`."""
+        A single-element port access to a port in `ports` (the port bus's live direct index), and
+        an MMIO access to a page in `pages` (page number -> the device covering all of it, live),
+        go straight to the device's handler, with `offset` set and a read's answer stored after
+        it; a handler that raises `declined` has the access handed to `refuse` with the
+        exception. Every other port exit goes to `io`, every other MMIO exit to `mmio`."""
 
         @property
         def io(self) -> Callable[[IoExit], R_co | None]: ...
         @property
         def mmio(self) -> Callable[[MmioExit], R_co | None]: ...
         @property
-        def ports(self) -> Mapping[int, PortTarget]: ...
+        def ports(self) -> Mapping[int, BusTarget]: ...
+        @property
+        def pages(self) -> Mapping[int, BusTarget]: ...
         @property
         def declined(self) -> type[Exception]: ...
         @property
-        def refuse(self) -> Callable[[IoExit, Exception], R_co | None]: ...
+        def refuse(self) -> Callable[[Any, Exception], R_co | None]: ...
 
 
 def make_run(
@@ -603,7 +606,7 @@ def make_serve(
     """`Vcpu.serve`: the same entry and decoding as `make_run`'s function, over and over, each exit
     handed to `handle`, or to its bus's route in `routes`, until one of them returns something
     other than None, which is returned. The run loop of a vCPU thread with nothing recording its
-    exits: a port exit then costs one call, its device's handler, and an MMIO exit its router's."""
+    exits: a port or MMIO exit then costs one call, its device's handler."""
     serve: Callable[[], R] = _make_entry(vcpu, run, views, enter, failed, handle, routes)
     return serve
 
@@ -626,7 +629,7 @@ def _make_entry(
     page = ffi.buffer(base, _MMIO_OFFSET + _MMIO_FIELDS.size)
     typed_get, mask_of = io._typed.get, _MASKS.get
     if routes is not None:
-        route_io, route_mmio, target_of = routes.io, routes.mmio, routes.ports.get
+        route_io, route_mmio, target_of, page_target = routes.io, routes.mmio, routes.ports.get, routes.pages.get
         declined, refuse = routes.declined, routes.refuse
 
     def entry() -> Any:
@@ -682,7 +685,18 @@ def _make_entry(
                         mmio.data = bytes(length)
                     if routes is None:
                         return mmio
-                    verdict = route_mmio(mmio)
+                    target = page_target(address >> 12)
+                    if target is None:  # a page not looked up yet, or no device there
+                        verdict = route_mmio(mmio)
+                    else:
+                        mmio.offset = address - target.base
+                        try:
+                            verdict = target.handler(mmio)
+                        except declined as e:
+                            verdict = refuse(mmio, e)
+                        else:
+                            if not is_write:
+                                mmio.store()
                     if verdict is not None:
                         return verdict
                     continue

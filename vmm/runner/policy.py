@@ -28,19 +28,20 @@ from vmm.verdict import Stop, Unclaimed, Verdict
 class Routes(TupleRecord):
     """The exit policy's routes for the two bus exits, which the run loop takes directly
     (`vmm.kvm.exits.ExitRoutes` says how): the port router, the MMIO router, the port bus's live
-    direct index, the exception by which a device declines an access and what a declined port
-    access then is."""
+    direct index, the MMIO bus's page index, the exception by which a device declines an access
+    and what a declined access then is."""
 
     io: Callable[[IoExit], Verdict]
     mmio: Callable[[MmioExit], Verdict]
     ports: dict[int, Mapping]
+    pages: dict[int, Mapping]
     declined: type[Exception]
-    refuse: Callable[[IoExit, Exception], Verdict]
+    refuse: Callable[[Any, Exception], Verdict]
 
 
 def all_to(handle: Callable[[Exit], Verdict]) -> Routes:
     """Routes that hand every bus exit to `handle` too: for a run whose observers see every exit."""
-    return Routes(handle, handle, {}, Unclaimed, lambda ex, e: handle(ex))
+    return Routes(handle, handle, {}, {}, Unclaimed, lambda ex, e: handle(ex))
 
 
 class Pass:
@@ -135,7 +136,7 @@ class ExitPolicy:
     def routes(self) -> Routes:
         """The port and MMIO routers on their own: the run loop hands IO and MMIO exits straight
         to them (infrastructure: no user handler or claim can replace them in the table)."""
-        return Routes(self._route_io, self._route_mmio, self._port_index, Unclaimed, self._declined_io)
+        return Routes(self._route_io, self._route_mmio, self._port_index, self.mmio.pages, Unclaimed, self._declined)
 
     # --- the hot path ----------------------------------------------------------------------
     def _make_handle(self, table: dict[int, Handler]) -> Handler:
@@ -210,8 +211,9 @@ class ExitPolicy:
 
         return route_mmio
 
-    def _declined_io(self, ex: IoExit, e: Exception) -> Verdict:
-        return self._unhandled_io(ex, e.why if isinstance(e, Unclaimed) else str(e))
+    def _declined(self, ex: IoExit | MmioExit, e: Exception) -> Verdict:
+        why = e.why if isinstance(e, Unclaimed) else str(e)
+        return self._unhandled_io(ex, why) if isinstance(ex, IoExit) else self._unhandled_mmio(ex, why)
 
     # --- the empty bus -----------------------------------------------------------------------
     def _unhandled_io(self, ex: IoExit, why: str = "") -> Verdict:
