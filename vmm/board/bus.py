@@ -6,10 +6,12 @@ placed. Inserting over an existing mapping is refused unless the caller says `re
 the new mapping takes over exactly the addresses it covers, and the parts of older mappings around
 it stay where they were (with their own base, so their offsets do not move).
 
-The port space keeps a direct index (port -> mapping) for the hot path: at most 65,536 entries.
+The port space keeps a direct index (port -> mapping) for the hot path, which the run loop reads
+itself: at most 65,536 entries.
 The MMIO space is searched with bisect, after a one-entry cache of the last hit, since consecutive
 exits mostly go to the same device; a page that one mapping covers whole is then remembered in a
-page index (page number -> mapping) that the MMIO router looks at first, with no call.
+page index (page number -> mapping) that the run loop (`Vcpu.serve`) and the MMIO router look at
+first, with no call.
 """
 
 from __future__ import annotations
