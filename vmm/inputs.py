@@ -19,6 +19,8 @@ _KINDS = (
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISLNK, "a symbolic link"),
 )
 
 
@@ -26,7 +28,7 @@ def kind_of(mode: int) -> str:
     for test, name in _KINDS:
         if test(mode):
             return name
-    return "not a regular file"
+    return "of an unknown kind"
 
 
 class InputFileError(Exception):
@@ -101,3 +103,23 @@ def open_output(path: str) -> int:
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     except OSError as e:
         raise InputFileError(f"cannot be written: {e.strerror}") from None
+
+
+def clear_socket_path(path: str) -> None:
+    """Make room for a Unix socket to be bound at `path`: a socket left there by an earlier run is
+    removed; anything else is refused (InputFileError) and left as it was. Unlinking whatever a
+    path names would let `-gdb unix:/dev/null`, run as root, delete the device node."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise InputFileError(f"cannot be examined: {e.strerror}") from None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise InputFileError(f"is {kind_of(st.st_mode)}, not a socket pyvmm may replace")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise InputFileError(f"cannot be removed: {e.strerror}") from None

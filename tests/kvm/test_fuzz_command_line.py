@@ -9,6 +9,8 @@ more, and `make fuzz` runs new examples for as long as it is asked."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,8 @@ pytestmark = pytest.mark.kvm
 
 CORPUS_DIR = Path("/tmp") / "pyvmm-fuzz-corpus"  # the same absolute paths in every example
 WALL_LIMIT = MAX_RUN + 20  # start-up on a loaded 2-CPU host, and the run's own second of grace
+# device nodes the corpus names as inputs and outputs: a run may write to them, never replace them
+DEVICES = ("/dev/null", "/dev/full", "/dev/zero", "/dev/urandom")
 
 
 def _corpus() -> Corpus:
@@ -36,3 +40,5 @@ def _corpus() -> Corpus:
 def test_every_command_line_keeps_the_readme_promise(argv: list[str]) -> None:
     outcome = run_pyvmm(argv, timeout=effective_timeout(argv), wall_limit=WALL_LIMIT)
     assert outcome.failure is None, f"{outcome.failure}: {argv!r}\n{outcome.detail}"
+    for node in DEVICES:
+        assert stat.S_ISCHR(os.lstat(node).st_mode), f"{node} is no longer a character device after {argv!r}"

@@ -24,7 +24,6 @@ after `stop` until `cont`. Before and after a run the commands are answered dire
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import socket
 import threading
@@ -34,6 +33,7 @@ from typing import Any, Protocol, TextIO
 
 from vmm.errors import ConfigError, ExitStatus, PyvmmError
 from vmm.gdb import registers as R
+from vmm.inputs import InputFileError, clear_socket_path
 from vmm.runner.participant import Participant, RunContext
 from vmm.spp.masks import FULL
 from vmm.verdict import Stop, Verdict
@@ -286,10 +286,12 @@ class MonitorConsole(Participant):
 
     def serve_unix(self, path: str) -> socket.socket:
         """Accept one connection at a time on a Unix socket at `path`; a line in, its answer out."""
+        try:
+            clear_socket_path(path)
+        except InputFileError as e:
+            raise ConfigError(f"-monitor unix:{path}: '{path}' {e}") from None
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
             listener.bind(path)
             listener.listen(1)
         except OSError as e:

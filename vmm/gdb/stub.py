@@ -19,7 +19,6 @@ Qqemu.PhyMemMode:1`, as under QEMU. `monitor` commands: `vmm.gdb.monitor`.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import socket
 import threading
@@ -36,6 +35,7 @@ from vmm.gdb import registers as R
 from vmm.gdb.breakpoints import Breakpoints
 from vmm.gdb.monitor import monitor_command
 from vmm.gdb.packets import PacketReader, frame
+from vmm.inputs import InputFileError, clear_socket_path
 from vmm.kvm.exits import DebugExit, InternalErrorExit
 from vmm.kvm.vcpu import Vcpu
 from vmm.runner.participant import Participant, RunContext
@@ -87,9 +87,11 @@ class GdbStub(Participant):
                 self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             else:
+                try:
+                    clear_socket_path(where)
+                except InputFileError as e:
+                    raise ConfigError(f"-gdb {address}: '{where}' {e}") from None
                 self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(where)
             self.listener.bind(where)
             self.listener.listen(1)
         except OSError as e:
