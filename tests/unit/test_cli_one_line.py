@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from vmm.cli.commands import main, one_line
+from vmm.cli.commands import main
+from vmm.cli.outcome import one_line
 
 
 def test_control_characters_are_escaped() -> None:

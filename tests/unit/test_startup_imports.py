@@ -6,7 +6,8 @@ instructions for a frozen one under callgrind), a typing.NamedTuple compiles eac
 annotation (about 0.9 M for four fields), and the 26 dataclasses a plain run once created were a
 quarter of its start-up. The records a run builds at start-up are `vmm.record` classes; these
 tests keep it that way, and keep the PC platform, the ELF and multiboot parsers, the snapshot
-file code and the trace writer out of a flat binary's run.
+file code, the trace writer and click (a plain run's line is read by vmm.cli.run_args) out of a
+flat binary's run.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ NOT_IMPORTED = [
     "vmm.snapshot.state",
     "vmm.runner.tracewriter",
     "vmm.cli.userfile",
+    "vmm.cli.commands",
+    "click",
     "difflib",
     "importlib.util",
     "json",
@@ -56,7 +59,9 @@ PROBE = textwrap.dedent(
         tuples.append(f"{ns['__module__']}.{name}")
         return original_tuple(cls, name, bases, ns)
     typing.NamedTupleMeta.__new__ = counting_tuple
-    import vmm.cli.commands, vmm.cli.launch, vmm.loaders
+    import vmm.cli.entry, vmm.cli.launch, vmm.cli.outcome, vmm.loaders
+    from vmm.cli.run_args import read_run_line
+    assert read_run_line(["run", "-q", "guest.bin"]) is not None  # a plain run's line, read without click
     from vmm.loaders import detect_format
     detect_format(b"\\x90" * 64)  # a flat binary, as a run tells it apart
     modules = sorted(sys.modules)  # taken before the probe loads json to report

@@ -33,9 +33,9 @@ def take_sigint() -> None:
 def main(argv: list[str] | None = None) -> int:
     """`pyvmm`."""
     take_sigint()
-    from vmm.cli.commands import main as pyvmm_main
+    from vmm.cli.entry import run_command_line
 
-    return pyvmm_main(argv)
+    return run_command_line(sys.argv[1:] if argv is None else argv)
 
 
 def qemu_main(argv: list[str] | None = None) -> int:

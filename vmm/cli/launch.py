@@ -6,9 +6,7 @@ import io
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, BinaryIO
 
 from vmm import layout as L
 from vmm.board.board import BoardSpec
@@ -25,6 +23,11 @@ from vmm.record import TupleRecord
 from vmm.runner.observe import ExitStats
 from vmm.runner.runner import POWER_BUTTON_SIGNAL
 from vmm.verdict import Stop
+
+TYPE_CHECKING = False  # typing is for the type checker only: importing it costs start-up time
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from typing import Any, BinaryIO
 
 
 class RunOptions(TupleRecord):
@@ -70,6 +73,32 @@ class RunOptions(TupleRecord):
     @property
     def wants_spp(self) -> bool:
         return bool(self.spp_regions or self.spp_files or self.policies or self.spp_backend != "auto")
+
+
+def start_run(image: str | None, values: dict[str, Any], *, qemu_command: bool) -> int:
+    """`pyvmm run` with its option values (as the option table names them): a listing asked for
+    with `help` (-device help, -machine help, -cpu help), or the run."""
+    if any(d in ("help", "?") for d in values["qemu_devices"]):
+        from vmm.cli.devices import device_help
+
+        return print_listing(device_help())
+    if any(m in ("help", "?") for m in values["machine"]):
+        from vmm.cli.devices import machine_help
+
+        return print_listing(machine_help())
+    if values["cpu"] in ("help", "?"):
+        from vmm.cli.devices import cpu_help
+
+        return print_listing(cpu_help())
+    if qemu_command and image is not None:
+        raise ConfigError(f"a disk image ({image!r}) is not supported: give the kernel with -kernel FILE")
+    return run_image(options_from_cli(image, values))
+
+
+def print_listing(text: str) -> int:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return 0
 
 
 def run_image(o: RunOptions) -> int:

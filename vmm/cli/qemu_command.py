@@ -6,9 +6,10 @@ module adds only what runners probe for before a run: the version, the help, and
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
-from vmm.cli.devices import device_help
+TYPE_CHECKING = False  # typing is for the type checker only: importing it costs start-up time
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 QEMU_VERSION = "7.2.0"  # the QEMU release whose options, defaults and machine pyvmm follows
 PYVMM_VERSION = "0.1.0"  # pyproject.toml's version (read here without importlib's start-up cost)
@@ -35,23 +36,25 @@ def probe(argv: Sequence[str]) -> str | None:
         if arg in _VERSION:
             return version_text()
         if arg in _DEVICE and i + 1 < len(argv) and argv[i + 1] in _LISTING:
+            from vmm.cli.devices import device_help  # (a dataclass: only for the listing)
+
             return device_help()
     return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from vmm.cli.commands import main as pyvmm_main
+    from vmm.cli.entry import run_command_line
 
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a in _HELP for a in args):
         sys.stdout.write(version_text() + f"usage: {PROG} [options]: the options of `pyvmm run`\n\n")
-        return pyvmm_main(["run", "--help"])
+        return run_command_line(["run", "--help"])
     text = probe(args)
     if text is not None:
         sys.stdout.write(text)
         return 0
     # QEMU prints nothing of its own when a run ends normally; neither does this command (-q)
-    return pyvmm_main(["run", "-q", *args], qemu_command=True)
+    return run_command_line(["run", "-q", *args], qemu_command=True)
 
 
 if __name__ == "__main__":

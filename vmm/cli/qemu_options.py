@@ -8,54 +8,21 @@ with one line naming it. None is silently ignored where QEMU would give the gues
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
-import click
-
 from vmm.cpu.models import CpuRequest, parse_cpu
 from vmm.errors import ConfigError
 from vmm.numbers import parse_on_off
 from vmm.record import TupleRecord
 
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+TYPE_CHECKING = False  # typing is for the type checker only: importing it costs start-up time
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
-
-def qemu_spellings(name: str) -> tuple[str, str]:
-    """`-name` and `--name`: QEMU takes either for every option."""
-    return (f"-{name}", f"--{name}")
-
-
-def _opt(name: str, dest: str, **kw: Any) -> Decorator:
-    return click.option(*qemu_spellings(name), dest, **kw)
-
-
-# The options added here; the older QEMU spellings (-kernel, -m, -smp, ...) are declared with the
-# rest of `pyvmm run`'s options in vmm.cli.commands, with both spellings as well.
-QEMU_MACHINE_OPTIONS: list[Decorator] = [
-    _opt("nodefaults", "nodefaults", is_flag=True,
-         help="QEMU: no default devices. Without -serial, there is then no COM1."),
-    _opt("global", "globals_", multiple=True, metavar="DRIVER.PROP=VALUE",
-         help="QEMU device property defaults: kvm-pit.lost_tick_policy=delay|discard."),
-    click.option("-machine", "--machine", "-M", "machine", multiple=True, metavar="[TYPE][,PROP=VALUE...]",
-                 help="QEMU machine: type pc; accel=kvm, pit=on|off, kernel-irqchip=on|off."),
-    _opt("name", "vm_name", type=str, default=None, metavar="NAME", help="QEMU: the VM's name (a label only)."),
-    _opt("chardev", "chardevs", multiple=True, metavar="BACKEND,id=ID[,path=FILE]",
-         help="QEMU character device: stdio, file (path=) or null, used by -serial chardev:ID."),
-    _opt("vga", "vga", type=str, default=None, metavar="none", help="QEMU: only 'none' (there is no display)."),
-    _opt("nic", "nic", type=str, default=None, metavar="none", help="QEMU: only 'none' (there is no network)."),
-    _opt("net", "net", type=str, default=None, metavar="none", help="QEMU: only 'none'."),
-    _opt("no-user-config", "no_user_config", is_flag=True, help="QEMU: read no user configuration (there is none)."),
-    _opt("no-hpet", "no_hpet", is_flag=True, help="QEMU: no HPET (pyvmm never has one)."),
-    _opt("rtc", "rtc", type=str, default=None, metavar="base=utc|localtime",
-         help="QEMU: the RTC's time base [utc]."),
-    _opt("cpu", "cpu", type=str, default=None, metavar="MODEL[,+FEAT][,-FEAT][,FEAT=on|off][,vendor=V]...",
-         help="QEMU CPU model: host, max, qemu64, kvm64, qemu32, kvm32 [host]; 'help' lists them."),
-]  # fmt: skip
+# The options themselves are declared in vmm.cli.option_table (QEMU_MACHINE_OPTIONS).
 
 
 class QemuMachine(TupleRecord):
-    """What the options above ask of the machine."""
+    """What the QEMU machine options ask of the machine."""
 
     irqchip: bool | None = None  # -machine kernel-irqchip=on|off; None: pyvmm's default
     pit: bool = True  # -machine pit=off: no in-kernel 8254
@@ -220,38 +187,3 @@ def serial_target(serials: Sequence[str], chardevs: Sequence[str], *, nodefaults
     if text.startswith("file:") and len(text) > len("file:"):
         return text
     raise ConfigError(f"-serial {text} is not supported (stdio, file:PATH, null, none or chardev:ID)")
-
-
-class QemuSpelledCommand(click.Command):
-    """A command whose multi-letter options may have one dash. click would read an unknown
-    `-bogus` as the short options -b -o -g ... and name '-b' in its refusal; this names the word
-    the user typed."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        takes_value: dict[str, bool] = {}
-        long_name: dict[str, str] = {}  # "-q" -> "--quiet"
-        for p in self.get_params(ctx):
-            if isinstance(p, click.Option):
-                for name in (*p.opts, *p.secondary_opts):
-                    takes_value[name] = not p.is_flag and p.nargs != 0
-                spelled_long = [n for n in p.opts if n.startswith("--")]
-                for name in p.opts:
-                    if len(name) == 2 and spelled_long:
-                        long_name[name] = spelled_long[0]
-        args = list(args)
-        i = 0
-        while i < len(args):
-            arg = args[i]
-            if arg == "--":
-                break
-            if arg in takes_value:
-                # click tries every option as a long one first and, for a short one, builds (and
-                # catches) a NoSuchOption, importing difflib to suggest names: a few ms of every
-                # start. Handing it the long spelling of the same option skips that detour.
-                args[i] = long_name.get(arg, arg)
-                i += 2 if takes_value[arg] else 1
-                continue
-            if len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and not arg[1].isdigit():
-                raise click.NoSuchOption(arg, ctx=ctx)
-            i += 1
-        return super().parse_args(ctx, args)
