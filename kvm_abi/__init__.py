@@ -11,16 +11,17 @@ so no C parser runs at start-up; ``_ffi.FFI_ORIGIN`` says whether it was.
 ``spp`` is imported on first use: nothing mainline needs it.
 
 Errors from libc calls are read from ``ffi.errno`` right after the call.
-``CData`` is the annotation for cffi objects, ``LibC`` the type of ``libc``.
+``CData`` is the annotation for cffi objects, ``LibC`` the type of ``libc``; like ``spp``,
+they are loaded on first use (they import typing, which start-up does without).
 """
 
-from typing import TYPE_CHECKING
-
 from kvm_abi import caps, constants, exits, ioctls, subpage
-from kvm_abi._ffi import CData, LibC, ffi, libc
+from kvm_abi._ffi import ffi, libc
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
     from kvm_abi import spp
+    from kvm_abi._types import CData, LibC
 else:
 
     def __getattr__(name: str) -> object:
@@ -28,6 +29,10 @@ else:
             import kvm_abi.spp
 
             return kvm_abi.spp
+        if name in ("CData", "LibC"):  # for annotations only; defining them imports typing
+            from kvm_abi import _types
+
+            return getattr(_types, name)
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

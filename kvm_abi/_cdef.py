@@ -5,7 +5,11 @@ member after 6.1 the mainline shape is used, and ``NEWER_THAN_6_1`` names the
 header macro whose presence shows that a header has it.
 """
 
-from typing import Final
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Final
 
 # The kernel's fixed-width names keep the declarations below comparable, line
 # by line, with the uapi headers they must agree with.

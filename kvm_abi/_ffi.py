@@ -7,48 +7,19 @@ writes at build time, so no C parser runs at start-up. Without a usable one (see
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, cast
-
 from kvm_abi._cdef import CDEF
 from kvm_abi._ffi_origin import load_generated
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
+    from typing import Any, Final
+
     import cffi
     from _cffi_backend import FFI
 
+    from kvm_abi._types import LibC
+
 GENERATED_MODULE: Final = "kvm_abi._generated_ffi"
-
-# cffi objects ("cdata") expose struct members as attributes that only cffi
-# knows about; to mypy they are Any, and cffi checks every access at run time.
-CData: TypeAlias = Any
-
-
-class LibC(Protocol):
-    """The libc functions declared in ``_cdef.LIBC``, typed for callers.
-
-    Pointer parameters take cdata, bytes (for const char *) or ffi.NULL; each
-    function returns -1 (or MAP_FAILED) on error with the cause in ffi.errno.
-    """
-
-    def ioctl(self, fd: int, request: int, arg: CData, /) -> int: ...
-    def open(self, pathname: bytes, flags: int, mode: int, /) -> int: ...
-    def close(self, fd: int, /) -> int: ...
-    def read(self, fd: int, buf: CData, count: int, /) -> int: ...
-    def write(self, fd: int, buf: CData, count: int, /) -> int: ...
-    def pread(self, fd: int, buf: CData, count: int, offset: int, /) -> int: ...
-    def pwrite(self, fd: int, buf: CData, count: int, offset: int, /) -> int: ...
-    def mmap(self, addr: CData, length: int, prot: int, flags: int, fd: int, offset: int, /) -> CData: ...
-    def munmap(self, addr: CData, length: int, /) -> int: ...
-    def mprotect(self, addr: CData, length: int, prot: int, /) -> int: ...
-    def madvise(self, addr: CData, length: int, advice: int, /) -> int: ...
-    def memfd_create(self, name: bytes, flags: int, /) -> int: ...
-    def ftruncate(self, fd: int, length: int, /) -> int: ...
-    def fallocate(self, fd: int, mode: int, offset: int, length: int, /) -> int: ...
-    def eventfd(self, initval: int, flags: int, /) -> int: ...
-    def dup(self, oldfd: int, /) -> int: ...
-    def getpid(self) -> int: ...
-    def gettid(self) -> int: ...
-
 
 _inline: cffi.FFI | None = None
 
@@ -72,10 +43,13 @@ FFI_ORIGIN: Final[str] = _origin
 
 # Both kinds of ffi object offer the same interface; the generated one is _cffi_backend's own
 # class, which cffi.FFI wraps, so that is the type callers see.
-ffi: Final[FFI] = _generated if _generated is not None else cast("FFI", inline_ffi())
+_chosen: Any = _generated if _generated is not None else inline_ffi()
+ffi: Final[FFI] = _chosen
 
 # dlopen(NULL) resolves against the symbols already loaded into the
 # interpreter, which include glibc, so no library path has to be guessed.
-libc: Final[LibC] = cast(LibC, ffi.dlopen(None))
+# (cffi types the library as an opaque Lib; LibC declares its functions.)
+_libc: Any = ffi.dlopen(None)
+libc: Final[LibC] = _libc
 
-del _generated, _origin
+del _generated, _origin, _chosen, _libc

@@ -16,9 +16,11 @@ milliseconds slower than it should be.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Final
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
+    from typing import Final
+
     from _cffi_backend import FFI
 
 GENERATED: Final = "generated"

@@ -5,7 +5,11 @@ seen in a log or a trace can be named.  Numbers are allocated globally across
 architectures and never reused.
 """
 
-from typing import Final
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Final
 
 KVM_CAP_IRQCHIP: Final = 0
 KVM_CAP_HLT: Final = 1

@@ -5,7 +5,11 @@ target only, so they are spelled out rather than read from ``os`` or ``mmap``
 (which lack several of them, e.g. MFD_* and EFD_*).
 """
 
-from typing import Final
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Final
 
 KVM_API_VERSION: Final = 12
 

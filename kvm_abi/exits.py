@@ -6,7 +6,11 @@ because a number that nobody recognises is the first sign of a patched or
 mismatched kernel.
 """
 
-from typing import Final
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Final
 
 KVM_EXIT_UNKNOWN: Final = 0
 KVM_EXIT_EXCEPTION: Final = 1

@@ -6,9 +6,13 @@ declarations also shows up as a wrong request number (which the conformance
 test compares with the C header).
 """
 
-from typing import Final
+from __future__ import annotations
 
 from kvm_abi._ffi import ffi
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Final
 
 KVMIO: Final = 0xAE
 

@@ -6,7 +6,11 @@ revision of the unmerged SPP patches and in pyvmm's software engine. They live a
 decoding) does not load the patch profiles or their cffi declarations.
 """
 
-from typing import Final
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Final
 
 # One 4 KiB page holds 32 sub-pages of 128 bytes; bit i of a 32-bit mask
 # allows guest writes to bytes [128*i, 128*i + 127].

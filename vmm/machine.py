@@ -11,11 +11,10 @@ buses (`vmm.board.table` places every built-in one), the defaults in `vmm.runner
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO
 
 from vmm import layout as L
 from vmm.board.board import Board, BoardSpec
-from vmm.board.options import DeviceOptions, Platform
+from vmm.board.options import DeviceOptions
 from vmm.cpu.boot import apply_boot_state
 from vmm.cpu.models import CpuRequest
 from vmm.cpu.modes import BootArea, CpuMode, boot_state
@@ -30,16 +29,21 @@ from vmm.kvm.exits import DirtyRingFullExit, Exit, IntrExit
 from vmm.kvm.system import Kvm
 from vmm.loaders.image import place_flat
 from vmm.runner.observe import ExitStats
-from vmm.runner.policy import ExitPolicy, Handler
+from vmm.runner.policy import ExitPolicy
 from vmm.runner.records import ExitRecorder, recording_loop
 from vmm.runner.runner import Observer, Runner, RunResult
 from vmm.snapshot.hooks import SnapshotHooks
 from vmm.verdict import Stop
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO, NoReturn, TextIO
+
+    from vmm.board.options import Platform
     from vmm.debug.events import DebugEvents, DebugHandler
     from vmm.debug.watch import Watchpoints
     from vmm.msr.events import MsrExits, MsrHandler, MsrSpec
+    from vmm.runner.policy import Handler
     from vmm.snapshot.dirty import DirtyTracker
     from vmm.snapshot.state import MsrLists, Snapshot, SppMasks
     from vmm.snapshot.trigger import Trigger

@@ -17,11 +17,14 @@ path are one of:
 from __future__ import annotations
 
 import collections
-from typing import TYPE_CHECKING, Any, TypeVar
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    R = TypeVar("R", bound="Record")
 
 __all__ = ["FrozenRecord", "Record", "TupleRecord"]
-
-R = TypeVar("R", bound="Record")
 
 
 class Record:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,11 +21,13 @@ from vmm.devices import fw_cfg as F
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
 from vmm.devices.post import PostPorts
-from vmm.devices.protocol import Device
 from vmm.devices.testdev import PcTestdev
 from vmm.errors import ConfigError
 from vmm.firmware import acpi
 from vmm.verdict import Stop
+
+if TYPE_CHECKING:
+    from vmm.devices.protocol import Device
 
 MIB = 1 << 20
 

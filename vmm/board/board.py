@@ -8,28 +8,32 @@ them through it, and `close()` releases them. It knows nothing of threads or sig
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, TextIO
 
 from kvm_abi import constants as kc
 from kvm_abi import ffi, libc
 from vmm import layout as L
 from vmm.board.bus import AddressSpace
 from vmm.board.memory import GuestMemory
-from vmm.board.options import DeviceOptions, FirmwareTables, Peripherals, Platform
+from vmm.board.options import DeviceOptions, FirmwareTables, Peripherals
 from vmm.board.slots import RamSlots
 from vmm.board.table import builtin_devices, place
 from vmm.cpu.cpuid import cpuid_for_vcpu, shaped_cpu
 from vmm.cpu.models import CpuRequest
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
-from vmm.devices.protocol import Device, Region
+from vmm.devices.protocol import Region
 from vmm.errors import ConfigError, KvmCallFailed
 from vmm.kvm.system import Kvm
 from vmm.kvm.vcpu import Vcpu
 from vmm.record import TupleRecord
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
+    from typing import TextIO
+
+    from vmm.board.options import Platform
     from vmm.board.sleep import Suspend
+    from vmm.devices.protocol import Device
 
 MAX_VCPUS = 64
 MMIO_LIMIT = 1 << 52  # physical addresses have at most 52 bits

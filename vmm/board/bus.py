@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from vmm.errors import ConfigError
 from vmm.record import TupleRecord
 from vmm.verdict import Verdict
 
-Handler = Callable[[Any], Verdict]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
+    Handler = Callable[[Any], Verdict]
+
 PAGE = 4096
 
 

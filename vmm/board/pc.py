@@ -6,7 +6,6 @@ the PC platform."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TextIO
 
 from vmm import layout as L
 from vmm.board.memory import GuestMemory
@@ -28,12 +27,18 @@ from vmm.devices.fw_cfg import (
     e820_table,
 )
 from vmm.devices.i8042 import I8042, PortA
-from vmm.devices.pci import PciHost, RegionMapper, add_piix
+from vmm.devices.pci import PciHost, add_piix
 from vmm.devices.pci_testdev import PciTestdev
 from vmm.devices.post import DmaPageRegisters, PostPorts
-from vmm.devices.protocol import Device
 from vmm.firmware import acpi, mptable
 from vmm.kvm.vcpu import Vcpu
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import TextIO
+
+    from vmm.devices.pci import RegionMapper
+    from vmm.devices.protocol import Device
 
 FOUR_GIB = 1 << 32
 

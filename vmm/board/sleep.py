@@ -24,13 +24,17 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 from kvm_abi import constants
-from vmm.cpu.boot import WritableRam, apply_boot_state
+from vmm.cpu.boot import apply_boot_state
 from vmm.cpu.modes import BootState, CpuMode, Segment, boot_state
 from vmm.devices.acpi_pm import PWRBTN_STS, RTC_EN, RTC_STS, WAK_STS, AcpiPm
 from vmm.devices.cmos import Cmos
 from vmm.errors import ExitStatus
 from vmm.kvm.vcpu import Vcpu
 from vmm.verdict import Stop, Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from vmm.cpu.boot import WritableRam
 
 FACS_WAKING_VECTOR = 12  # offset of the 32-bit firmware waking vector in the FACS
 WAIT_SLICE = 0.05  # seconds between looks for a stop while asleep

@@ -22,10 +22,13 @@ from vmm.board.memory import GuestMemory
 from vmm.board.options import DeviceOptions, Peripherals
 from vmm.devices.debugcon import DebugConsole
 from vmm.devices.isa_debug_exit import IsaDebugExit
-from vmm.devices.protocol import Device
 from vmm.devices.uart import Uart16550
 from vmm.devices.ucall import UcallPort
 from vmm.errors import ConfigError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from vmm.devices.protocol import Device
 
 
 def builtin_devices(opts: DeviceOptions, p: Peripherals) -> list[Device]:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 from vmm.cpu.modes import BootState, Segment
 from vmm.kvm.vcpu import Vcpu
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs start-up time
+    from typing import Any, Protocol
 
-class WritableRam(Protocol):
-    """Guest RAM as the boot state needs it (`vmm.board.memory.GuestMemory`)."""
+    class WritableRam(Protocol):
+        """Guest RAM as the boot state needs it (`vmm.board.memory.GuestMemory`)."""
 
-    def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None: ...
+        def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None: ...
 
 
 def _set_segment(dst: Any, seg: Segment) -> None:

@@ -4,10 +4,13 @@ vCPU's APIC id and the machine's topology filled in, as `struct kvm_cpuid2` for 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from vmm.cpu.models import HOST_MODELS, CpuRequest, Leaf, ShapedCpu, Table, for_vcpu, shape
 from vmm.kvm.calls import new
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def table_from_kvm(cpuid: Any) -> Table:

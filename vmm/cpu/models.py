@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from vmm.cpu import caches
 from vmm.errors import ConfigError, HostLacksFeature
 from vmm.numbers import parse_on_off
 from vmm.record import Record, TupleRecord
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
     from vmm.cpu.catalog import Model
 

@@ -29,7 +29,6 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
 
 from vmm.errors import ConfigError, ExitStatus, PyvmmError
 from vmm.gdb import registers as R
@@ -37,6 +36,10 @@ from vmm.inputs import InputFileError, clear_socket_path
 from vmm.runner.participant import Participant, RunContext
 from vmm.spp.masks import FULL
 from vmm.verdict import Stop, Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any, Protocol, TextIO
 
 ANSWER_TIMEOUT = 5.0  # seconds a command waits for a vCPU thread to answer it
 PROMPT = "(pyvmm) "
@@ -64,11 +67,13 @@ def parse_monitor_address(spec: str) -> tuple[str, str | None]:
     raise ConfigError(f"-monitor {spec!r}: use stdio, none or unix:PATH,server,nowait")
 
 
-class PowerButton(Protocol):
-    """The pc platform's ACPI power button (vmm.board.sleep.Suspend)."""
+if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs start-up time
 
-    def press_power_button(self) -> None: ...
-    def wake_up(self) -> bool: ...
+    class PowerButton(Protocol):
+        """The pc platform's ACPI power button (vmm.board.sleep.Suspend)."""
+
+        def press_power_button(self) -> None: ...
+        def wake_up(self) -> bool: ...
 
 
 class MonitorConsole(Participant):

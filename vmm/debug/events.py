@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from kvm_abi import constants as C
 from vmm.debug.privilege import step_refusal
@@ -34,6 +33,10 @@ from vmm.kvm.vcpu import Vcpu
 from vmm.runner.participant import Participant, RunContext
 from vmm.runner.policy import ExitPolicy
 from vmm.verdict import Stop, Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 SLOTS = 4
 DR6_BS = 1 << 14  # single-step

@@ -7,7 +7,10 @@ is offered only at CPL 0 and not on an instruction that can move to an outer pri
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
 
 # iced-x86's mnemonic names of instructions that can return to an outer privilege level
 TO_OUTER_PRIVILEGE = ("IRET", "IRETD", "IRETQ", "RETF", "SYSEXIT", "SYSEXITQ", "SYSRET", "SYSRETQ")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from vmm.debug.events import DebugEvent, DebugHandler
 from vmm.errors import ConfigError
@@ -30,7 +29,10 @@ from vmm.spp.event import ALLOW, Allow, SppEvent, SppVerdict
 from vmm.spp.masks import FULL, PAGE
 from vmm.verdict import Verdict
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from vmm.spp.controller import Spp
 
 MAX_LENGTH = 1 << 20  # bytes one watch may cover

@@ -24,12 +24,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from vmm import layout as L
-from vmm.devices.protocol import PortAccess, Region
+from vmm.devices.protocol import Region
 from vmm.errors import ExitStatus
 from vmm.verdict import Stop, Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vmm.devices.protocol import PortAccess
 
 PM_TIMER_HZ = 3_579_545
 TIMER_MASK = 0xFFFFFF  # 24 bits: the FADT leaves TMR_VAL_EXT clear

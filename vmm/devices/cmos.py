@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from vmm.devices.protocol import PortAccess, Region
+from vmm.devices.protocol import Region
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vmm.devices.protocol import PortAccess
 
 INDEX_PORT = 0x70
 DATA_PORT = 0x71

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 class Console:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vmm.devices.console import Console
-from vmm.devices.protocol import PortAccess, Region
+from vmm.devices.protocol import Region
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from vmm.devices.protocol import PortAccess
 
 READBACK = 0xE9  # reading the port returns its number, which is how guests detect it
 

@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any
 
-from vmm.devices.protocol import PortAccess, Region
+from vmm.devices.protocol import Region
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vmm.devices.protocol import PortAccess
 
 SELECTOR_PORT = 0x510
 DATA_PORT = 0x511

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
 
-from vmm.devices.protocol import PortAccess, Region
+from vmm.devices.protocol import Region
 from vmm.errors import ExitStatus
 from vmm.verdict import Stop, Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vmm.devices.protocol import PortAccess
 
 DATA_PORT = 0x60
 COMMAND_PORT = 0x64  # writes: controller command; reads: status

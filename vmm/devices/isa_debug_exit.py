@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vmm.devices.protocol import PortAccess, Region
+from vmm.devices.protocol import Region
 from vmm.errors import ConfigError
 from vmm.verdict import Stop, Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from vmm.devices.protocol import PortAccess
 
 DEFAULT_IOBASE = 0xF4  # what kvm-unit-tests and most runners pass (QEMU's own default is 0x501)
 DEFAULT_IOSIZE = 4

@@ -7,7 +7,10 @@ lines are printed, the rest counted, and `summary()` says how many were held bac
 from __future__ import annotations
 
 import threading
-from typing import TextIO
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 class GuestNotices:

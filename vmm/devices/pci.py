@@ -18,10 +18,15 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
 
-from vmm.devices.protocol import PortAccess, Region
+from vmm.devices.protocol import Region
 from vmm.verdict import Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Literal, Protocol
+
+    from vmm.devices.protocol import PortAccess
 
 CONFIG_ADDRESS = 0xCF8
 CONFIG_DATA = 0xCFC
@@ -49,11 +54,13 @@ class Bar:
     handler: Callable[..., Verdict]  # gets the access with `offset` from the BAR's base
 
 
-class RegionMapper(Protocol):
-    """How a function's BAR regions reach the buses (the board provides it)."""
+if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs start-up time
 
-    def map(self, region: Region, owner: str) -> bool: ...  # False: refused (overlap); left unmapped
-    def unmap(self, region: Region) -> None: ...
+    class RegionMapper(Protocol):
+        """How a function's BAR regions reach the buses (the board provides it)."""
+
+        def map(self, region: Region, owner: str) -> bool: ...  # False: refused (overlap); left unmapped
+        def unmap(self, region: Region) -> None: ...
 
 
 class PciFunction:

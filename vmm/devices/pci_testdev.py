@@ -22,7 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vmm.devices.pci import Bar, PciFunction
-from vmm.devices.protocol import MmioAccess, PortAccess
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from vmm.devices.protocol import MmioAccess, PortAccess
 
 VENDOR, DEVICE, CLASS = 0x1B36, 0x0005, 0x00FF00
 MMIO_SIZE, IO_SIZE = 0x1000, 0x100  # two of QEMU's IOTEST_MEMSIZE (2048) and IOTEST_IOSIZE (128)

@@ -13,9 +13,14 @@ for the registers it maps; no DMA transfer ever takes place.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from vmm.devices.protocol import PortAccess, Region
+from vmm.devices.protocol import Region
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vmm.devices.protocol import PortAccess
 
 POST_PORT = 0x80
 DELAY_PORT = 0xED

@@ -9,70 +9,68 @@ sees the access with `offset` counted from the device's base, whatever address i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol
 
 from vmm.record import TupleRecord
 from vmm.verdict import Verdict
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs start-up time
+    from typing import Any, Literal, Protocol
 
-class GuestRam(Protocol):
-    """What a device may do with guest RAM (`vmm.board.memory.GuestMemory`): every access is
-    checked against RAM and raises GuestMemoryError outside it."""
+    class GuestRam(Protocol):
+        """What a device may do with guest RAM (`vmm.board.memory.GuestMemory`): every access is
+        checked against RAM and raises GuestMemoryError outside it."""
 
-    def read(self, gpa: int, length: int) -> bytes: ...
-    def view(self, gpa: int, length: int) -> memoryview: ...
-    def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None: ...
-    def read_cstring(self, gpa: int, limit: int = 4096) -> str: ...
+        def read(self, gpa: int, length: int) -> bytes: ...
+        def view(self, gpa: int, length: int) -> memoryview: ...
+        def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None: ...
+        def read_cstring(self, gpa: int, limit: int = 4096) -> str: ...
 
+    class PortAccess(Protocol):
+        """One port access (one element of a string I/O instruction at a time)."""
 
-class PortAccess(Protocol):
-    """One port access (one element of a string I/O instruction at a time)."""
+        port: int  # the absolute port
+        offset: int  # port - the device's base
+        size: int  # 1, 2 or 4 bytes
+        is_write: bool
 
-    port: int  # the absolute port
-    offset: int  # port - the device's base
-    size: int  # 1, 2 or 4 bytes
-    is_write: bool
+        @property
+        def vcpu_index(self) -> int: ...
 
-    @property
-    def vcpu_index(self) -> int: ...
+        @property
+        def value(self) -> int: ...
+        @value.setter
+        def value(self, v: int) -> None: ...
 
-    @property
-    def value(self) -> int: ...
-    @value.setter
-    def value(self, v: int) -> None: ...
+    class MmioAccess(Protocol):
+        offset: int  # address - the device's base
 
+        @property
+        def address(self) -> int: ...
+        @property
+        def length(self) -> int: ...
+        @property
+        def is_write(self) -> bool: ...
+        @property
+        def data(self) -> bytes: ...
+        @data.setter
+        def data(self, raw: bytes) -> None: ...
+        @property
+        def value(self) -> int: ...
+        @value.setter
+        def value(self, v: int) -> None: ...
 
-class MmioAccess(Protocol):
-    offset: int  # address - the device's base
+    class Stateful(Protocol):
+        """A device whose registers a snapshot saves: `save_state` returns JSON-able values (bytes
+        as hex strings), `load_state` puts them back."""
 
-    @property
-    def address(self) -> int: ...
-    @property
-    def length(self) -> int: ...
-    @property
-    def is_write(self) -> bool: ...
-    @property
-    def data(self) -> bytes: ...
-    @data.setter
-    def data(self, raw: bytes) -> None: ...
-    @property
-    def value(self) -> int: ...
-    @value.setter
-    def value(self, v: int) -> None: ...
+        def save_state(self) -> dict[str, Any]: ...
+        def load_state(self, state: dict[str, Any]) -> None: ...
 
+    PortHandler = Callable[[PortAccess], Verdict]
+    MmioHandler = Callable[[MmioAccess], Verdict]
 
-class Stateful(Protocol):
-    """A device whose registers a snapshot saves: `save_state` returns JSON-able values (bytes
-    as hex strings), `load_state` puts them back."""
-
-    def save_state(self) -> dict[str, Any]: ...
-    def load_state(self, state: dict[str, Any]) -> None: ...
-
-
-PortHandler = Callable[[PortAccess], Verdict]
-MmioHandler = Callable[[MmioAccess], Verdict]
-
-Space = Literal["io", "mmio"]
+    Space = Literal["io", "mmio"]
 
 
 class Region(TupleRecord):
@@ -86,7 +84,9 @@ class Region(TupleRecord):
     base: int | None = None
 
 
-class Device(Protocol):
-    name: str  # QEMU's name for it where QEMU has the device ("isa-debug-exit", "pc-testdev")
+if TYPE_CHECKING:
 
-    def regions(self) -> Sequence[Region]: ...
+    class Device(Protocol):
+        name: str  # QEMU's name for it where QEMU has the device ("isa-debug-exit", "pc-testdev")
+
+        def regions(self) -> Sequence[Region]: ...

@@ -18,9 +18,14 @@ or dword covering 0xe9) do.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from vmm.devices.protocol import MmioAccess, PortAccess, Region
+from vmm.devices.protocol import Region
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vmm.devices.protocol import MmioAccess, PortAccess
 
 IOPORT = 0xE0
 FLUSH_PORT = 0xE4

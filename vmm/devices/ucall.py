@@ -17,14 +17,19 @@ from __future__ import annotations
 import errno
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from vmm.devices.console import Console
 from vmm.devices.notices import GuestNotices
-from vmm.devices.protocol import GuestRam, PortAccess, Region
+from vmm.devices.protocol import Region
 from vmm.errors import ExitStatus, GuestMemoryError
 from vmm.record import Record
 from vmm.verdict import Stop, Unclaimed, Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from vmm.devices.protocol import GuestRam, PortAccess
 
 MAGIC = 0x4C414355
 LAYOUT = struct.Struct("<II4QQQIi")

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Protocol
 
 from vmm import layout as L
 from vmm.errors import ConfigError
 from vmm.firmware import acpi_pm as pm
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Protocol
 
 RSDP_SIGNATURE = b"RSD PTR "
 RSDP_V1_SIZE = 20
@@ -50,10 +53,12 @@ TABLE_AREA = (0xE0000, 0xF0000)  # where these tables go; 0xF0000 up is left to 
 LOADER_AREA = (0xC000, 0xA0000)  # low RAM a multiboot loader may use
 
 
-class Memory(Protocol):
-    def write(self, gpa: int, data: bytes) -> None: ...
+if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs start-up time
 
-    def contains(self, gpa: int, length: int = 1) -> bool: ...
+    class Memory(Protocol):
+        def write(self, gpa: int, data: bytes) -> None: ...
+
+        def contains(self, gpa: int, length: int = 1) -> bool: ...
 
 
 def checksum(data: bytes | bytearray) -> int:

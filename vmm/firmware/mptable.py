@@ -13,7 +13,11 @@ from __future__ import annotations
 import struct
 
 from vmm.errors import ConfigError
-from vmm.firmware.acpi import IO_APIC_ADDRESS, LOCAL_APIC_ADDRESS, Memory, checksum
+from vmm.firmware.acpi import IO_APIC_ADDRESS, LOCAL_APIC_ADDRESS, checksum
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from vmm.firmware.acpi import Memory
 
 FLOATING_SIGNATURE = b"_MP_"
 CONFIG_SIGNATURE = b"PCMP"

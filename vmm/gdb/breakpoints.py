@@ -15,10 +15,13 @@ takes a debug-register slot, which cannot harm the guest at CPL 3.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from vmm.cpu.modes import CR0_PE, CR0_PG
 from vmm.cpu.paging import walk
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 INT3 = 0xCC
 SLOTS = 4

@@ -9,10 +9,12 @@ help
 
 from __future__ import annotations
 
-from typing import Any
-
 from vmm.gdb import registers as R
 from vmm.spp.masks import FULL
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 HELP = (
     "pyvmm monitor commands: info exits, info spp, info breakpoints, info registers, info cpus, "

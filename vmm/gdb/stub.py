@@ -24,7 +24,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from kvm_abi import constants as C
 from kvm_abi import exits as ke
@@ -41,6 +40,10 @@ from vmm.kvm.vcpu import Vcpu
 from vmm.runner.participant import Participant, RunContext
 from vmm.runner.policy import PASS, ExitPolicy, Pass
 from vmm.verdict import Stop, Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 SIGINT, SIGTRAP = 2, 5
 _DISCONNECTED = b""  # what the inbox carries when the debugger has gone

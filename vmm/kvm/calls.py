@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from kvm_abi import ffi, libc
 from vmm.errors import KvmCallFailed
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 NULL = ffi.NULL
 

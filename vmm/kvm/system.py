@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any
 
 from kvm_abi import caps, ioctls
 from kvm_abi.constants import KVM_API_VERSION, KVM_SYNC_X86_REGS
 from vmm.errors import KvmCallFailed, KvmUnavailable
 from vmm.kvm.calls import NULL, as_arg, ioctl, new, raw_ioctl
 from vmm.kvm.vm import Vm
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_CPUID_ENTRIES = 256
 

@@ -23,16 +23,18 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import TYPE_CHECKING, Any
 
 from kvm_abi import constants, ffi, ioctls, libc
 from kvm_abi import exits as ke
 from vmm.errors import KvmCallFailed, KvmSetupError
 from vmm.kvm.calls import NULL, cast, ioctl, new
-from vmm.kvm.exits import Exit, R, make_run, make_serve, make_view
+from vmm.kvm.exits import Exit, make_run, make_serve, make_view
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
-    from vmm.kvm.exits import ExitRoutes
+    from typing import Any
+
+    from vmm.kvm.exits import ExitRoutes, R
 
 _VIEW_TABLE_SIZE = 64  # exit reasons below this get a preallocated view
 RING_ENTRY = 16  # struct kvm_dirty_gfn: u32 flags, u32 slot (address space << 16 | id), u64 page offset

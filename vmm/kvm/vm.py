@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from kvm_abi import caps, constants, ffi, ioctls
 from kvm_abi.constants import KVM_PIT_SPEAKER_DUMMY
@@ -12,6 +11,10 @@ from vmm.kvm.calls import NULL, as_arg, ioctl, new, raw_ioctl
 from vmm.kvm.vcpu import RING_ENTRY, Vcpu
 from vmm.layout import KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR
 from vmm.record import TupleRecord
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Memslot(TupleRecord):

@@ -13,42 +13,46 @@ Everything is checked before the first byte is written, so a refused image leave
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from vmm.cpu.modes import BootArea, CpuMode
 from vmm.errors import ConfigError, ImageError
-from vmm.loaders.detect import ImageFormat, detect_format
+from vmm.loaders.detect import detect_format
 from vmm.loaders.image import place_flat
 from vmm.loaders.placement import Occupied, area_occupied, choose_boot_area
 from vmm.record import TupleRecord
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
+    from typing import Protocol, TypeVar
+
     from vmm.board.memory import GuestMemory
+    from vmm.loaders.detect import ImageFormat as ImageFormat  # re-exported
     from vmm.loaders.elf import Segment
 
-__all__ = ["BootTarget", "ImageFormat", "LoadedKernel", "detect_format", "load_kernel"]
+# BootTarget and ImageFormat are public too, but exist for the type checker only (annotations)
+__all__ = ["LoadedKernel", "detect_format", "load_kernel"]
 
-T = TypeVar("T")
+if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs start-up time
+    T = TypeVar("T")
 
+    class BootTarget(Protocol):
+        """What load_kernel needs of a Machine; unit tests pass a stand-in with real GuestMemory."""
 
-class BootTarget(Protocol):
-    """What load_kernel needs of a Machine; unit tests pass a stand-in with real GuestMemory."""
+        @property
+        def memory(self) -> GuestMemory: ...
 
-    @property
-    def memory(self) -> GuestMemory: ...
+        @property
+        def mem_size(self) -> int: ...
 
-    @property
-    def mem_size(self) -> int: ...
-
-    def boot(
-        self,
-        mode: CpuMode,
-        entry: int,
-        *,
-        stack: int | None = None,
-        regs: dict[str, int] | None = None,
-        area: BootArea | None = None,
-    ) -> object: ...
+        def boot(
+            self,
+            mode: CpuMode,
+            entry: int,
+            *,
+            stack: int | None = None,
+            regs: dict[str, int] | None = None,
+            area: BootArea | None = None,
+        ) -> object: ...
 
 
 class LoadedKernel(TupleRecord):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from vmm.errors import ImageError
 from vmm.loaders.magic import ELF_MAGIC, ELFCLASS32, ELFCLASS64
 
-ImageFormat = Literal["multiboot", "elf64", "elf32", "flat"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Literal
+
+    ImageFormat = Literal["multiboot", "elf64", "elf32", "flat"]
 
 LINUX_HDRS_OFFSET, LINUX_HDRS = 0x202, b"HdrS"
 # A multiboot header lies in the first 8 KiB and starts with this magic: where the bytes do not

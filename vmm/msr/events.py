@@ -18,17 +18,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
 
 from kvm_abi import caps
 from kvm_abi import exits as ke
 from vmm.errors import ConfigError, KvmCallFailed, UserCodeError
-from vmm.kvm.exits import ExitingVcpu, MsrExit, RdmsrExit, WrmsrExit
+from vmm.kvm.exits import MsrExit, RdmsrExit, WrmsrExit
 from vmm.kvm.vm import Vm
 from vmm.msr.filter import MAX_SPAN, build_filter
 from vmm.numbers import parse_int
 from vmm.runner.policy import ExitPolicy
 from vmm.verdict import Stop, Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any, Final
+
+    from vmm.kvm.exits import ExitingVcpu
 
 
 class InjectGp:

@@ -6,7 +6,6 @@ Each is a plain function of the exit, so a unit test can call it with a syntheti
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from kvm_abi import exits as ke
 from vmm.errors import ExitStatus
@@ -21,6 +20,10 @@ from vmm.kvm.exits import (
     Unknown,
 )
 from vmm.verdict import Stop, Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 RFLAGS_IF = 1 << 9
 

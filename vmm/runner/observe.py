@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from vmm.kvm.exits import Exit
 from vmm.verdict import Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 Dispatch = Callable[[Exit], Verdict]
 

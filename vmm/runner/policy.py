@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
 
 from vmm.board.bus import AddressSpace, Mapping
 from vmm.errors import ConfigError, ExitStatus
@@ -23,6 +22,10 @@ from vmm.kvm.exits import Exit, IntrExit, IoExit, MmioExit
 from vmm.record import TupleRecord
 from vmm.runner import defaults
 from vmm.verdict import Stop, Unclaimed, Verdict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 
 class Routes(TupleRecord):
@@ -59,8 +62,9 @@ class Pass:
 
 
 PASS: Final = Pass()
-Handler = Callable[[Any], Verdict]
-Claim = Callable[[Any], "Verdict | Pass"]
+if TYPE_CHECKING:
+    Handler = Callable[[Any], Verdict]
+    Claim = Callable[[Any], Verdict | Pass]
 Note = Callable[..., None]  # (kind, **fields): a trace line that is not an exit
 _INFRASTRUCTURE = {IntrExit.reason: "INTR", IoExit.reason: "IO", MmioExit.reason: "MMIO"}
 

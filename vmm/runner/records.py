@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 from binascii import hexlify
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from kvm_abi import ffi
 from vmm.errors import UserCodeError
@@ -30,8 +29,13 @@ from vmm.record import TupleRecord
 from vmm.runner.policy import Routes
 from vmm.verdict import Stop, Verdict
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
 Dispatch = Callable[[Exit], Verdict]
-Put = Callable[[tuple[Any, ...]], None]
+if TYPE_CHECKING:
+    Put = Callable[[tuple[Any, ...]], None]
 WIDTH = 5  # items in every record: the trace writer slices the kinds out of a flat batch by it
 
 # A port record:  (kind, t0, site, value, dur_ns)   site: `"rip": R, "port": P, "size": S`
@@ -145,7 +149,8 @@ def slow(what: str, *fields: Any) -> tuple[Any, ...]:
     return (SLOW, Slow(what, *fields), *_PAD)
 
 
-Loop = Callable[[Any, Dispatch, Routes | None], Stop]
+if TYPE_CHECKING:
+    Loop = Callable[[Any, Dispatch, Routes | None], Stop]
 
 
 def recording_loop(puts: Sequence[Put]) -> Loop:

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 from vmm.errors import ExitStatus, PyvmmError, UserCodeError, status_of
 from vmm.kvm.exits import Exit, IntrExit
@@ -33,6 +32,10 @@ from vmm.runner.policy import Routes, all_to
 from vmm.runner.report import guest_state
 from vmm.verdict import Stop, Verdict
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
 STOP_GRACE = 0.75  # seconds a vCPU thread gets to leave after a stop before the run gives up on it
 # The supervisor never sleeps longer than this. Python runs signal handlers on the main thread, but
 # the kernel may deliver a process-directed SIGINT to any thread that does not block it (a helper
@@ -43,7 +46,8 @@ POWER_BUTTON_SIGNAL = signal.SIGUSR2  # with handled signals: press the machine'
 _SUPERVISOR_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGALRM, POWER_BUTTON_SIGNAL}
 Handle = Callable[[Exit], Verdict]
 Observer = Callable[[Handle], Handle]  # wraps the exit policy: statistics, triggers
-Loop = Callable[[Any, Handle, Routes | None], Stop]  # a vCPU thread's run loop: (vcpu, handle, routes)
+if TYPE_CHECKING:
+    Loop = Callable[[Any, Handle, Routes | None], Stop]  # a vCPU thread's run loop: (vcpu, handle, routes)
 
 
 class RunResult(TupleRecord):

@@ -19,9 +19,12 @@ from __future__ import annotations
 import json
 import time
 from binascii import unhexlify
-from typing import Any
 
 from vmm.runner.records import EXIT, KIND, NOTE, SLOW, SPP, STOP, WIDTH, ExitRecorder, Kind, Site, Slow, mmio_where
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 PID = 1
 COUNTER_TID = 0  # the counter is per process; it goes on vCPU 0's tid, as viewers expect a tid

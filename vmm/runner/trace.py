@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from vmm.runner.records import (
     EXIT,
@@ -26,6 +25,10 @@ from vmm.runner.records import (
     format_slow_with,
     mmio_where,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ExitTrace(ExitRecorder):

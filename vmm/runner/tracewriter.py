@@ -20,13 +20,17 @@ import os
 import resource
 import threading
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 FLUSH_INTERVAL = 0.02  # seconds between the writer's batches
 MAX_PENDING = 500_000  # records waiting beyond this are dropped (and counted), not held in memory
 BATCH = 1024  # records formatted and written at once: large writes, bounded memory, the GIL held ~1 ms
 
-FormatBatch = Callable[[list[Any]], bytes]  # records' items, flat -> their lines, one "\n"-terminated line each
+if TYPE_CHECKING:
+    FormatBatch = Callable[[list[Any]], bytes]  # records' items, flat -> their lines, one "\n"-terminated line each
 
 
 def _nothing() -> str:

@@ -38,13 +38,16 @@ import json
 import os
 import struct
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from vmm.errors import SnapshotCorrupt, SnapshotUnreadable, SnapshotVersion
 from vmm.inputs import InputFileError, check_regular, open_output, read_regular
 from vmm.snapshot.ram import PAGE, Pages
 from vmm.snapshot.vcpu_state import VcpuSnapshot
 from vmm.snapshot.vm_state import VmSnapshot
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
 MAGIC = b"PYVMSNAP"
 VERSION = 1
@@ -60,17 +63,19 @@ MAX_SNAPSHOT_FILE = 1 << 40
 RAW_KINDS = ("regs", "sregs", "xsave", "xcrs", "debugregs", "events", "lapic")
 
 
-class SnapshotFields(Protocol):
-    """What is written: `vmm.snapshot.state.Snapshot` (kept apart so this module need not know it)."""
+if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs start-up time
 
-    spec: dict[str, Any]
-    vcpus: list[VcpuSnapshot]
-    vm: VmSnapshot
-    devices: dict[str, dict[str, Any]]
-    spp: dict[int, int] | None
-    hooks: dict[str, str]
-    ram: Pages
-    spp_backend: str | None
+    class SnapshotFields(Protocol):
+        """What is written: `vmm.snapshot.state.Snapshot` (kept apart so this module need not know it)."""
+
+        spec: dict[str, Any]
+        vcpus: list[VcpuSnapshot]
+        vm: VmSnapshot
+        devices: dict[str, dict[str, Any]]
+        spp: dict[int, int] | None
+        hooks: dict[str, str]
+        ram: Pages
+        spp_backend: str | None
 
 
 @dataclass

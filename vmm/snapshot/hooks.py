@@ -8,10 +8,13 @@ files after the machine) keeps that hook's data pending; registering the hook th
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from vmm.errors import UserCodeError
 from vmm.record import TupleRecord
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Hook(TupleRecord):

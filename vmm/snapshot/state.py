@@ -13,10 +13,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from vmm.board.board import Board
-from vmm.devices.protocol import Device
 from vmm.errors import SnapshotHost, SnapshotMismatch
 from vmm.snapshot.fileformat import encode, read_snapshot, write_snapshot
 from vmm.snapshot.hooks import SnapshotHooks
@@ -24,14 +22,19 @@ from vmm.snapshot.ram import Pages, capture_ram, restore_pages, restore_ram
 from vmm.snapshot.vcpu_state import MSR_IA32_TSC_DEADLINE, VcpuSnapshot, capture_vcpu, restore_vcpu, xsave_fits
 from vmm.snapshot.vm_state import VmSnapshot, capture_vm, memslot_layout, restore_clock, restore_vm
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs start-up time
+    from typing import Any, Protocol
 
-class SppMasks(Protocol):
-    """What a snapshot needs of the SPP controller (`vmm.spp.controller.Spp`)."""
+    from vmm.devices.protocol import Device
 
-    @property
-    def backend_name(self) -> str: ...
-    def masks(self) -> dict[int, int]: ...
-    def protect_pages(self, masks: dict[int, int]) -> None: ...
+    class SppMasks(Protocol):
+        """What a snapshot needs of the SPP controller (`vmm.spp.controller.Spp`)."""
+
+        @property
+        def backend_name(self) -> str: ...
+        def masks(self) -> dict[int, int]: ...
+        def protect_pages(self, masks: dict[int, int]) -> None: ...
 
 
 @dataclass

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from vmm.errors import ConfigError, ExitStatus
 from vmm.kvm.exits import Exit
 from vmm.runner.control import RunControl
 from vmm.verdict import Stop, Verdict
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
+
 KINDS = ("sync", "exits", "spp")
 Handle = Callable[[Exit], Verdict]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
