@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from vmm.cli.commands import run
 from vmm.cli.option_table import (
     CHOICE,
-    CPU_MODES,
     FLAG,
     NUMBER,
     PATH,
@@ -25,7 +24,6 @@ from vmm.cli.option_table import (
     Opt,
 )
 from vmm.cli.run_args import read_run_line
-from vmm.cpu.modes import CpuMode
 
 IMAGE = "guests/build/hello-long.bin"
 
@@ -108,10 +106,6 @@ def test_an_existing_file_click_cannot_read_is_left_to_it(tmp_path: Path, monkey
     assert read(args) is None
     assert click_values(args) is None
     assert read([IMAGE, "--handlers", str(tmp_path / "missing.py")]) is not None  # what is not there is not read
-
-
-def test_the_cpu_modes_are_cpumode_values() -> None:
-    assert tuple(m.value for m in CpuMode) == CPU_MODES
 
 
 def good_value(opt: Opt) -> st.SearchStrategy[str]:

@@ -24,7 +24,7 @@ from vmm.runner.observe import ExitStats
 from vmm.runner.runner import POWER_BUTTON_SIGNAL
 from vmm.verdict import Stop
 
-TYPE_CHECKING = False  # typing is for the type checker only: importing it costs start-up time
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from typing import Any, BinaryIO

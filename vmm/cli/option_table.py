@@ -11,6 +11,7 @@ Each option with a QEMU spelling takes one dash or two, as QEMU does.
 
 from __future__ import annotations
 
+from vmm.cpu.modes import CpuMode
 from vmm.record import TupleRecord
 
 # How an option is given.
@@ -46,7 +47,7 @@ def qemu(name: str) -> tuple[str, str]:
     return (f"-{name}", f"--{name}")
 
 
-CPU_MODES = ("real", "protected", "long")  # vmm.cpu.modes.CpuMode's values (a unit test keeps them equal)
+CPU_MODES = tuple(m.value for m in CpuMode)
 
 SNAPSHOT_OPTIONS = [
     Opt(("--snapshot-at",), "snapshot_at", metavar="sync:N|exits:N|spp:N",

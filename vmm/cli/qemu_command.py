@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-TYPE_CHECKING = False  # typing is for the type checker only: importing it costs start-up time
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
     from collections.abc import Sequence
 

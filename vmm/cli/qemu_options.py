@@ -13,7 +13,7 @@ from vmm.errors import ConfigError
 from vmm.numbers import parse_on_off
 from vmm.record import TupleRecord
 
-TYPE_CHECKING = False  # typing is for the type checker only: importing it costs start-up time
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any

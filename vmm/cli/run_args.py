@@ -15,7 +15,7 @@ import os
 from vmm.cli.option_table import CHOICE, FLAG, MULTIPLE, NUMBER, PATH, RUN_OPTIONS, SECONDS, SWITCH, Opt
 from vmm.numbers import parse_int, parse_seconds
 
-TYPE_CHECKING = False  # typing is for the type checker only: importing it costs start-up time
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -65,9 +65,8 @@ def _readable_or_missing(path: str) -> bool:
 
 def _read(args: Sequence[str], table: Sequence[Opt]) -> RunArgs:
     words = _spellings(table)
-    values: dict[str, object] = {}
-    for opt in table:
-        values[opt.dest] = [] if opt.kind == MULTIPLE else False if opt.kind == FLAG else opt.default
+    values: dict[str, object] = {opt.dest: False if opt.kind == FLAG else opt.default for opt in table}
+    listed: dict[str, list[object]] = {opt.dest: [] for opt in table if opt.kind == MULTIPLE}
     image: str | None = None
     i = 0
     while i < len(args):
@@ -90,16 +89,10 @@ def _read(args: Sequence[str], table: Sequence[Opt]) -> RunArgs:
         value = _value(opt, args[i])
         i += 1
         if opt.kind == MULTIPLE:
-            listed = values[opt.dest]
-            assert isinstance(listed, list)
-            listed.append(value)
+            listed[opt.dest].append(value)
         else:
             values[opt.dest] = value
-    for opt in table:
-        if opt.kind == MULTIPLE:
-            listed = values[opt.dest]
-            assert isinstance(listed, list)
-            values[opt.dest] = tuple(listed)
+    values.update((dest, tuple(given)) for dest, given in listed.items())  # click passes a tuple
     return image, values
 
 
