@@ -10,10 +10,10 @@ failure (10), not "bad command line", whoever raised it.
 
 from __future__ import annotations
 
-import enum
+from vmm.light_enum import LightIntEnum
 
 
-class ExitStatus(enum.IntEnum):
+class ExitStatus(LightIntEnum):
     OK = 0  # guest halted with interrupts off, or sent ucall DONE
     USAGE = 2  # bad command line, bad SPP region, bad handler or policy file (click's own status too)
     BAD_IMAGE = 4  # image missing, empty, unreadable, too large, or colliding with what the monitor places

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import sys
 from contextlib import contextmanager, suppress
 
@@ -25,6 +24,10 @@ from vmm.runner.runner import POWER_BUTTON_SIGNAL
 from vmm.verdict import Stop
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    import signal
+else:  # signal.py's C half: the same calls, without the enums signal.py builds at import
+    import _signal as signal
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from typing import Any, BinaryIO

@@ -6,10 +6,10 @@ check the exact bytes and register values without running a guest.
 
 from __future__ import annotations
 
-import enum
 import struct
 
 from vmm import layout as L
+from vmm.light_enum import LightEnum
 from vmm.record import TupleRecord
 
 # control-register and EFER bits
@@ -26,7 +26,7 @@ IO_BITMAP_BYTES = 65536 // 8
 TSS_LIMIT = TSS_SIZE + IO_BITMAP_BYTES  # includes the 0xff byte that ends the bitmap
 
 
-class CpuMode(enum.Enum):
+class CpuMode(LightEnum):
     REAL = "real"
     PROTECTED = "protected"
     LONG = "long"

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from vmm.devices.protocol import Region
+from vmm.record import TupleRecord
 from vmm.verdict import Verdict
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
@@ -46,8 +46,7 @@ BAR_IO = 1
 QEMU_SUBSYSTEM_VENDOR, QEMU_SUBSYSTEM = 0x1AF4, 0x1100
 
 
-@dataclass(frozen=True)
-class Bar:
+class Bar(TupleRecord):
     kind: Literal["io", "mmio"]
     size: int  # a power of two
     address: int  # where it is assigned at start

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from vmm.devices.pci import Bar, PciFunction
+from vmm.record import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
@@ -40,14 +40,18 @@ HEADER = struct.Struct("<BB2xIB3xI")  # test, width, offset, data, count: 16 byt
 MMIO_ADDRESS, IO_ADDRESS = 0xFE000000, 0xC000
 
 
-@dataclass
-class IoTest:
-    name: str
-    offset: int
-    match_data: bool  # count only writes of `data` with the expected width
-    eventfd: bool  # an ioeventfd consumes the writes it matches
-    data: int
-    count: int = 0
+class IoTest(Record):
+    """One of the device's tests; `count` is the writes it has seen."""
+
+    __slots__ = ("name", "offset", "match_data", "eventfd", "data", "count")  # noqa: RUF023 (the repr's order)
+
+    def __init__(self, name: str, offset: int, match_data: bool, eventfd: bool, data: int, count: int = 0) -> None:
+        self.name = name
+        self.offset = offset
+        self.match_data = match_data  # count only writes of `data` with the expected width
+        self.eventfd = eventfd  # an ioeventfd consumes the writes it matches
+        self.data = data
+        self.count = count
 
     def header(self) -> bytes:
         return HEADER.pack(0, ACCESS_WIDTH, self.offset, self.data, self.count) + self.name.encode() + b"\0"

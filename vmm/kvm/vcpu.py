@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -31,6 +30,10 @@ from vmm.kvm.calls import NULL, cast, ioctl, new
 from vmm.kvm.exits import Exit, make_run, make_serve, make_view
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    import signal
+else:  # signal.py's C half: the same calls, without the enums signal.py builds at import
+    import _signal as signal
 if TYPE_CHECKING:
     from typing import Any
 

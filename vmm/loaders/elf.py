@@ -13,10 +13,10 @@ from __future__ import annotations
 import itertools
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from vmm.errors import ImageError
 from vmm.loaders.magic import ELF_MAGIC, ELFCLASS32, ELFCLASS64
+from vmm.record import TupleRecord
 
 ELFDATA2LSB = 1
 ET_EXEC, ET_DYN = 2, 3
@@ -36,8 +36,7 @@ _PHDR64 = struct.Struct("<IIQQQQQQ")  # type, flags, offset, vaddr, paddr, files
 _MACHINES = {EM_386: "x86", EM_X86_64: "x86-64"}
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(TupleRecord):
     """Bytes to place at `paddr`, followed by zeroes up to `memsz` (the BSS part)."""
 
     paddr: int
@@ -54,8 +53,7 @@ class Segment:
         return f"{self.name} ({self.paddr:#x}-{self.end:#x})"
 
 
-@dataclass(frozen=True)
-class ElfImage:
+class ElfImage(TupleRecord):
     elf_class: int  # 32 or 64
     machine: int  # e_machine: EM_386 or EM_X86_64
     entry: int  # e_entry exactly as the file says; see resolve_entry()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from vmm import layout as L
 from vmm.errors import ConfigError, ImageError
@@ -93,8 +92,7 @@ def find_header(data: bytes) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
-class MultibootHeader:
+class MultibootHeader(TupleRecord):
     offset: int  # in the file
     flags: int
     # the a.out kludge's addresses: present exactly when flag 16 is set
@@ -152,8 +150,7 @@ def parse_header(data: bytes) -> MultibootHeader | None:
 
 
 # --- the kernel image ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class KernelImage:
+class KernelImage(TupleRecord):
     segments: tuple[Segment, ...]
     entry: int
 
@@ -221,8 +218,7 @@ def _aout_image(data: bytes, header: MultibootHeader, mem_size: int) -> KernelIm
 
 
 # --- modules -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Module:
+class Module(TupleRecord):
     path: str
     args: str
     data: bytes
@@ -237,8 +233,7 @@ def read_module(path: str, args: str = "") -> Module:
     return Module(path, args, read_guest_file(path, "module"))
 
 
-@dataclass(frozen=True)
-class PlacedModule:
+class PlacedModule(TupleRecord):
     start: int
     data: bytes
     string: str

@@ -17,22 +17,27 @@ signal is kept from doing anything else). Work that needs every other vCPU outsi
 from __future__ import annotations
 
 import contextlib
-import enum
-import signal
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from vmm.errors import RunError
 from vmm.kvm.vcpu import Vcpu
+from vmm.light_enum import LightEnum
 from vmm.record import TupleRecord
 from vmm.verdict import Stop
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    import signal
+else:  # signal.py's C half: the same calls, without the enums signal.py builds at import
+    import _signal as signal
 
 PAUSE_TIMEOUT = 10.0  # seconds to wait for the other vCPUs to park
 KICK_SIGNAL = signal.SIGUSR1
 
 
-class VcpuState(enum.Enum):
+class VcpuState(LightEnum):
     CREATED = "created"  # not yet running in this run
     RUNNING = "running"  # its thread is in the run loop (in or out of KVM_RUN)
     PARKED = "parked"  # waiting, outside KVM_RUN, for another vCPU's pause to end

@@ -16,7 +16,6 @@ whichever thread built the machine. `Vcpu.run` consumes the pending signal at th
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +32,10 @@ from vmm.runner.report import guest_state
 from vmm.verdict import Stop, Verdict
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
+if TYPE_CHECKING:
+    import signal
+else:  # signal.py's C half: the same calls, without the enums signal.py builds at import
+    import _signal as signal
 if TYPE_CHECKING:
     from typing import Any
 
