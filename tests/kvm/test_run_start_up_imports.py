@@ -3,7 +3,8 @@ plain run of a flat binary and a kernel test runner's QEMU line load none of cli
 enum, signal.py and dataclasses. Together they cost more instructions than the interpreter's own
 start-up (bench group 11); the run's line is read by vmm.cli.run_args, the modules on its path
 import typing only for the type checker, their enumerations are vmm.light_enum's, their signal
-calls come from `_signal` and their records are vmm.record's. A line that needs click (help, a refusal) still gets it."""
+calls come from `_signal` and their records are vmm.record's. A line that needs click (help, a
+refusal) still gets it."""
 
 from __future__ import annotations
 

@@ -42,8 +42,10 @@ def test_members_lookup_and_text_match_enum(light: type, real: type) -> None:
     for m, r in zip(light, real, strict=True):  # type: ignore[call-overload]
         assert light(r.value) is m and light[r.name] is m
         assert isinstance(m, light) and m in light  # type: ignore[operator]
-        assert repr(m) == repr(r).replace(real.__name__, light.__name__)
-        assert str(m) == str(r).replace(real.__name__, light.__name__) and f"{m}" == f"{r}".replace(real.__name__, light.__name__)
+        def renamed(text: str) -> str:
+            return text.replace(real.__name__, light.__name__)
+
+        assert repr(m) == renamed(repr(r)) and str(m) == renamed(str(r)) and f"{m}" == renamed(f"{r}")
         assert pickle.loads(pickle.dumps(m)) is m and copy.copy(m) is m and copy.deepcopy(m) is m
         assert hash(m) == hash(r)
     with pytest.raises(ValueError, match="is not a valid"):
@@ -55,7 +57,7 @@ def test_members_lookup_and_text_match_enum(light: type, real: type) -> None:
 
 
 def test_int_members_are_ints() -> None:
-    assert Level.HIGH == 7 and Level.HIGH + 1 == 8 and "%d" % Level.LOW == "1"
+    assert Level.HIGH == 7 and Level.HIGH + 1 == 8 and f"{Level.LOW:d}" == "1"
     assert {7: "x"}[Level.HIGH] == "x" and Level(7) is Level.HIGH
     assert Level.LOW < Level.HIGH
 
