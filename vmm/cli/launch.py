@@ -26,11 +26,10 @@ from vmm.verdict import Stop
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
     import signal
-else:  # signal.py's C half: the same calls, without the enums signal.py builds at import
-    import _signal as signal
-if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from typing import Any, BinaryIO
+else:  # signal.py's C half: the same calls, without the enums signal.py builds at import
+    import _signal as signal
 
 
 class RunOptions(TupleRecord):

@@ -32,12 +32,11 @@ from vmm.kvm.exits import Exit, make_run, make_serve, make_view
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
     import signal
-else:  # signal.py's C half: the same calls, without the enums signal.py builds at import
-    import _signal as signal
-if TYPE_CHECKING:
     from typing import Any
 
     from vmm.kvm.exits import ExitRoutes, R
+else:  # signal.py's C half: the same calls, without the enums signal.py builds at import
+    import _signal as signal
 
 _VIEW_TABLE_SIZE = 64  # exit reasons below this get a preallocated view
 RING_ENTRY = 16  # struct kvm_dirty_gfn: u32 flags, u32 slot (address space << 16 | id), u64 page offset

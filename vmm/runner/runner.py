@@ -34,10 +34,9 @@ from vmm.verdict import Stop, Verdict
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
 if TYPE_CHECKING:
     import signal
+    from typing import Any
 else:  # signal.py's C half: the same calls, without the enums signal.py builds at import
     import _signal as signal
-if TYPE_CHECKING:
-    from typing import Any
 
 STOP_GRACE = 0.75  # seconds a vCPU thread gets to leave after a stop before the run gives up on it
 # The supervisor never sleeps longer than this. Python runs signal handlers on the main thread, but
