@@ -39,12 +39,12 @@ class RealLevel(enum.IntEnum):
 def test_members_lookup_and_text_match_enum(light: type, real: type) -> None:
     assert [(m.name, m.value) for m in light] == [(m.name, m.value) for m in real]  # type: ignore[attr-defined]
     assert len(light) == len(real)  # type: ignore[arg-type]
+    def renamed(text: str) -> str:  # the real class's name in its members' text, as the light one's
+        return text.replace(real.__name__, light.__name__)
+
     for m, r in zip(light, real, strict=True):  # type: ignore[call-overload]
         assert light(r.value) is m and light[r.name] is m
         assert isinstance(m, light) and m in light  # type: ignore[operator]
-        def renamed(text: str) -> str:
-            return text.replace(real.__name__, light.__name__)
-
         assert repr(m) == renamed(repr(r)) and str(m) == renamed(str(r)) and f"{m}" == renamed(f"{r}")
         assert pickle.loads(pickle.dumps(m)) is m and copy.copy(m) is m and copy.deepcopy(m) is m
         assert hash(m) == hash(r)
