@@ -109,3 +109,31 @@ def test_the_port_index_follows_every_change() -> None:
     assert s.index[0x3F8].name == "uart" and s.index[0x3F7].name == "all"
     s.remove(0, 0x10000)
     assert s.index == {}
+
+
+def test_only_the_mapped_handler_may_let_stores_through_and_any_change_forgets_them() -> None:
+    space = mmio()
+    ram = memoryview(bytearray(0x1000))
+    engine, other = handler("engine"), handler("other")
+    space.insert(0x9000, 0x1000, engine, name="ram")
+    space.store_through(other, 0x9000 >> 7, ram, 0x9000)  # a wrapper's inner handler: no
+    assert space.stores == {}
+    space.store_through(engine, 0x9080 >> 7, ram, 0x9000)
+    assert space.stores == {0x9080 >> 7: (ram, 0x9000)}
+    live = space.stores
+    space.insert(0x9100, 0x80, other, name="device", replace=True)  # the store index goes with any change
+    assert live == {} and space.stores is live
+    space.store_through(engine, 0x9100 >> 7, ram, 0x9000)  # now the device's block
+    assert space.stores == {}
+    space.store_through(engine, 0x9000 >> 7, ram, 0x9000)
+    space.forget_stores()
+    assert space.stores == {}
+
+
+def test_a_block_the_mapping_covers_only_in_part_is_not_let_through() -> None:
+    space = mmio()
+    ram = memoryview(bytearray(0x1000))
+    engine = handler("engine")
+    space.insert(0x9000, 0x40, engine, name="ram")
+    space.store_through(engine, 0x9000 >> 7, ram, 0x9000)
+    assert space.stores == {}

@@ -236,6 +236,52 @@ def test_inject_of_a_vector_without_an_error_code_sets_none(rig: Rig) -> None:
     assert (rig.vcpu.events.exception.nr, rig.vcpu.events.exception.has_error_code) == (6, 0)
 
 
+# --- the run loop's store index: allowed sub-pages a lone vCPU stores into ---------------------
+
+
+def test_an_allowed_store_inside_one_sub_page_opens_it_to_the_run_loop(rig: Rig) -> None:
+    rig.spp.protect(TARGET, SUB1_DENIED)
+    stores = rig.host.mmio.stores
+    rig.write(TARGET + 0x7E, b"\x01\x02\x03\x04")  # denied: sub-page 1
+    rig.write(TARGET + 0x10, b"\x05\x06")
+    rig.write(TARGET + 0x17E, b"\x07\x08\x09")  # allowed, but across sub-pages 2 and 3: not indexed
+    assert list(stores) == [(TARGET + 0x10) >> 7]
+    view, start = stores[(TARGET + 0x10) >> 7]
+    assert bytes(view[TARGET + 0x10 - start : TARGET + 0x12 - start]) == b"\x05\x06"  # guest RAM itself
+    assert rig.ram(TARGET + 0x17E, 3) == b"\x07\x08\x09"
+
+
+def test_a_mask_change_empties_the_store_index(rig: Rig) -> None:
+    rig.spp.protect(TARGET, SUB1_DENIED)
+    rig.write(TARGET + 0x10, b"\x05")
+    rig.spp.protect(TARGET, 0xFFFFFFFE)  # sub-page 0 denied now: the run loop must hand it over again
+    assert rig.host.mmio.stores == {}
+    rig.write(TARGET + 0x10, b"\x06")
+    assert rig.events[0].gpa == TARGET + 0x10 and rig.host.mmio.stores == {}
+
+
+def test_while_a_snapshot_tracks_writes_the_page_is_recorded_instead(rig: Rig) -> None:
+    rig.spp.protect(TARGET, SUB1_DENIED)
+    rig.write(TARGET + 0x10, b"\x05")
+    written: set[int] = set()
+    rig.host.memory.track_writes(written)  # what a fast reset's dirty tracker does
+    assert rig.host.mmio.stores == {}
+    rig.write(TARGET + 0x10, b"\x06")
+    assert written == {TARGET} and rig.host.mmio.stores == {}
+    rig.host.memory.track_writes(None)
+    rig.write(TARGET + 0x10, b"\x07")
+    assert list(rig.host.mmio.stores) == [(TARGET + 0x10) >> 7]
+
+
+def test_a_second_writer_empties_the_store_index_for_good(rig: Rig) -> None:
+    rig.spp.protect(TARGET, SUB1_DENIED)
+    rig.write(TARGET + 0x10, b"\x05")
+    rig.host.memory.write(TARGET + 0x20, b"\x99")  # the monitor's own write, from no vCPU's thread
+    assert rig.host.mmio.stores == {}
+    rig.write(TARGET + 0x10, b"\x06")
+    assert rig.host.mmio.stores == {} and rig.ram(TARGET + 0x10, 1) == b"\x06"
+
+
 # --- fragments: an 8-byte write may be followed by more of the same instruction -------------------
 
 

@@ -39,6 +39,15 @@ def port_in(port: int, size: int = 1) -> Step:
     return fill
 
 
+def mmio_read(address: int, length: int) -> Step:
+    def fill(run: Any) -> int:
+        run.exit_reason = ke.KVM_EXIT_MMIO
+        run.mmio.phys_addr, run.mmio.len, run.mmio.is_write = address, length, 0
+        return 0
+
+    return fill
+
+
 def mmio_write(address: int, data: bytes) -> Step:
     def fill(run: Any) -> int:
         run.exit_reason = ke.KVM_EXIT_MMIO
@@ -75,7 +84,8 @@ class Target:
 
 class Played:
     """A serving loop over `steps`, with every exit each party saw: `handle`, the port router
-    (`io`), the MMIO router (`mmio`), the devices in `ports` and `refuse`."""
+    (`io`), the MMIO router (`mmio`), the devices in `ports` and `refuse`; `stores` is the store
+    index (block -> RAM view, guest address of its first byte)."""
 
     def __init__(self, steps: list[Step]) -> None:
         self.vcpu = SyntheticVcpu()
@@ -86,6 +96,7 @@ class Played:
         self.answers: dict[str, Callable[[Any], Any]] = {}
         self.ports: dict[int, Target] = {}
         self.pages: dict[int, Target] = {}
+        self.stores: dict[int, tuple[memoryview, int]] = {}
         self.declined = Declined
 
         def enter() -> int:
@@ -234,3 +245,34 @@ def test_a_page_in_the_mmio_index_goes_to_its_device_and_others_to_the_router() 
     assert p.serve() == "done"
     assert p.seen[:2] == [("page 9", (0x9010, 1, b"\x01")), ("mmio", (0xA000, 1, b"\x02"))]
     assert offsets == [0x10]
+
+
+def test_a_store_into_a_block_of_the_store_index_lands_in_ram_with_no_call() -> None:
+    ram = bytearray(0x2000)  # guest 0x8000-0x9fff
+    p = Played([mmio_write(0x9010, b"\x01\x02"), mmio_write(0x907F, b"\x03"), reason(ke.KVM_EXIT_HLT)])
+    p.stores[0x9000 >> 7] = (memoryview(ram), 0x8000)
+    p.answers["handle"] = lambda ex: "done"
+    assert p.serve() == "done"
+    assert p.seen == [("handle", "HltExit")]
+    assert ram[0x1010:0x1012] == b"\x01\x02" and ram[0x107F] == 3
+
+
+@pytest.mark.parametrize(
+    ("step", "why"),
+    [
+        (mmio_write(0x9000, b"\x11" * 8), "8 bytes: maybe one fragment of a wider store"),
+        (mmio_write(0x9FFE, b"\x22\x22"), "ends the page: maybe continued on the next"),
+        (mmio_write(0x907E, b"\x33\x33\x33"), "runs into the next block"),
+        (mmio_write(0x9080, b"\x44"), "a block not in the index"),
+        (mmio_read(0x9000, 1), "a read"),
+    ],
+)
+def test_stores_the_index_cannot_vouch_for_go_to_the_router(step: Step, why: str) -> None:
+    ram = bytearray(0x2000)
+    p = Played([step, reason(ke.KVM_EXIT_HLT)])
+    for block in (0x9000 >> 7, 0x9F80 >> 7):
+        p.stores[block] = (memoryview(ram), 0x8000)
+    p.answers["handle"] = lambda ex: "done"
+    assert p.serve() == "done"
+    assert [who for who, _ in p.seen] == ["mmio", "handle"], why
+    assert ram == bytes(0x2000), why

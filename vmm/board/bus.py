@@ -11,7 +11,10 @@ itself: at most 65,536 entries.
 The MMIO space is searched with bisect, after a one-entry cache of the last hit, since consecutive
 exits mostly go to the same device; a page that one mapping covers whole is then remembered in a
 page index (page number -> mapping) that the run loop (`Vcpu.serve`) and the MMIO router look at
-first, with no call.
+first, with no call. Last, a device may say that a plain store into a 128-byte block of its range
+goes straight to RAM (the software SPP engine does, for allowed sub-pages): the store index (block
+-> RAM view and the guest address of its first byte) lets the run loop write such a store itself,
+with no call at all. Both indexes are emptied, in place, by every change of the space.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     Handler = Callable[[Any], Verdict]
 
 PAGE = 4096
+STORE_BLOCK = 128  # the store index's unit: SPP's sub-page
 
 
 class Mapping(TupleRecord):
@@ -54,6 +58,7 @@ class AddressSpace:
         self._index: dict[int, Mapping] | None = {} if direct_index else None
         self._last: Mapping | None = None
         self._pages: dict[int, Mapping] = {}  # filled by lookup, emptied (in place) by every change
+        self._stores: dict[int, tuple[memoryview, int]] = {}  # filled by store_through, emptied likewise
 
     # --- changes ---------------------------------------------------------------------------
     def insert(
@@ -125,6 +130,7 @@ class AddressSpace:
                 self._index[a] = m
         self._last = None
         self._pages.clear()
+        self._stores.clear()
 
     def _drop(self, m: Mapping) -> None:
         i = self._maps.index(m)
@@ -136,6 +142,7 @@ class AddressSpace:
                     del self._index[a]
         self._last = None
         self._pages.clear()
+        self._stores.clear()
 
     # --- lookups ---------------------------------------------------------------------------
     def lookup(self, addr: int) -> Mapping | None:
@@ -166,6 +173,28 @@ class AddressSpace:
         """Page number -> the mapping that covers all of that page, for pages `lookup` has found
         (MMIO); the same dict for the space's life, so a router may keep its `get`."""
         return self._pages
+
+    @property
+    def stores(self) -> dict[int, tuple[memoryview, int]]:
+        """The store index: 128-byte block number (address // STORE_BLOCK) -> (RAM view, guest
+        address of view[0]), for blocks where a store of at most 7 bytes that stays inside the block
+        and does not end a page is written to RAM by the run loop instead of going to the device
+        (8-byte or page-ending MMIO writes may be one fragment of a wider store, which the device
+        must see whole). The same dict for the space's life."""
+        return self._stores
+
+    def store_through(self, handler: Handler, block: int, view: memoryview, start: int) -> None:
+        """Let plain stores into `block` go straight to RAM (`view`, whose first byte is guest
+        address `start`) until the space changes or the device calls `forget_stores`. Only the
+        handler that the block is mapped to may ask, so a device that wraps another cannot be
+        bypassed by what the inner one asks."""
+        m = self.lookup(block * STORE_BLOCK)
+        if m is not None and m.handler == handler and m.end >= (block + 1) * STORE_BLOCK:
+            self._stores[block] = (view, start)
+
+    def forget_stores(self) -> None:
+        """Empty the store index (a device whose rules changed: SPP masks, a second writer)."""
+        self._stores.clear()
 
     def mappings(self) -> list[Mapping]:
         return list(self._maps)

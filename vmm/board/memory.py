@@ -45,11 +45,20 @@ class GuestMemory:
         self.regions: list[RamRegion] = []
         # pages the monitor itself wrote (devices, loaders, SPP verdicts) while a snapshot's
         # dirty tracking is on: KVM's dirty log sees only the guest's own writes
-        self.written: set[int] | None = None
+        self.written: set[int] | None = None  # set through track_writes
+        # called whenever tracking starts or stops: code that writes guest RAM behind `view`'s
+        # back (the run loop's store index) must stop doing so, or record its pages
+        self.on_tracking: list[Callable[[], None]] = []
         # The SPP software engine's hook for the monitor's writes into pages it traps: it makes
         # them under the engine's lock, so they are atomic against a guest's locked instructions
         # there (True: written). Views handed out by `view` are the caller's to keep short.
         self.trapped_writer: Callable[[int, bytes | bytearray | memoryview], bool] | None = None
+
+    def track_writes(self, pages: set[int] | None) -> None:
+        """Record the pages the monitor writes into `pages` from now on (None: stop recording)."""
+        self.written = pages
+        for changed in self.on_tracking:
+            changed()
 
     def add_ram(self, gpa: int, size: int) -> RamRegion:
         if gpa % 4096 or size % 4096 or size <= 0:

@@ -573,7 +573,10 @@ if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs 
         an MMIO access to a page in `pages` (page number -> the device covering all of it, live),
         go straight to the device's handler, with `offset` set and a read's answer stored after
         it; a handler that raises `declined` has the access handed to `refuse` with the
-        exception. Every other port exit goes to `io`, every other MMIO exit to `mmio`."""
+        exception. A store of at most 7 bytes inside one 128-byte block in `stores` (the MMIO bus's
+        live store index: block -> RAM view and the guest address of its first byte), not ending a
+        page, is written into that RAM with no call. Every other port exit goes to `io`, every other
+        MMIO exit to `mmio`."""
 
         @property
         def io(self) -> Callable[[IoExit], R_co | None]: ...
@@ -583,6 +586,8 @@ if TYPE_CHECKING:  # named only in annotations: creating a Protocol class costs 
         def ports(self) -> Mapping[int, BusTarget]: ...
         @property
         def pages(self) -> Mapping[int, BusTarget]: ...
+        @property
+        def stores(self) -> Mapping[int, tuple[memoryview, int]]: ...
         @property
         def declined(self) -> type[Exception]: ...
         @property
@@ -630,7 +635,7 @@ def _make_entry(
     typed_get, mask_of = io._typed.get, _MASKS.get
     if routes is not None:
         route_io, route_mmio, target_of, page_target = routes.io, routes.mmio, routes.ports.get, routes.pages.get
-        declined, refuse = routes.declined, routes.refuse
+        declined, refuse, store_through = routes.declined, routes.refuse, routes.stores.get
 
     def entry() -> Any:
         while True:
@@ -675,6 +680,15 @@ def _make_entry(
                     continue
                 if reason == mmio_reason:
                     address, raw, length, is_write = mmio_unpack(page, _MMIO_OFFSET)
+                    if is_write and routes is not None:
+                        # RAM a device lets stores through to (SPP's allowed sub-pages): the store
+                        # index holds only blocks, so a store within one ends in the same block
+                        ram = store_through(address >> 7)
+                        end = address + length
+                        if ram is not None and length != 8 and end & 0xFFF and (end - 1) >> 7 == address >> 7:
+                            view, start = ram
+                            view[address - start : end - start] = raw[:length]
+                            continue
                     mmio.address = address
                     mmio.length = length
                     if is_write:

@@ -31,20 +31,21 @@ if TYPE_CHECKING:
 class Routes(TupleRecord):
     """The exit policy's routes for the two bus exits, which the run loop takes directly
     (`vmm.kvm.exits.ExitRoutes` says how): the port router, the MMIO router, the port bus's live
-    direct index, the MMIO bus's page index, the exception by which a device declines an access
+    direct index, the MMIO bus's page and store indexes, the exception by which a device declines an access
     and what a declined access then is."""
 
     io: Callable[[IoExit], Verdict]
     mmio: Callable[[MmioExit], Verdict]
     ports: dict[int, Mapping]
     pages: dict[int, Mapping]
+    stores: dict[int, tuple[memoryview, int]]
     declined: type[Exception]
     refuse: Callable[[Any, Exception], Verdict]
 
 
 def all_to(handle: Callable[[Exit], Verdict]) -> Routes:
     """Routes that hand every bus exit to `handle` too: for a run whose observers see every exit."""
-    return Routes(handle, handle, {}, {}, Unclaimed, lambda ex, e: handle(ex))
+    return Routes(handle, handle, {}, {}, {}, Unclaimed, lambda ex, e: handle(ex))
 
 
 class Pass:
@@ -140,7 +141,10 @@ class ExitPolicy:
     def routes(self) -> Routes:
         """The port and MMIO routers on their own: the run loop hands IO and MMIO exits straight
         to them (infrastructure: no user handler or claim can replace them in the table)."""
-        return Routes(self._route_io, self._route_mmio, self._port_index, self.mmio.pages, Unclaimed, self._declined)
+        return Routes(
+            self._route_io, self._route_mmio, self._port_index, self.mmio.pages, self.mmio.stores, Unclaimed,
+            self._declined,
+        )
 
     # --- the hot path ----------------------------------------------------------------------
     def _make_handle(self, table: dict[int, Handler]) -> Handler:

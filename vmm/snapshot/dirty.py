@@ -18,7 +18,7 @@ class DirtyTracker:
         """From now on, count changes from `baseline` (RAM must equal it at this moment)."""
         self.slots.set_dirty_logging(True)
         self.slots.harvest_dirty()
-        self.memory.written = set()
+        self.memory.track_writes(set())
         self.baseline = baseline
 
     def take(self) -> set[int]:
@@ -32,5 +32,5 @@ class DirtyTracker:
 
     def disarm(self) -> None:
         self.slots.set_dirty_logging(False)
-        self.memory.written = None
+        self.memory.track_writes(None)
         self.baseline = None

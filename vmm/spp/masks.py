@@ -7,7 +7,7 @@ allowed only if every sub-page it touches is allowed; a violation names the firs
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from kvm_abi.subpage import FULL_ACCESS, SUBPAGE_SIZE, SUBPAGES_PER_PAGE
 from vmm.errors import SppRequestError
@@ -37,6 +37,7 @@ class MaskTable:
 
     def __init__(self) -> None:
         self.masks: dict[int, int] = {}
+        self.on_change: list[Callable[[], None]] = []  # called after every change of a mask
 
     def get(self, page: int) -> int:
         return self.masks.get(page, FULL)
@@ -46,6 +47,8 @@ class MaskTable:
             self.masks.pop(page, None)
         else:
             self.masks[page] = mask
+        for changed in self.on_change:
+            changed()
 
     def pages(self) -> list[int]:
         return sorted(self.masks)

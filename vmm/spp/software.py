@@ -90,6 +90,10 @@ class SoftwareSpp:
         self._alone = len(host.vcpus) == 1
         # The monitor's own writes into trapped pages (devices, ucall results) take the same lock.
         self.memory.trapped_writer = self.monitor_write
+        # Allowed sub-pages a lone vCPU stores into go into the MMIO bus's store index, which the
+        # run loop writes through itself; any change of the masks empties it.
+        self.table.on_change.append(host.mmio.forget_stores)
+        self.memory.on_tracking.append(host.mmio.forget_stores)  # a snapshot must see those writes
 
     # --- slot layout -------------------------------------------------------------------------
     @property
@@ -127,6 +131,11 @@ class SoftwareSpp:
                     if start <= addr < end:
                         off = addr - start
                         view[off : off + length] = ex.data
+                        written = self.memory.written
+                        if written is not None:  # a snapshot's dirty tracking: record the page
+                            written.add(addr & ~(PAGE - 1))
+                        elif first == last:  # the next stores into this sub-page skip this call too
+                            self.host.mmio.store_through(self.handle_mmio, addr >> 7, view, start)
                         return None
                 raise GuestMemoryError(f"trapped write at {addr:#x} is outside guest RAM")
             index = ex.vcpu.index
@@ -172,6 +181,7 @@ class SoftwareSpp:
         if self._alone and self.host.control.current_vcpu() is None:
             # another thread than the one vCPU's: its locked instructions can race this from now on
             self._alone = False
+            self.host.mmio.forget_stores()
         with self.atomic.lock:
             if len(data) > PAGE:  # an image or a table: not worth logging byte for byte
                 self.memory.write_direct(gpa, data)
