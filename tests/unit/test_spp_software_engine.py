@@ -282,6 +282,63 @@ def test_a_second_writer_empties_the_store_index_for_good(rig: Rig) -> None:
     assert rig.host.mmio.stores == {} and rig.ram(TARGET + 0x10, 1) == b"\x06"
 
 
+# --- no policy and no watcher: denied stores are logged raw, made into events when read ---------
+
+
+@pytest.fixture
+def unasked() -> Iterator[tuple[Spp, SoftwareSpp, EngineVcpu]]:
+    host = FakeHost()
+    holder: list[SoftwareSpp] = []
+
+    def make_backend(spp: Spp) -> SoftwareSpp:
+        holder.append(SoftwareSpp(host, spp))
+        return holder[0]
+
+    spp = Spp(host, make_backend)
+    yield spp, holder[0], host.vcpus[0]
+    host.memory.close()
+
+
+def store(engine: SoftwareSpp, vcpu: EngineVcpu, gpa: int, data: bytes) -> Verdict:
+    return engine.handle_mmio(mmio_exit(vcpu, gpa, len(data), write=True, data=data))
+
+
+def test_unasked_denials_read_back_as_events_with_every_field(unasked: tuple[Spp, SoftwareSpp, EngineVcpu]) -> None:
+    spp, engine, vcpu = unasked
+    spp.protect(TARGET, SUB1_DENIED)
+    assert store(engine, vcpu, TARGET + 0x7E, b"\x01\x02\x03") is None  # runs into denied sub-page 1
+    assert store(engine, vcpu, TARGET + 0x90, b"\x04") is None
+    assert engine.memory.read(TARGET + 0x7E, 3) == bytes(3) and engine.memory.read(TARGET + 0x90, 1) == bytes(1)
+    first, second = spp.events
+    rip = vcpu.synced_rip()
+    assert first == SppEvent(TARGET + 0x80, SUB1_DENIED, 0, rip, "software", TARGET + 0x7E, 3, b"\x01\x02\x03")
+    assert (second.gpa, second.write_gpa, second.size, second.data) == (TARGET + 0x90, TARGET + 0x90, 1, b"\x04")
+
+
+def test_the_event_list_is_one_list_that_a_caller_may_clear(unasked: tuple[Spp, SoftwareSpp, EngineVcpu]) -> None:
+    spp, engine, vcpu = unasked
+    spp.protect(TARGET, SUB1_DENIED)
+    log = spp.events
+    store(engine, vcpu, TARGET + 0x90, b"\x01")
+    assert spp.events is log and len(log) == 1
+    log.clear()
+    store(engine, vcpu, TARGET + 0x91, b"\x02")
+    assert [e.gpa for e in spp.events] == [TARGET + 0x91] and all(isinstance(e, SppEvent) for e in log)
+
+
+def test_raw_and_judged_events_keep_their_order_and_the_limit(unasked: tuple[Spp, SoftwareSpp, EngineVcpu]) -> None:
+    spp, engine, vcpu = unasked
+    spp.protect(TARGET, SUB1_DENIED)
+    spp.keep_events = 4
+    for i in range(3):
+        store(engine, vcpu, TARGET + 0x80 + i, b"\x01")  # logged raw
+    spp.add_policy(lambda event: None)  # someone to ask now: judged, an SppEvent from the start
+    for i in range(3, 6):
+        store(engine, vcpu, TARGET + 0x80 + i, b"\x01")
+    # at the fifth the four kept were halved: the third to the sixth are left
+    assert [e.gpa - TARGET - 0x80 for e in spp.events] == [2, 3, 4, 5]
+
+
 # --- fragments: an 8-byte write may be followed by more of the same instruction -------------------
 
 

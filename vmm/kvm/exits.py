@@ -684,11 +684,12 @@ def _make_entry(
                         # RAM a device lets stores through to (SPP's allowed sub-pages): the store
                         # index holds only blocks, so a store within one ends in the same block
                         ram = store_through(address >> 7)
-                        end = address + length
-                        if ram is not None and length != 8 and end & 0xFFF and (end - 1) >> 7 == address >> 7:
-                            view, start = ram
-                            view[address - start : end - start] = raw[:length]
-                            continue
+                        if ram is not None:
+                            end = address + length
+                            if length != 8 and end & 0xFFF and (end - 1) >> 7 == address >> 7:
+                                view, start = ram
+                                view[address - start : end - start] = raw[:length]
+                                continue
                     mmio.address = address
                     mmio.length = length
                     if is_write:

@@ -59,6 +59,10 @@ class Vcpu:
         if sync_regs:
             self.kvm_run.kvm_valid_regs = constants.KVM_SYNC_X86_REGS
         self._sync_gprs = self.kvm_run.s.regs.regs
+        # RIP as one word of a memoryview: read at every SPP event, and a cffi field read costs
+        # several times a memoryview index
+        rip_bytes = ffi.buffer(ffi.addressof(self._sync_gprs, "rip"), 8)
+        self._rip: Any = memoryview(rip_bytes).cast("Q") if sync_regs else None
         self._views: list[Exit] = [make_view(self, self.kvm_run, r) for r in range(_VIEW_TABLE_SIZE)]
         self._intr = self._views[ke.KVM_EXIT_INTR]
         self.kick_signal: int | None = None  # the signal that kicks this vCPU out of KVM_RUN
@@ -192,7 +196,8 @@ class Vcpu:
         return self._views[reason] if reason < _VIEW_TABLE_SIZE else make_view(self, self.kvm_run, reason)
 
     def synced_rip(self) -> int | None:
-        return int(self._sync_gprs.rip) if self.sync_regs else None
+        rip = self._rip
+        return rip[0] if rip is not None else None
 
     @property
     def sync_gprs(self) -> Any:

@@ -37,7 +37,7 @@ class MaskTable:
 
     def __init__(self) -> None:
         self.masks: dict[int, int] = {}
-        self.on_change: list[Callable[[], None]] = []  # called after every change of a mask
+        self.on_change: list[Callable[[int], None]] = []  # called with the page after every mask change
 
     def get(self, page: int) -> int:
         return self.masks.get(page, FULL)
@@ -48,7 +48,7 @@ class MaskTable:
         else:
             self.masks[page] = mask
         for changed in self.on_change:
-            changed()
+            changed(page)
 
     def pages(self) -> list[int]:
         return sorted(self.masks)

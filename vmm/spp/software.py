@@ -92,8 +92,14 @@ class SoftwareSpp:
         self.memory.trapped_writer = self.monitor_write
         # Allowed sub-pages a lone vCPU stores into go into the MMIO bus's store index, which the
         # run loop writes through itself; any change of the masks empties it.
-        self.table.on_change.append(host.mmio.forget_stores)
         self.memory.on_tracking.append(host.mmio.forget_stores)  # a snapshot must see those writes
+        # Sub-page number (gpa >> 7) -> its page's mask, for every denied sub-page: the trapped-
+        # write path judges a store with one or two lookups, no mask arithmetic (each integer
+        # operation costs about as much as a dict lookup, and the path ran thirty of them).
+        self._denied: dict[int, int] = {}
+        for page in self.table.masks:
+            self._mask_changed(page)
+        self.table.on_change.append(self._mask_changed)
 
     # --- slot layout -------------------------------------------------------------------------
     @property
@@ -113,34 +119,49 @@ class SoftwareSpp:
     def apply(self, pages: list[int]) -> None:
         self.host.slots.relayout(self.wanted_trapped())
 
+    def _mask_changed(self, page: int) -> None:
+        self.host.mmio.forget_stores()
+        mask, first, denied = self.table.get(page), page >> 7, self._denied
+        for i in range(PAGE >> 7):
+            if mask >> i & 1:
+                denied.pop(first + i, None)
+            else:
+                denied[first + i] = mask
+
     # --- the trapped-write path ------------------------------------------------------------
     def handle_mmio(self, ex: MmioExit) -> Verdict:
         addr, length = ex.address, ex.length
         if not ex.is_write:  # only in the window of a slot update: serve it from RAM
             ex.data = self.memory.read(addr, length)
             return None
-        if length != 8 and (addr + length) & (PAGE - 1):
-            # The common case, one fragment inside one page: judge it with two shifts and copy
-            # it straight from the exit into RAM.
-            mask = self.table.masks.get(addr & ~(PAGE - 1), FULL)
-            first, last = (addr & (PAGE - 1)) >> 7, ((addr + length - 1) & (PAGE - 1)) >> 7
-            span = (1 << (last - first + 1)) - 1
-            bits = (mask >> first) & span
-            if bits == span and self._alone:
-                for start, end, view in self._ram:  # written here, not by a call: every allowed store comes here
-                    if start <= addr < end:
-                        off = addr - start
-                        view[off : off + length] = ex.data
+        end = addr + length
+        if length != 8 and end & 0xFFF:
+            # The common case, one fragment inside one page (KVM splits a store at a page end), so
+            # in one sub-page or two neighbours: judged by looking both up, an allowed one copied
+            # straight from the exit into RAM.
+            denied_mask = self._denied.get
+            last = (end - 1) >> 7
+            mask = denied_mask(addr >> 7)
+            if mask is not None:
+                denied = addr
+            else:
+                mask = denied_mask(last)
+                denied = last << 7
+            if mask is None and self._alone:
+                for start, stop, view in self._ram:  # written here, not by a call: every allowed store comes here
+                    if start <= addr < stop:
+                        view[addr - start : end - start] = ex.data
                         written = self.memory.written
                         if written is not None:  # a snapshot's dirty tracking: record the page
-                            written.add(addr & ~(PAGE - 1))
-                        elif first == last:  # the next stores into this sub-page skip this call too
-                            self.host.mmio.store_through(self.handle_mmio, addr >> 7, view, start)
+                            written.add(addr & ~0xFFF)
+                        elif last == addr >> 7:  # the next stores into this sub-page skip this call too
+                            self.host.mmio.store_through(self.handle_mmio, last, view, start)
                         return None
                 raise GuestMemoryError(f"trapped write at {addr:#x} is outside guest RAM")
-            index = ex.vcpu.index
+            exiting = ex.vcpu
+            index = exiting.index
             atomic = self.atomic
-            if bits == span:
+            if mask is None:
                 with atomic.lock:
                     frags: Fragments = [(addr, ex.data)]
                     if atomic.seen.get(index, -1) != atomic.generation:
@@ -149,19 +170,22 @@ class SoftwareSpp:
                     atomic.write(frags)
                     atomic.seen[index] = atomic.generation
                 return None
-            # the lowest clear bit of `bits` is the first denied sub-page the store touches
-            sub = first + ((~bits & span) & -(~bits & span)).bit_length() - 1
-            denied = max(addr, (addr & ~(PAGE - 1)) + (sub << 7))
+            taken: Fragments | None = None  # what a racing locked instruction really writes
             if self._alone:
-                frags, redo, look = [(addr, ex.data)], None, False
+                data, redo, look = ex.data, None, False
             else:
                 with atomic.lock:
-                    frags, redo, look = self._denied_access(self.host.vcpu(index), [(addr, ex.data)])
-            data = frags[0][1]
-            event = SppEvent(denied, mask, index, ex.vcpu.synced_rip(), "software", addr, length, data)
-            verdict = self.spp.judge(event)
-            if verdict is DENY:  # the default: nothing to carry out, the write is simply not applied
+                    taken, redo, look = self._denied_access(self.host.vcpu(index), [(addr, ex.data)])
+                data = taken[0][1]
+            spp = self.spp
+            if not spp.policies and not spp.watchers:  # no one to ask: denied, logged raw
+                spp.log_denied((denied, mask, index, exiting.synced_rip(), "software", addr, length, data))
                 return None
+            event = SppEvent(denied, mask, index, exiting.synced_rip(), "software", addr, length, data)
+            verdict = spp.judge(event)
+            if verdict is DENY:  # nothing to carry out, the write is simply not applied
+                return None
+            frags = taken if taken is not None else [(addr, data)]
             pending = _Pending(self, frags, self.host.vcpu(index), redo, look=look, retired=True)
             return carry_out(verdict, event, pending)
         whole: Fragments = [(addr, ex.data)]
