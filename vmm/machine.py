@@ -30,9 +30,7 @@ from vmm.kvm.system import Kvm
 from vmm.loaders.image import place_flat
 from vmm.runner.observe import ExitStats
 from vmm.runner.policy import ExitPolicy
-from vmm.runner.records import ExitRecorder, recording_loop
 from vmm.runner.runner import Observer, Runner, RunResult
-from vmm.snapshot.hooks import SnapshotHooks
 from vmm.verdict import Stop
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: that costs start-up time
@@ -44,7 +42,9 @@ if TYPE_CHECKING:
     from vmm.debug.watch import Watchpoints
     from vmm.msr.events import MsrExits, MsrHandler, MsrSpec
     from vmm.runner.policy import Handler
+    from vmm.runner.records import ExitRecorder
     from vmm.snapshot.dirty import DirtyTracker
+    from vmm.snapshot.hooks import SnapshotHooks
     from vmm.snapshot.state import MsrLists, Snapshot, SppMasks
     from vmm.snapshot.trigger import Trigger
     from vmm.spp.controller import Spp
@@ -107,7 +107,7 @@ class Machine:
         self.timeline: ExitRecorder | None = None  # vmm.runner.timeline.ExitTimeline
         self.spp: Spp | None = None
         self.observers: list[Observer] = []  # wrap the exit policy, after statistics and tracing
-        self.snapshot_hooks = SnapshotHooks()
+        self._snapshot_hooks: SnapshotHooks | None = None  # made at first use: most runs take no snapshot
         self._msrs: MsrLists | None = None  # made at the first snapshot (the snapshot code loads then)
         self._dirty: DirtyTracker | None = None
         self.reset_seconds = (0.0, 0.0, 0.0)  # the last reset's memory, vCPU/VM and device time
@@ -120,6 +120,15 @@ class Machine:
         self.console_monitor: Any = None
 
     # --- what the board holds -------------------------------------------------------------
+    @property
+    def snapshot_hooks(self) -> SnapshotHooks:
+        """The state hooks snapshots save and restore (handlers' and policies' own state)."""
+        if self._snapshot_hooks is None:
+            from vmm.snapshot.hooks import SnapshotHooks
+
+            self._snapshot_hooks = SnapshotHooks()
+        return self._snapshot_hooks
+
     @property
     def mem_size(self) -> int:
         return self.board.mem_size
@@ -365,7 +374,11 @@ class Machine:
         if self.stats is not None:
             watching.insert(0, self.stats)
         observers: list[Observer] = ([self.stats.wrap] if self.stats is not None else []) + self.observers
-        loop = recording_loop([r.put for _, r in recorders]) if recorders else None
+        loop = None
+        if recorders:  # loaded only for a trace or a timeline: a plain run's start-up skips it
+            from vmm.runner.records import recording_loop
+
+            loop = recording_loop([r.put for _, r in recorders])
         if self.spp is not None:
             for o in watching:
                 self.spp.watch(o.on_spp)

@@ -211,8 +211,6 @@ def triple_fault_without_reboot(ex: ShutdownExit) -> Stop:
 def run_loaded(m: Machine, o: RunOptions, outputs: RunOutputs) -> int:
     """The part of a run after the machine is built: handlers, observers, the snapshot point,
     the run itself and what it prints."""
-    from vmm.snapshot.hooks import register_module_hooks
-
     err = sys.stderr
     check_snapshot_options(o)
     if o.no_reboot:
@@ -232,6 +230,7 @@ def run_loaded(m: Machine, o: RunOptions, outputs: RunOutputs) -> int:
             m.on_msr(indices, reads=reads, writes=writes)
     if o.handler_files:
         from vmm.cli.userfile import call_entry, load_user_file  # importlib's machinery: only for user files
+        from vmm.snapshot.hooks import register_module_hooks
     for path in o.handler_files:
         module = load_user_file(path, "handlers")
         call_entry(module, path, "handlers", "setup", m)
